@@ -1,0 +1,103 @@
+"""What every stage job needs, built once per job, and the bookkeeping around a stage."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from redis import Redis
+from rq import get_current_job
+
+from shared.errors import PipelineError
+from shared.params import PipelineParams, load_params
+from shared.queues import connect
+from shared.runs import RunStore, now
+from shared.settings import Settings, get_settings
+from shared.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageContext:
+    """Settings, parameters and connections for one job; connections made on first use."""
+
+    settings: Settings
+
+    @cached_property
+    def params(self) -> PipelineParams:
+        return load_params(self.settings.pipeline_config)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return connect(self.settings.redis_url)
+
+    @cached_property
+    def runs(self) -> RunStore:
+        return RunStore(self.redis, self.settings.run_ttl_seconds)
+
+    @cached_property
+    def tracker(self) -> Tracker:
+        return Tracker(self.settings)
+
+
+def job_context() -> StageContext:
+    """The context of the job being performed."""
+    return StageContext(get_settings())
+
+
+def _retries_left() -> int:
+    job = get_current_job()
+    return int(job.retries_left or 0) if job is not None else 0
+
+
+def _cancel_retries() -> None:
+    """Bad data or config fails at once: retrying the same input cannot help."""
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0
+
+
+def run_tracked(
+    context: StageContext, run_id: str, field: str, work: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run one stage's work, recording start, finish or failure in the run's status."""
+    attempt = int(context.runs.field(run_id, field).get("attempts", 0)) + 1
+    job = get_current_job()
+    context.runs.update(
+        run_id, field, state="started", started_at=now(), attempts=attempt, error=None,
+        job_id=job.id if job else None,
+    )
+    try:
+        outputs = work()
+    except PipelineError as error:
+        _cancel_retries()
+        fail_run(context, run_id, field, str(error))
+        raise
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        if _retries_left() > 0:
+            log.warning("run %s %s attempt %d failed, will retry: %s", run_id, field, attempt,
+                        reason)
+            context.runs.update(run_id, field, state="retrying",
+                                error=f"attempt {attempt} failed: {reason}")
+        else:
+            fail_run(context, run_id, field, reason)
+        raise
+    context.runs.update(run_id, field, state="finished", ended_at=now(), **outputs)
+    return outputs
+
+
+def fail_run(context: StageContext, run_id: str, field: str, reason: str) -> None:
+    """Mark a stage failed for good and close the run's MLflow parent run as failed."""
+    log.error("run %s %s failed: %s", run_id, field, reason)
+    record = context.runs.update(run_id, field, state="failed", ended_at=now(), error=reason)
+    parent = record.get("parent_run_id") or context.runs.field(run_id, "stage:prep").get(
+        "parent_run_id"
+    )
+    if parent:
+        try:
+            context.tracker.end_run(parent, "FAILED")
+        except Exception:  # noqa: BLE001 - the stage's own failure is what must be reported
+            log.exception("could not mark MLflow run %s failed", parent)

@@ -1,0 +1,85 @@
+"""Prep stage: raw listings file in, cleaned Parquet keyed by content hash out, quality logged."""
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from services.workers.context import StageContext, job_context, run_tracked
+from shared.cleaning import CleanReport, clean_listings
+from shared.errors import DataError
+from shared.provenance import git_commit, library_versions
+from shared.queues import enqueue_training
+from shared.storage import file_md5, processed_path, read_raw_listings, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _report_path(dataset: Path) -> Path:
+    return dataset.with_suffix(".report.json")
+
+
+def clean_once(raw_path: Path, processed_dir: Path) -> tuple[str, Path, CleanReport]:
+    """Clean a raw file unless its content was cleaned before; returns hash, dataset, report."""
+    if not raw_path.is_file():
+        raise DataError(f"raw listings file not found: {raw_path}")
+    data_hash = file_md5(raw_path)
+    dataset = processed_path(processed_dir, data_hash)
+    report_file = _report_path(dataset)
+    if dataset.is_file() and report_file.is_file():
+        log.info("reusing %s for %s", dataset, raw_path)
+        return data_hash, dataset, CleanReport(**json.loads(report_file.read_text()))
+    clean, report = clean_listings(read_raw_listings(raw_path))
+    write_parquet_atomic(clean, dataset)
+    # The report lands last: its presence means the dataset beside it is complete.
+    report_file.write_text(json.dumps(asdict(report)))
+    return data_hash, dataset, report
+
+
+def run_prep(context: StageContext, run_id: str, data_path: str) -> dict[str, Any]:
+    """Clean the data, open the run's MLflow parent run and log the data-quality figures."""
+    settings, tracker = context.settings, context.tracker
+    raw_path = settings.resolve(Path(data_path))
+    data_hash, dataset, report = clean_once(raw_path, settings.resolve(context.params.prep.processed_dir))
+    versions = library_versions()
+    parent = tracker.ensure_pipeline_run(
+        run_id,
+        {"data_hash": data_hash, "data_path": data_path, "git_commit": git_commit(),
+         **{f"lib.{name}": version for name, version in versions.items()}},
+    )
+    quality = tracker.finished_child_run(run_id, "data-quality", "data-quality")
+    if quality is None:
+        quality_id = tracker.start_child_run(parent, run_id, "data-quality", "data-quality")
+        metrics = {"rows_in": report.rows_in, "rows_out": report.rows_out}
+        metrics |= {f"dropped_{reason}": n for reason, n in report.dropped.items()}
+        metrics |= {f"rows_{label.lower()}": n for label, n in report.per_category.items()}
+        tracker.log_values(quality_id, {"data_path": data_path, "data_hash": data_hash}, metrics)
+        tracker.log_dict(quality_id, asdict(report), "data_quality.json")
+        tracker.end_run(quality_id)
+    else:
+        quality_id = quality.info.run_id
+    return {
+        "data_path": data_path,
+        "data_hash": data_hash,
+        "processed_path": str(dataset),
+        "parent_run_id": parent,
+        "data_quality_run_id": quality_id,
+        "rows_in": report.rows_in,
+        "rows_out": report.rows_out,
+        "dropped": report.dropped,
+        "candidates": [c.name for c in context.params.train.candidates],
+    }
+
+
+def prep_job(run_id: str, data_path: str) -> dict[str, Any]:
+    """RQ entry: prepare the data, then enqueue one train job per candidate and the select."""
+    context = job_context()
+    outputs = run_tracked(context, run_id, "stage:prep", lambda: run_prep(context, run_id, data_path))
+    inputs = {key: outputs[key] for key in
+              ("data_hash", "processed_path", "parent_run_id", "candidates")}
+    for name in outputs["candidates"]:
+        if not context.runs.field(run_id, f"candidate:{name}"):  # a retry keeps their progress
+            context.runs.update(run_id, f"candidate:{name}", state="queued")
+    enqueue_training(context.redis, context.settings, run_id, outputs["candidates"], inputs)
+    return outputs

@@ -1,0 +1,66 @@
+"""Train stage: fit one candidate on the shared split, score it, log it as a child run."""
+
+from pathlib import Path
+from typing import Any
+
+from services.workers.context import StageContext, job_context, run_tracked
+from shared.modeling import (
+    Split,
+    fit_candidate,
+    measure_serving,
+    probabilities,
+    score_predictions,
+    split_dataset,
+)
+from shared.params import PipelineParams
+from shared.storage import read_parquet
+
+# Metrics a run's status shows per candidate; MLflow holds them all.
+SUMMARY_METRICS = ("accuracy", "f1_macro", "roc_auc_ovr", "recall_lux", "fit_seconds",
+                   "model_size_bytes", "predict_ms_single_row")
+
+
+def load_split(params: PipelineParams, processed_path: str) -> Split:
+    """The run's shared train/test split of the cleaned dataset."""
+    return split_dataset(read_parquet(Path(processed_path)), params.split.test_size,
+                         params.split.random_state)
+
+
+def summary(metrics: dict[str, float]) -> dict[str, float]:
+    return {key: round(metrics[key], 6) for key in SUMMARY_METRICS if key in metrics}
+
+
+def run_train(context: StageContext, run_id: str, name: str,
+              inputs: dict[str, Any]) -> dict[str, Any]:
+    """Fit, score and log one candidate; a candidate already logged by an earlier try is kept."""
+    tracker, params = context.tracker, context.params
+    done = tracker.finished_child_run(run_id, "candidate", name)
+    if done is not None and "model_uri" in done.data.tags:
+        return {"mlflow_run_id": done.info.run_id, "metrics": summary(done.data.metrics)}
+    spec = params.train.candidate(name)
+    split = load_split(params, inputs["processed_path"])
+    child = tracker.start_child_run(inputs["parent_run_id"], run_id, "candidate", name,
+                                    tags={"data_hash": inputs["data_hash"]})
+    try:
+        tracker.log_values(
+            child,
+            {"estimator": spec.estimator, "features": spec.features, **spec.params,
+             "test_size": params.split.test_size, "split_random_state": params.split.random_state},
+            {},
+        )
+        pipeline, fit_seconds = fit_candidate(spec, split)
+        metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
+        metrics |= measure_serving(pipeline, split.x_test) | {"fit_seconds": fit_seconds}
+        tracker.log_values(child, {}, metrics)
+        tracker.log_model(child, pipeline, split.x_test.head(5))
+    except BaseException:
+        tracker.end_run(child, "FAILED")
+        raise
+    return {"mlflow_run_id": child, "metrics": summary(metrics)}
+
+
+def train_job(run_id: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """RQ entry: train one candidate of a run."""
+    context = job_context()
+    return run_tracked(context, run_id, f"candidate:{name}",
+                       lambda: run_train(context, run_id, name, inputs))

@@ -1,0 +1,138 @@
+"""Candidate models: build, split, fit and score. Pure: frames in, fitted pipelines and dicts out."""
+
+import io
+import pickle
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.dummy import DummyClassifier
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+
+from shared.errors import ConfigError
+from shared.features import build_preprocessor, feature_columns
+from shared.schema import MODEL_INPUTS, PRICE_CATEGORIES, TARGET
+
+ESTIMATORS: dict[str, type] = {
+    "random_forest": RandomForestClassifier,
+    "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "logistic_regression": LogisticRegression,
+    "dummy": DummyClassifier,
+}
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One row of the candidate grid: a name, an estimator kind, a feature set, parameters."""
+
+    name: str
+    estimator: str
+    features: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Split:
+    """The shared train/test split every candidate and the champion are scored on."""
+
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def split_dataset(clean: pd.DataFrame, test_size: float, random_state: int) -> Split:
+    """Split cleaned listings into model inputs and category, as the notebook did."""
+    x = clean[["id", *MODEL_INPUTS]]
+    y = clean[TARGET]
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=random_state
+    )
+    return Split(x_train, x_test, y_train, y_test)
+
+
+def build_pipeline(spec: CandidateSpec) -> Pipeline:
+    """The full model: request fields in, class probabilities out."""
+    try:
+        estimator_class = ESTIMATORS[spec.estimator]
+    except KeyError:
+        raise ConfigError(
+            f"candidate {spec.name!r}: unknown estimator {spec.estimator!r}; "
+            f"known: {', '.join(ESTIMATORS)}"
+        ) from None
+    params = dict(spec.params)
+    if spec.estimator == "hist_gradient_boosting":
+        # Categoricals come first out of the preprocessor; tell the booster which they are.
+        categorical, _ = feature_columns(spec.features)
+        params.setdefault("categorical_features", list(range(len(categorical))))
+    try:
+        estimator = estimator_class(**params)
+    except TypeError as error:
+        raise ConfigError(f"candidate {spec.name!r}: {error}") from None
+    return Pipeline([("features", build_preprocessor(spec.features)), ("model", estimator)])
+
+
+def fit_candidate(spec: CandidateSpec, split: Split) -> tuple[Pipeline, float]:
+    """Fit a candidate on the training split; returns the pipeline and fit seconds."""
+    pipeline = build_pipeline(spec)
+    started = time.perf_counter()
+    pipeline.fit(split.x_train, split.y_train)
+    fit_seconds = time.perf_counter() - started
+    make_single_threaded(pipeline)
+    return pipeline, fit_seconds
+
+
+def make_single_threaded(pipeline: Pipeline) -> None:
+    """Serve with one thread whatever training used: one process per core scales, threads don't."""
+    model = pipeline.named_steps["model"]
+    if "n_jobs" in model.get_params():
+        model.set_params(n_jobs=1)
+
+
+def probabilities(pipeline: Pipeline, x: pd.DataFrame) -> pd.DataFrame:
+    """Class probabilities with columns in the fixed label order Low, Mid, High, Lux."""
+    proba = pipeline.predict_proba(x)
+    frame = pd.DataFrame(proba, columns=list(pipeline.classes_), index=x.index)
+    return frame.reindex(columns=list(PRICE_CATEGORIES), fill_value=0.0)
+
+
+def score_predictions(y_true: pd.Series, proba: pd.DataFrame) -> dict[str, float]:
+    """Accuracy, macro F1, one-vs-rest ROC AUC and per-class precision / recall / F1."""
+    labels = list(PRICE_CATEGORIES)
+    predicted = proba.idxmax(axis=1)
+    ordered = sorted(labels)  # roc_auc_score wants its labels sorted, columns to match
+    metrics = {
+        "accuracy": float(accuracy_score(y_true, predicted)),
+        "f1_macro": float(f1_score(y_true, predicted, labels=labels, average="macro")),
+        "roc_auc_ovr": float(
+            roc_auc_score(y_true, proba[ordered].to_numpy(), multi_class="ovr", labels=ordered)
+        ),
+    }
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, predicted, labels=labels, zero_division=0
+    )
+    for i, label in enumerate(labels):
+        key = label.lower()
+        metrics[f"precision_{key}"] = float(precision[i])
+        metrics[f"recall_{key}"] = float(recall[i])
+        metrics[f"f1_{key}"] = float(f1[i])
+    return metrics
+
+
+def measure_serving(pipeline: Pipeline, x: pd.DataFrame, repeats: int = 20) -> dict[str, float]:
+    """Model size in bytes and median single-row predict time in milliseconds."""
+    buffer = io.BytesIO()
+    pickle.dump(pipeline, buffer)
+    row = x.iloc[[0]]
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pipeline.predict_proba(row)
+        timings.append((time.perf_counter() - started) * 1000)
+    return {"model_size_bytes": float(buffer.tell()), "predict_ms_single_row": float(np.median(timings))}

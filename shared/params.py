@@ -1,0 +1,90 @@
+"""Pipeline parameters from config/pipeline.yaml, validated once and passed explicitly."""
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from shared.errors import ConfigError
+from shared.modeling import ESTIMATORS, CandidateSpec
+
+SELECTABLE_METRICS = ("accuracy", "f1_macro", "roc_auc_ovr")
+
+
+class PrepParams(BaseModel):
+    processed_dir: Path = Path("data/processed")
+
+
+class SplitParams(BaseModel):
+    test_size: float = Field(0.15, gt=0, lt=1)
+    random_state: int = 1
+
+
+class CandidateParams(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    estimator: str
+    features: str
+    params: dict[str, object] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    @classmethod
+    def _known_estimator(cls, value: str) -> str:
+        if value not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {value!r}; known: {', '.join(ESTIMATORS)}")
+        return value
+
+    def spec(self) -> CandidateSpec:
+        return CandidateSpec(self.name, self.estimator, self.features, dict(self.params))
+
+
+class TrainParams(BaseModel):
+    candidates: list[CandidateParams] = Field(min_length=1)
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, value: list[CandidateParams]) -> list[CandidateParams]:
+        names = [c.name for c in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidate names must be unique: {names}")
+        return value
+
+    def candidate(self, name: str) -> CandidateSpec:
+        for candidate in self.candidates:
+            if candidate.name == name:
+                return candidate.spec()
+        raise ConfigError(f"no candidate named {name!r} in the grid")
+
+
+class SelectParams(BaseModel):
+    metric: str = "roc_auc_ovr"
+
+    @field_validator("metric")
+    @classmethod
+    def _selectable(cls, value: str) -> str:
+        if value not in SELECTABLE_METRICS:
+            raise ValueError(f"metric must be one of {', '.join(SELECTABLE_METRICS)}")
+        return value
+
+
+class ExplainParams(BaseModel):
+    sample_size: int = Field(500, ge=10)
+    top_features: int = Field(15, ge=1)
+
+
+class PipelineParams(BaseModel):
+    """All stage parameters of one pipeline run."""
+
+    prep: PrepParams = PrepParams()
+    split: SplitParams = SplitParams()
+    train: TrainParams
+    select: SelectParams = SelectParams()
+    explain: ExplainParams = ExplainParams()
+
+
+def load_params(path: Path) -> PipelineParams:
+    """Read and validate the pipeline YAML; a bad file is a ConfigError naming the problem."""
+    try:
+        document = yaml.safe_load(path.read_text())
+        return PipelineParams.model_validate(document)
+    except (OSError, yaml.YAMLError, ValidationError) as error:
+        raise ConfigError(f"invalid pipeline parameters in {path}: {error}") from error

@@ -1,0 +1,97 @@
+"""Evaluation and explanation figures. Pure: data in, matplotlib figures out, nothing saved."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # workers have no display; set before pyplot is imported anywhere
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import shap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: E402
+
+from shared.explaining import Explanation  # noqa: E402
+from shared.schema import PRICE_CATEGORIES  # noqa: E402
+
+
+def importance_bars(importances: dict[str, dict[str, float]], top: int) -> Figure:
+    """Mean |SHAP| per feature, one bar group per class, the top features overall."""
+    frame = pd.DataFrame(importances)
+    frame = frame.loc[frame.sum(axis=1).sort_values(ascending=False).index[:top]]
+    figure = Figure(figsize=(8, 0.4 * len(frame) + 1.5))
+    axes = figure.add_subplot()
+    frame.iloc[::-1].plot.barh(ax=axes, stacked=True)
+    axes.set_xlabel("mean |SHAP value| (probability contribution)")
+    axes.set_title("Feature importance per price category")
+    figure.tight_layout()
+    return figure
+
+
+def beeswarm(explanation: Explanation, label: str, top: int) -> Figure:
+    """SHAP summary (beeswarm) of one class: how each feature's values push towards it."""
+    index = explanation.classes.index(label)
+    values = shap.Explanation(
+        values=explanation.values[:, :, index],
+        data=explanation.features.to_numpy(),
+        feature_names=list(explanation.features.columns),
+    )
+    figure = plt.figure(figsize=(8, 6))
+    shap.plots.beeswarm(values, max_display=top, show=False)
+    figure.suptitle(f"SHAP summary for {label}")
+    plt.close(figure)  # detach from pyplot's registry; the figure object stays usable
+    return figure
+
+
+def confusion_figure(y_true: pd.Series, y_pred: pd.Series) -> Figure:
+    """Confusion matrix normalised per true class."""
+    labels = list(PRICE_CATEGORIES)
+    matrix = confusion_matrix(y_true, y_pred, labels=labels, normalize="true")
+    figure = Figure(figsize=(5.5, 4.5))
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), value in np.ndenumerate(matrix):
+        axes.text(col, row, f"{value:.2f}", ha="center", va="center",
+                  color="white" if value > 0.5 else "black")
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    return figure
+
+
+def class_report_figure(y_true: pd.Series, y_pred: pd.Series) -> Figure:
+    """Per-class precision, recall and support."""
+    labels = list(PRICE_CATEGORIES)
+    precision, recall, _, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    figure = Figure(figsize=(9, 4))
+    scores, counts = figure.subplots(1, 2)
+    positions = np.arange(len(labels))
+    scores.bar(positions - 0.2, precision, 0.4, label="precision")
+    scores.bar(positions + 0.2, recall, 0.4, label="recall")
+    scores.set_xticks(positions, labels)
+    scores.set_ylim(0, 1)
+    scores.legend()
+    counts.bar(positions, support, color="grey")
+    counts.set_xticks(positions, labels)
+    counts.set_title("support (test rows)")
+    figure.tight_layout()
+    return figure
+
+
+def price_by_neighbourhood(clean: pd.DataFrame) -> Figure:
+    """Distribution of nightly prices per borough (log scale: prices are heavy-tailed)."""
+    boroughs = sorted(clean["neighbourhood"].unique())
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.add_subplot()
+    axes.boxplot([clean.loc[clean["neighbourhood"] == b, "price"] for b in boroughs],
+                 tick_labels=boroughs, showfliers=False)
+    axes.set_yscale("log")
+    axes.set_ylabel("nightly price (USD)")
+    axes.set_title("Price by neighbourhood")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,34 @@
+"""What produced a model: the code's git commit and the versions of the libraries used."""
+
+import os
+import subprocess
+from importlib import metadata
+
+from shared.settings import PROJECT_DIR
+
+TRACKED_LIBRARIES = ("scikit-learn", "pandas", "numpy", "mlflow", "shap", "rq", "redis")
+
+
+def git_commit() -> str:
+    """The commit of the running code: GIT_COMMIT when set (images), else asked of git."""
+    if commit := os.environ.get("GIT_COMMIT"):
+        return commit
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True,
+            timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a model's behaviour depends on."""
+    versions = {}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions

@@ -1,0 +1,111 @@
+"""The one home of RQ: queue names, job ids, enqueueing each stage, promotion messages.
+
+Jobs are enqueued by dotted path with JSON-safe arguments, so whoever enqueues (the gateway
+included) never imports pandas, scikit-learn or shap.
+"""
+
+from enum import StrEnum
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Dependency, Job
+from rq.serializers import JSONSerializer
+
+from shared.settings import Settings
+
+RESULT_TTL = 7 * 24 * 3600
+
+
+class QueueName(StrEnum):
+    """One queue per stage; each worker process consumes one of them."""
+
+    PREP = "prep"
+    TRAIN = "train"
+    EXPLAIN = "explain"
+
+
+def connect(redis_url: str) -> Redis:
+    """A Redis connection that fails fast instead of hanging when Redis is away."""
+    return Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30,
+                          health_check_interval=30)
+
+
+def queue(redis: Redis, name: QueueName) -> Queue:
+    """A stage queue using RQ's JSON serializer, never pickle."""
+    return Queue(name.value, connection=redis, serializer=JSONSerializer)
+
+
+def job_id(run_id: str, stage: str, candidate: str | None = None) -> str:
+    """Job ids derive from the run id, so a retried stage never enqueues its successor twice."""
+    return f"{run_id}-{stage}" + (f"-{candidate}" if candidate else "")
+
+
+def _retry(settings: Settings) -> Retry | None:
+    if settings.job_retries == 0:
+        return None
+    return Retry(max=settings.job_retries, interval=settings.retry_intervals)
+
+
+def _enqueue_once(
+    redis: Redis, name: QueueName, function: str, args: list[Any], id_: str, timeout: int,
+    settings: Settings, depends_on: Dependency | None = None,
+) -> Job:
+    """Enqueue a job unless one with this id exists already (a retry re-running the caller)."""
+    if Job.exists(id_, connection=redis):
+        return Job.fetch(id_, connection=redis, serializer=JSONSerializer)
+    return queue(redis, name).enqueue(
+        function,
+        args=args,
+        job_id=id_,
+        job_timeout=timeout,
+        retry=_retry(settings),
+        result_ttl=RESULT_TTL,
+        failure_ttl=RESULT_TTL,
+        depends_on=depends_on,
+        description=f"{function.rsplit('.', 1)[-1]} {id_}",
+    )
+
+
+def enqueue_prep(redis: Redis, settings: Settings, run_id: str, data_path: str) -> Job:
+    """Start a pipeline run: clean the raw listings."""
+    return _enqueue_once(
+        redis, QueueName.PREP, "services.workers.prep.prep_job", [run_id, data_path],
+        job_id(run_id, "prep"), settings.prep_timeout, settings,
+    )
+
+
+def enqueue_training(
+    redis: Redis, settings: Settings, run_id: str, candidates: list[str], inputs: dict[str, str]
+) -> Job:
+    """One train job per candidate, then a select job that waits for all of them.
+
+    The select job also runs when a candidate failed for good (allow_failure), so that a
+    failed run is reported as failed instead of waiting forever.
+    """
+    train_jobs = [
+        _enqueue_once(
+            redis, QueueName.TRAIN, "services.workers.train.train_job",
+            [run_id, name, inputs], job_id(run_id, "train", name), settings.train_timeout,
+            settings,
+        )
+        for name in candidates
+    ]
+    return _enqueue_once(
+        redis, QueueName.TRAIN, "services.workers.select.select_job", [run_id, inputs],
+        job_id(run_id, "select"), settings.select_timeout, settings,
+        depends_on=Dependency(jobs=train_jobs, allow_failure=True),
+    )
+
+
+def enqueue_explain(redis: Redis, settings: Settings, run_id: str, inputs: dict[str, str]) -> Job:
+    """Explain the winner of a run."""
+    return _enqueue_once(
+        redis, QueueName.EXPLAIN, "services.workers.explain.explain_job", [run_id, inputs],
+        job_id(run_id, "explain"), settings.explain_timeout, settings,
+    )
+
+
+def publish_promotion(redis: Redis, settings: Settings, version: str) -> None:
+    """Tell every gateway process that a new champion version is ready to load."""
+    redis.publish(settings.promotion_channel, version)

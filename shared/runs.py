@@ -1,0 +1,117 @@
+"""Pipeline run status in Redis: one hash per run, one field per stage or candidate.
+
+Each field is written by one job at a time (a stage writes only its own field), so parallel
+training jobs never overwrite each other; the run's overall state is derived, never stored.
+"""
+
+import json
+import time
+from typing import Any
+
+from redis import Redis
+
+RUN_INDEX = "runs"
+STAGE_FIELDS = ("prep", "train", "select", "explain")
+# A stage that has begun: running, waiting to retry after a transient fault, or done.
+ACTIVE_STATES = ("started", "retrying", "finished")
+
+
+def _run_key(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def now() -> float:
+    """Wall-clock seconds since the epoch: what run status records as times."""
+    return time.time()
+
+
+class RunStore:
+    """Reads and writes the status of pipeline runs."""
+
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+
+    def create(self, run_id: str, meta: dict[str, Any]) -> None:
+        """Record a new run: prep queued, the rest pending until prep lists the candidates."""
+        created = now()
+        fields = {"meta": json.dumps({**meta, "run_id": run_id, "created_at": created})}
+        fields["stage:prep"] = json.dumps({"state": "queued", "enqueued_at": created})
+        for stage in ("select", "explain"):
+            fields[f"stage:{stage}"] = json.dumps({"state": "pending"})
+        with self.redis.pipeline() as pipe:
+            pipe.hset(_run_key(run_id), mapping=fields)
+            pipe.expire(_run_key(run_id), self.ttl_seconds)
+            pipe.zadd(RUN_INDEX, {run_id: created})
+            pipe.execute()
+
+    def update(self, run_id: str, field: str, **changes: Any) -> dict[str, Any]:
+        """Merge changes into one stage's (or candidate's) record and return it."""
+        key = _run_key(run_id)
+        current = self.redis.hget(key, field)
+        record = json.loads(current) if current else {}
+        record.update(changes)
+        self.redis.hset(key, field, json.dumps(record))
+        return record
+
+    def field(self, run_id: str, field: str) -> dict[str, Any]:
+        """One stage's record, empty when it has none."""
+        value = self.redis.hget(_run_key(run_id), field)
+        return json.loads(value) if value else {}
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """The whole run: meta, stages, candidates and the derived overall state."""
+        raw = self.redis.hgetall(_run_key(run_id))
+        if not raw:
+            return None
+        fields = {k.decode(): json.loads(v) for k, v in raw.items()}
+        run = dict(fields.pop("meta", {}))
+        candidates = {
+            k.removeprefix("candidate:"): v for k, v in fields.items() if k.startswith("candidate:")
+        }
+        stages = {k.removeprefix("stage:"): v for k, v in fields.items() if k.startswith("stage:")}
+        stages["train"] = summarize_training(candidates)
+        run["stages"] = {name: stages.get(name, {"state": "pending"}) for name in STAGE_FIELDS}
+        run["candidates"] = candidates
+        run["state"] = overall_state(run["stages"])
+        return run
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest runs first; runs whose status has expired are skipped."""
+        run_ids = self.redis.zrevrange(RUN_INDEX, 0, limit - 1)
+        runs = (self.get(run_id.decode()) for run_id in run_ids)
+        return [run for run in runs if run is not None]
+
+    def active(self) -> dict[str, Any] | None:
+        """The newest run still queued or in progress, if any."""
+        for run in self.recent(limit=50):
+            if run["state"] in ("queued", "running"):
+                return run
+        return None
+
+
+def summarize_training(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The train stage's state from its candidates' states."""
+    states = [c.get("state", "pending") for c in candidates.values()]
+    if not states:
+        return {"state": "pending"}
+    errors = {n: c["error"] for n, c in candidates.items() if c.get("state") == "failed"}
+    if errors:
+        return {"state": "failed", "error": "; ".join(f"{n}: {e}" for n, e in errors.items())}
+    if all(s == "finished" for s in states):
+        return {"state": "finished"}
+    if any(s in ACTIVE_STATES for s in states):
+        return {"state": "started"}
+    return {"state": "queued" if any(s == "queued" for s in states) else "pending"}
+
+
+def overall_state(stages: dict[str, dict[str, Any]]) -> str:
+    """failed if any stage failed; finished once explained; running once anything started."""
+    states = [stage.get("state", "pending") for stage in stages.values()]
+    if "failed" in states:
+        return "failed"
+    if states[-1] == "finished":
+        return "finished"
+    if any(s in ACTIVE_STATES for s in states):
+        return "running"
+    return "queued"

@@ -1,0 +1,46 @@
+"""The listing fields shared by training data, requests and the model, in one place."""
+
+from typing import Final
+
+# Label order used everywhere a probability vector is shown: cheapest to dearest.
+PRICE_CATEGORIES: Final = ("Low", "Mid", "High", "Lux")
+# Upper bounds (inclusive) of Low, Mid and High; anything above the last is Lux.
+PRICE_BIN_EDGES: Final = (90.0, 180.0, 400.0)
+
+NEIGHBOURHOODS: Final = ("Bronx", "Brooklyn", "Manhattan", "Queens", "Staten Island")
+ROOM_TYPES: Final = ("Entire home/apt", "Private room", "Shared room", "Hotel room")
+
+AMENITY_FLAGS: Final = (
+    "tv",
+    "internet",
+    "air_conditioning",
+    "kitchen",
+    "heating",
+    "wifi",
+    "elevator",
+    "breakfast",
+)
+# Flags the challenge's request always carries; the others are optional.
+REQUIRED_FLAGS: Final = ("tv", "elevator", "internet")
+
+COUNT_FIELDS: Final = ("accommodates", "bathrooms", "bedrooms", "beds")
+CATEGORICAL_FIELDS: Final = ("neighbourhood", "room_type", "property_type")
+COORDINATE_FIELDS: Final = ("latitude", "longitude")
+
+# Every field a model may read, in the order the model receives them.
+MODEL_INPUTS: Final = (
+    "neighbourhood",
+    "room_type",
+    "property_type",
+    *COUNT_FIELDS,
+    *COORDINATE_FIELDS,
+    *AMENITY_FLAGS,
+)
+# Inputs without which a row cannot be used (property_type and flags may be absent).
+ESSENTIAL_INPUTS: Final = ("neighbourhood", "room_type", *COUNT_FIELDS, *COORDINATE_FIELDS)
+
+# New York City and a margin around it: coordinates outside are not NYC listings.
+LATITUDE_RANGE: Final = (40.40, 41.00)
+LONGITUDE_RANGE: Final = (-74.35, -73.60)
+
+TARGET: Final = "price_category"

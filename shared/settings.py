@@ -1,0 +1,62 @@
+"""One typed settings object: environment variables over config/settings.yaml over defaults."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Where the services are and how stages behave; secrets come only from the environment."""
+
+    model_config = SettingsConfigDict(
+        yaml_file=PROJECT_DIR / "config" / "settings.yaml", extra="ignore"
+    )
+
+    project_dir: Path = PROJECT_DIR
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    experiment_name: str = "price-category"
+    model_name: str = "price-category"
+    champion_alias: str = "champion"
+    pipeline_config: Path = PROJECT_DIR / "config" / "pipeline.yaml"
+    default_data_path: Path = Path("data/raw/listings.csv.gz")
+    promotion_channel: str = "price-category:promotions"
+    # Seconds a stage may run before RQ kills it; then it is retried like any transient fault.
+    prep_timeout: int = Field(600, ge=1)
+    train_timeout: int = Field(1800, ge=1)
+    select_timeout: int = Field(600, ge=1)
+    explain_timeout: int = Field(900, ge=1)
+    # Retries for transient faults (Redis, MLflow or PostgreSQL away, worker killed).
+    job_retries: int = Field(2, ge=0)
+    retry_intervals: list[int] = [5, 30]
+    run_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    def resolve(self, path: Path) -> Path:
+        """A configured path, relative ones taken from the project folder."""
+        return path if path.is_absolute() else self.project_dir / path
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

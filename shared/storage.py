@@ -1,0 +1,60 @@
+"""The one home of file I/O: raw listings in, processed Parquet out, content hashes."""
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from shared.errors import DataError
+
+_CHUNK = 1 << 20
+
+
+def file_md5(path: Path) -> str:
+    """md5 of the file's bytes, as DVC records it: the data version."""
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_raw_listings(path: Path) -> pd.DataFrame:
+    """Read an Inside Airbnb listings file (.csv or .csv.gz); unreadable input is a DataError."""
+    if not path.is_file():
+        raise DataError(f"raw listings file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"raw listings file is empty: {path}")
+    try:
+        # Inside Airbnb text columns mix types across rows; read them as text, parse later.
+        return pd.read_csv(path, dtype={"price": "string", "bathrooms_text": "string"},
+                           low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"raw listings file is empty: {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as error:
+        raise DataError(f"raw listings file is not a readable CSV: {path}: {error}") from None
+
+
+def processed_path(processed_dir: Path, data_hash: str) -> Path:
+    """Where the cleaned dataset of one raw file's content lives."""
+    return processed_dir / f"listings-{data_hash}.parquet"
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write Parquet so that readers see the whole file or none of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+    os.close(handle)
+    try:
+        frame.to_parquet(temporary, index=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a processed dataset written by write_parquet_atomic."""
+    return pd.read_parquet(path)

@@ -1,0 +1,171 @@
+"""The one home of MLflow: pipeline and child runs, logged models, the registry and its alias."""
+
+import json
+import time
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param, Run, RunStatus
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.pipeline import Pipeline
+
+from shared.settings import Settings
+
+# Types the logged pipelines reference beyond skops' defaults: our own feature functions and
+# scikit-learn's fitted tree structures (as skops.io.get_untrusted_types lists them for the
+# estimators in modeling.ESTIMATORS). skops refuses to load anything not listed.
+TRUSTED_TYPES = [
+    "shared.features.ensure_inputs",
+    "shared.features.add_location_features",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+    "functools.partial",
+]
+PARENT_TAG = "mlflow.parentRunId"
+
+
+class Tracker:
+    """Logs one pipeline run's runs, models and artifacts to the MLflow tracking server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        self.client = MlflowClient(settings.mlflow_tracking_uri)
+        experiment = self.client.get_experiment_by_name(settings.experiment_name)
+        self.experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else self._create_experiment(settings.experiment_name)
+        )
+
+    def _create_experiment(self, name: str) -> str:
+        try:
+            return self.client.create_experiment(name)
+        except MlflowException:  # another worker created it first
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def find_runs(self, pipeline_run_id: str, kind: str, extra: str = "") -> list[Run]:
+        """Runs of one kind (pipeline, data-quality, candidate) belonging to a pipeline run."""
+        query = f"tags.pipeline_run_id = '{pipeline_run_id}' and tags.kind = '{kind}'" + extra
+        return list(self.client.search_runs([self.experiment_id], filter_string=query))
+
+    def ensure_pipeline_run(self, pipeline_run_id: str, tags: dict[str, str]) -> str:
+        """The parent run of a pipeline run, created on first call and reused on retries."""
+        existing = self.find_runs(pipeline_run_id, "pipeline")
+        if existing:
+            return existing[0].info.run_id
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"pipeline-{pipeline_run_id[:8]}",
+            tags={**tags, "pipeline_run_id": pipeline_run_id, "kind": "pipeline"},
+        )
+        return run.info.run_id
+
+    def start_child_run(self, parent_run_id: str, pipeline_run_id: str, kind: str,
+                        name: str, tags: dict[str, str] | None = None) -> str:
+        """A child run under the pipeline run; a half-logged earlier attempt is marked failed."""
+        for stale in self.find_runs(pipeline_run_id, kind, f" and tags.name = '{name}'"):
+            if stale.info.status == "RUNNING":
+                self.client.set_terminated(stale.info.run_id, "FAILED")
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={**(tags or {}), PARENT_TAG: parent_run_id, "pipeline_run_id": pipeline_run_id,
+                  "kind": kind, "name": name},
+        )
+        return run.info.run_id
+
+    def finished_child_run(self, pipeline_run_id: str, kind: str, name: str) -> Run | None:
+        """A child run of this kind and name that completed in an earlier attempt."""
+        runs = self.find_runs(pipeline_run_id, kind, f" and tags.name = '{name}'")
+        finished = [r for r in runs if r.info.status == "FINISHED"]
+        return finished[0] if finished else None
+
+    def log_values(self, run_id: str, params: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Log parameters and metrics to a run in one call."""
+        stamp = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        )
+
+    def log_model(self, run_id: str, pipeline: Pipeline, example: Any) -> str:
+        """Log a fitted pipeline (request fields to probabilities) with signature; its URI."""
+        signature = infer_signature(example, pipeline.predict_proba(example))
+        # The fluent API ends the run as FINISHED on exit: the model is a candidate's last log.
+        with mlflow.start_run(run_id=run_id, log_system_metrics=False):
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=TRUSTED_TYPES,
+                metadata={"labels": list(pipeline.classes_)},
+            )
+        self.client.set_tag(run_id, "model_uri", info.model_uri)
+        return info.model_uri
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """Close a run (FINISHED or FAILED) unless it is closed already."""
+        if self.client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.RUNNING):
+            self.client.set_terminated(run_id, status)
+
+    def log_dict(self, run_id: str, document: dict[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(run_id, document, artifact_file)
+
+    def log_figure(self, run_id: str, figure: Figure, artifact_file: str) -> None:
+        self.client.log_figure(run_id, figure, artifact_file)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def load_dict(self, run_id: str, artifact_file: str) -> dict[str, Any]:
+        """Read back a JSON artifact logged with log_dict."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = self.client.download_artifacts(run_id, artifact_file, folder)
+            return dict(json.loads(Path(path).read_text()))
+
+    # Registry ---------------------------------------------------------------------------
+
+    def version_of_run(self, pipeline_run_id: str) -> ModelVersion | None:
+        """The version a pipeline run registered, so a repeated select registers nothing new."""
+        query = f"name = '{self.settings.model_name}' and tags.pipeline_run_id = '{pipeline_run_id}'"
+        versions = list(self.client.search_model_versions(query))
+        return versions[0] if versions else None
+
+    def register(self, model_uri: str, tags: dict[str, str]) -> ModelVersion:
+        """Register a logged model as a new version of the served model."""
+        return mlflow.register_model(model_uri, self.settings.model_name, tags=tags)
+
+    def champion(self) -> ModelVersion | None:
+        """The version holding the champion alias, or None before the first promotion."""
+        try:
+            return self.client.get_model_version_by_alias(
+                self.settings.model_name, self.settings.champion_alias
+            )
+        except MlflowException:
+            return None
+
+    def load_model(self, model_uri: str) -> Pipeline:
+        """Load a logged sklearn pipeline."""
+        return mlflow.sklearn.load_model(model_uri)
+
+    def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.settings.model_name, version, key, value)
+
+    def promote(self, version: str) -> None:
+        """Point the champion alias at a version."""
+        self.client.set_registered_model_alias(
+            self.settings.model_name, self.settings.champion_alias, version
+        )

@@ -1,0 +1,100 @@
+"""Session fixtures: real redis-server, PostgreSQL, mlflow server and rq workers on loopback."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.queues import connect
+from shared.runs import RunStore
+from shared.settings import PROJECT_DIR, Settings
+from tests.integration import servers
+
+STAGE_QUEUES = ("prep", "train", "explain")
+
+# Small but real: the notebook's forest with fewer trees, and a gradient-boosted model on
+# every field. Enough to exercise every stage in seconds.
+FAST_GRID = [
+    {"name": "notebook_rf", "estimator": "random_forest", "features": "notebook",
+     "params": {"n_estimators": 40, "class_weight": "balanced", "random_state": 0}},
+    {"name": "hgb_all", "estimator": "hist_gradient_boosting", "features": "all",
+     "params": {"max_iter": 60, "random_state": 0}},
+]
+# Candidates that cannot beat either model above: always the most frequent category.
+WEAK_GRID = [{"name": "majority", "estimator": "dummy", "features": "notebook",
+              "params": {"strategy": "prior"}}]
+
+
+@dataclass
+class Stack:
+    """The running system as a test sees it."""
+
+    settings: Settings
+    pipeline_config: Path
+    folder: Path
+
+    def write_grid(self, candidates: list[dict]) -> None:
+        """Replace the candidate grid; workers read it afresh for every job."""
+        document = {
+            "prep": {"processed_dir": str(self.folder / "processed")},
+            "split": {"test_size": 0.15, "random_state": 1},
+            "train": {"candidates": candidates},
+            "select": {"metric": "roc_auc_ovr"},
+            "explain": {"sample_size": 100, "top_features": 10},
+        }
+        self.pipeline_config.write_text(yaml.safe_dump(document))
+
+    def runs(self) -> RunStore:
+        return RunStore(connect(self.settings.redis_url), self.settings.run_ttl_seconds)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("stack")
+    started = []
+    try:
+        redis, redis_port = servers.start_redis(folder / "redis")
+        started.append(redis)
+        postgres, pg_port = servers.start_postgres(folder / "postgres")
+        started.append(postgres)
+        mlflow, mlflow_port = servers.start_mlflow(
+            folder / "mlflow", f"postgresql+psycopg2://postgres@127.0.0.1:{pg_port}/mlflow"
+        )
+        started.append(mlflow)
+        env = {
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+            "PIPELINE_CONFIG": str(folder / "pipeline.yaml"),
+            "RETRY_INTERVALS": "[1, 2]",
+        }
+        settings = Settings(
+            redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"],
+            pipeline_config=Path(env["PIPELINE_CONFIG"]), retry_intervals=[1, 2],
+        )
+        stack = Stack(settings, Path(env["PIPELINE_CONFIG"]), folder)
+        stack.write_grid(FAST_GRID)
+        for queue in STAGE_QUEUES:
+            started.append(servers.start_worker(queue, folder, env, f"worker-{queue}"))
+        yield stack
+    finally:
+        for process in reversed(started):
+            servers.stop(process)
+
+
+@pytest.fixture
+def corrupt_data(tmp_path: Path) -> str:
+    """A raw file that lacks most listing columns."""
+    path = tmp_path / "corrupt.csv"
+    path.write_text("id,price\n1,$75.00\n")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def shipped_data() -> str:
+    path = PROJECT_DIR / "data" / "raw" / "listings.csv.gz"
+    assert path.is_file(), "data/raw/listings.csv.gz is the default training data"
+    return str(path.relative_to(PROJECT_DIR))
+
+

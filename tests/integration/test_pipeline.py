@@ -1,0 +1,107 @@
+"""A retrain through real queues, workers, MLflow on PostgreSQL and Redis."""
+
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from shared.launch import launch_run
+from shared.queues import connect
+from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for_run(stack: Stack, run_id: str, timeout: float = 300) -> dict:
+    """Poll the run's status until it finishes or fails."""
+    store = stack.runs()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = store.get(run_id)
+        if run and run["state"] in ("finished", "failed"):
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not end in {timeout}s: {store.get(run_id)}")
+
+
+def retrain(stack: Stack, data_path: str) -> dict:
+    run_id = launch_run(connect(stack.settings.redis_url), stack.settings, data_path)
+    return wait_for_run(stack, run_id)
+
+
+def champion_version(client: MlflowClient, stack: Stack) -> str:
+    name, alias = stack.settings.model_name, stack.settings.champion_alias
+    return str(client.get_model_version_by_alias(name, alias).version)
+
+
+def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_data: str):
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    stack.write_grid(FAST_GRID)
+
+    first = retrain(stack, shipped_data)
+
+    assert first["state"] == "finished", first
+    assert {name: s["state"] for name, s in first["stages"].items()} == dict.fromkeys(
+        ("prep", "train", "select", "explain"), "finished")
+    select = first["stages"]["select"]
+    assert select["promoted"] is True
+    assert champion_version(client, stack) == select["version"]
+    # One parent run per pipeline run, with a data-quality run and a child run per candidate.
+    prep = first["stages"]["prep"]
+    parent = client.get_run(prep["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert len(parent.data.tags["data_hash"]) == 32
+    quality = client.get_run(prep["data_quality_run_id"])
+    assert quality.data.metrics["rows_in"] == 28656
+    assert quality.data.metrics["rows_out"] == 28642
+    for candidate in FAST_GRID:
+        child = client.get_run(first["candidates"][candidate["name"]]["mlflow_run_id"])
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert 0.5 < child.data.metrics["accuracy"] < 1
+        assert {"f1_macro", "roc_auc_ovr", "recall_lux", "fit_seconds",
+                "model_size_bytes", "predict_ms_single_row"} <= set(child.data.metrics)
+    # The version knows where it came from and why it took the alias.
+    version = client.get_model_version(stack.settings.model_name, select["version"])
+    assert version.tags["pipeline_run_id"] == first["run_id"]
+    assert version.tags["data_hash"] == parent.data.tags["data_hash"]
+    assert version.tags["decision"] == "promoted"
+    # SHAP and evaluation artifacts on the winner's run.
+    winner_run = select["winner_run_id"]
+    explained = {a.path for a in client.list_artifacts(winner_run, "explain")}
+    assert {"explain/importances.json", "explain/importance_bars.png",
+            "explain/beeswarm_lux.png"} <= explained
+    evaluation = {a.path for a in client.list_artifacts(winner_run, "evaluation")}
+    assert {"evaluation/confusion_matrix.png", "evaluation/class_report.png",
+            "evaluation/price_by_neighbourhood.png"} <= evaluation
+
+    stack.write_grid(WEAK_GRID)
+    second = retrain(stack, shipped_data)
+
+    assert second["state"] == "finished", second
+    assert second["stages"]["select"]["promoted"] is False
+    assert champion_version(client, stack) == select["version"]
+    kept = client.get_model_version(stack.settings.model_name,
+                                    second["stages"]["select"]["version"])
+    assert kept.tags["decision"] == "kept_champion"
+    assert float(kept.tags["champion_score"]) > float(kept.tags["score"])
+    # The same raw file was cleaned once and reused.
+    assert second["stages"]["prep"]["processed_path"] == prep["processed_path"]
+
+
+def test_bad_data_fails_the_run_at_once_and_keeps_the_champion(stack: Stack, corrupt_data: str):
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    before = client.search_model_versions(f"name = '{stack.settings.model_name}'")
+    champion_before = {str(v.version) for v in before if "champion" in v.aliases}
+
+    run = retrain(stack, corrupt_data)
+
+    assert run["state"] == "failed"
+    prep = run["stages"]["prep"]
+    assert prep["state"] == "failed"
+    assert prep["attempts"] == 1  # a data error is not retried
+    assert "neighbourhood_group_cleansed" in prep["error"]
+    assert "amenities" in prep["error"]
+    assert run["stages"]["select"]["state"] == "pending"
+    after = client.search_model_versions(f"name = '{stack.settings.model_name}'")
+    assert len(after) == len(before)
+    assert {str(v.version) for v in after if "champion" in v.aliases} == champion_before
