@@ -146,12 +146,19 @@ def _reasons(raw: pd.DataFrame, rows: pd.DataFrame, flags_ok: pd.Series) -> dict
         "unknown_neighbourhood": rows["neighbourhood"].notna()
         & ~rows["neighbourhood"].isin(NEIGHBOURHOODS),
         "unknown_room_type": rows["room_type"].notna() & ~rows["room_type"].isin(ROOM_TYPES),
-        "outside_new_york": ~rows["latitude"].between(*LATITUDE_RANGE)
-        & rows["latitude"].notna()
+        "outside_new_york": ~rows["latitude"].between(*LATITUDE_RANGE) & rows["latitude"].notna()
         | ~rows["longitude"].between(*LONGITUDE_RANGE) & rows["longitude"].notna(),
     }
-    for column in ("neighbourhood", "room_type", "accommodates", "bathrooms", "bedrooms", "beds",
-                   "latitude", "longitude"):
+    for column in (
+        "neighbourhood",
+        "room_type",
+        "accommodates",
+        "bathrooms",
+        "bedrooms",
+        "beds",
+        "latitude",
+        "longitude",
+    ):
         reasons[f"missing_{column}"] = rows[column].isna()
     reasons["negative_count"] = (rows[["bathrooms", "bedrooms", "beds"]] < 0).any(axis=1) | (
         rows["accommodates"] < 1
@@ -174,7 +181,7 @@ def clean_listings(raw: pd.DataFrame) -> tuple[pd.DataFrame, CleanReport]:
             "id": raw["id"],
             "neighbourhood": raw["neighbourhood_group_cleansed"],
             "room_type": raw["room_type"],
-            "property_type": raw["property_type"] if "property_type" in raw else None,
+            "property_type": raw.get("property_type"),
             "accommodates": pd.to_numeric(raw["accommodates"], errors="coerce"),
             "bathrooms": _bathrooms(raw),
             "bedrooms": pd.to_numeric(raw["bedrooms"], errors="coerce"),

@@ -47,12 +47,11 @@ def explain(pipeline: Pipeline, sample: pd.DataFrame) -> Explanation:
 def class_importances(explanation: Explanation) -> dict[str, dict[str, float]]:
     """Mean |SHAP| per feature for each class, classes in Low..Lux order, largest first."""
     mean_abs = np.abs(explanation.values).mean(axis=0)  # (features, classes)
-    result = {}
+    result: dict[str, dict[str, float]] = {}
     for label in PRICE_CATEGORIES:
         if label not in explanation.classes:
             continue
         column = mean_abs[:, explanation.classes.index(label)]
-        pairs = sorted(zip(explanation.features.columns, column, strict=True),
-                       key=lambda p: -p[1])
+        pairs = sorted(zip(explanation.features.columns, column, strict=True), key=lambda p: -p[1])
         result[label] = {name: float(value) for name, value in pairs}
     return result

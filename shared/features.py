@@ -7,7 +7,13 @@ from sklearn.pipeline import FunctionTransformer, Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from shared.errors import ConfigError
-from shared.schema import AMENITY_FLAGS, COORDINATE_FIELDS, COUNT_FIELDS, MODEL_INPUTS
+from shared.schema import (
+    AMENITY_FLAGS,
+    CATEGORICAL_FIELDS,
+    COORDINATE_FIELDS,
+    COUNT_FIELDS,
+    MODEL_INPUTS,
+)
 
 # Times Square: the centre of the price gradient in New York.
 MIDTOWN = (40.7580, -73.9855)
@@ -21,7 +27,14 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Every request field, plus distance and bearing from Midtown.
     "all": (
         ("neighbourhood", "room_type", "property_type"),
-        (*COUNT_FIELDS, *COORDINATE_FIELDS, *AMENITY_FLAGS, "midtown_km", "midtown_dx", "midtown_dy"),
+        (
+            *COUNT_FIELDS,
+            *COORDINATE_FIELDS,
+            *AMENITY_FLAGS,
+            "midtown_km",
+            "midtown_dx",
+            "midtown_dy",
+        ),
     ),
 }
 
@@ -37,13 +50,17 @@ def add_location_features(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def ensure_inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Give absent optional inputs (property_type, some flags) a missing value, not a KeyError."""
-    missing = [c for c in MODEL_INPUTS if c not in frame.columns]
-    if not missing:
-        return frame
+    """Give absent optional inputs (property_type, some flags) a missing value, not a KeyError.
+
+    Categoricals become plain object columns, so the encoder sees the same kind of column
+    whether a field was sent, left out (all missing) or read from Parquet as strings.
+    """
     out = frame.copy()
-    for column in missing:
-        out[column] = np.nan
+    for column in MODEL_INPUTS:
+        if column not in out.columns:
+            out[column] = np.nan
+    for column in CATEGORICAL_FIELDS:
+        out[column] = out[column].astype(object).where(out[column].notna(), None)
     return out
 
 

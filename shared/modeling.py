@@ -1,4 +1,4 @@
-"""Candidate models: build, split, fit and score. Pure: frames in, fitted pipelines and dicts out."""
+"""Candidate models: build, split, fit and score. Pure: frames in, pipelines and dicts out."""
 
 import io
 import pickle
@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -22,7 +21,6 @@ from shared.schema import MODEL_INPUTS, PRICE_CATEGORIES, TARGET
 ESTIMATORS: dict[str, type] = {
     "random_forest": RandomForestClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
-    "logistic_regression": LogisticRegression,
     "dummy": DummyClassifier,
 }
 
@@ -135,4 +133,7 @@ def measure_serving(pipeline: Pipeline, x: pd.DataFrame, repeats: int = 20) -> d
         started = time.perf_counter()
         pipeline.predict_proba(row)
         timings.append((time.perf_counter() - started) * 1000)
-    return {"model_size_bytes": float(buffer.tell()), "predict_ms_single_row": float(np.median(timings))}
+    return {
+        "model_size_bytes": float(buffer.tell()),
+        "predict_ms_single_row": float(np.median(timings)),
+    }

@@ -51,8 +51,14 @@ def confusion_figure(y_true: pd.Series, y_pred: pd.Series) -> Figure:
     axes = figure.add_subplot()
     image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     for (row, col), value in np.ndenumerate(matrix):
-        axes.text(col, row, f"{value:.2f}", ha="center", va="center",
-                  color="white" if value > 0.5 else "black")
+        axes.text(
+            col,
+            row,
+            f"{value:.2f}",
+            ha="center",
+            va="center",
+            color="white" if value > 0.5 else "black",
+        )
     axes.set_xticks(range(len(labels)), labels)
     axes.set_yticks(range(len(labels)), labels)
     axes.set_xlabel("predicted")
@@ -88,8 +94,11 @@ def price_by_neighbourhood(clean: pd.DataFrame) -> Figure:
     boroughs = sorted(clean["neighbourhood"].unique())
     figure = Figure(figsize=(8, 4.5))
     axes = figure.add_subplot()
-    axes.boxplot([clean.loc[clean["neighbourhood"] == b, "price"] for b in boroughs],
-                 tick_labels=boroughs, showfliers=False)
+    axes.boxplot(
+        [clean.loc[clean["neighbourhood"] == b, "price"] for b in boroughs],
+        tick_labels=boroughs,
+        showfliers=False,
+    )
     axes.set_yscale("log")
     axes.set_ylabel("nightly price (USD)")
     axes.set_title("Price by neighbourhood")

@@ -27,8 +27,9 @@ class QueueName(StrEnum):
 
 def connect(redis_url: str) -> Redis:
     """A Redis connection that fails fast instead of hanging when Redis is away."""
-    return Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30,
-                          health_check_interval=30)
+    return Redis.from_url(
+        redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+    )
 
 
 def queue(redis: Redis, name: QueueName) -> Queue:
@@ -48,8 +49,14 @@ def _retry(settings: Settings) -> Retry | None:
 
 
 def _enqueue_once(
-    redis: Redis, name: QueueName, function: str, args: list[Any], id_: str, timeout: int,
-    settings: Settings, depends_on: Dependency | None = None,
+    redis: Redis,
+    name: QueueName,
+    function: str,
+    args: list[Any],
+    id_: str,
+    timeout: int,
+    settings: Settings,
+    depends_on: Dependency | None = None,
 ) -> Job:
     """Enqueue a job unless one with this id exists already (a retry re-running the caller)."""
     if Job.exists(id_, connection=redis):
@@ -70,8 +77,13 @@ def _enqueue_once(
 def enqueue_prep(redis: Redis, settings: Settings, run_id: str, data_path: str) -> Job:
     """Start a pipeline run: clean the raw listings."""
     return _enqueue_once(
-        redis, QueueName.PREP, "services.workers.prep.prep_job", [run_id, data_path],
-        job_id(run_id, "prep"), settings.prep_timeout, settings,
+        redis,
+        QueueName.PREP,
+        "services.workers.prep.prep_job",
+        [run_id, data_path],
+        job_id(run_id, "prep"),
+        settings.prep_timeout,
+        settings,
     )
 
 
@@ -85,15 +97,24 @@ def enqueue_training(
     """
     train_jobs = [
         _enqueue_once(
-            redis, QueueName.TRAIN, "services.workers.train.train_job",
-            [run_id, name, inputs], job_id(run_id, "train", name), settings.train_timeout,
+            redis,
+            QueueName.TRAIN,
+            "services.workers.train.train_job",
+            [run_id, name, inputs],
+            job_id(run_id, "train", name),
+            settings.train_timeout,
             settings,
         )
         for name in candidates
     ]
     return _enqueue_once(
-        redis, QueueName.TRAIN, "services.workers.select.select_job", [run_id, inputs],
-        job_id(run_id, "select"), settings.select_timeout, settings,
+        redis,
+        QueueName.TRAIN,
+        "services.workers.select.select_job",
+        [run_id, inputs],
+        job_id(run_id, "select"),
+        settings.select_timeout,
+        settings,
         depends_on=Dependency(jobs=train_jobs, allow_failure=True),
     )
 
@@ -101,8 +122,13 @@ def enqueue_training(
 def enqueue_explain(redis: Redis, settings: Settings, run_id: str, inputs: dict[str, str]) -> Job:
     """Explain the winner of a run."""
     return _enqueue_once(
-        redis, QueueName.EXPLAIN, "services.workers.explain.explain_job", [run_id, inputs],
-        job_id(run_id, "explain"), settings.explain_timeout, settings,
+        redis,
+        QueueName.EXPLAIN,
+        "services.workers.explain.explain_job",
+        [run_id, inputs],
+        job_id(run_id, "explain"),
+        settings.explain_timeout,
+        settings,
     )
 
 

@@ -20,6 +20,11 @@ def _run_key(run_id: str) -> str:
     return f"run:{run_id}"
 
 
+def _text(value: Any) -> str:
+    """Redis answers bytes unless the connection decodes; accept both."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def now() -> float:
     """Wall-clock seconds since the epoch: what run status records as times."""
     return time.time()
@@ -35,12 +40,15 @@ class RunStore:
     def create(self, run_id: str, meta: dict[str, Any]) -> None:
         """Record a new run: prep queued, the rest pending until prep lists the candidates."""
         created = now()
-        fields = {"meta": json.dumps({**meta, "run_id": run_id, "created_at": created})}
-        fields["stage:prep"] = json.dumps({"state": "queued", "enqueued_at": created})
-        for stage in ("select", "explain"):
-            fields[f"stage:{stage}"] = json.dumps({"state": "pending"})
+        fields = {
+            "meta": {**meta, "run_id": run_id, "created_at": created},
+            "stage:prep": {"state": "queued", "enqueued_at": created},
+            "stage:select": {"state": "pending"},
+            "stage:explain": {"state": "pending"},
+        }
         with self.redis.pipeline() as pipe:
-            pipe.hset(_run_key(run_id), mapping=fields)
+            for name, record in fields.items():
+                pipe.hset(_run_key(run_id), name, json.dumps(record))
             pipe.expire(_run_key(run_id), self.ttl_seconds)
             pipe.zadd(RUN_INDEX, {run_id: created})
             pipe.execute()
@@ -64,7 +72,7 @@ class RunStore:
         raw = self.redis.hgetall(_run_key(run_id))
         if not raw:
             return None
-        fields = {k.decode(): json.loads(v) for k, v in raw.items()}
+        fields = {_text(k): json.loads(v) for k, v in raw.items()}
         run = dict(fields.pop("meta", {}))
         candidates = {
             k.removeprefix("candidate:"): v for k, v in fields.items() if k.startswith("candidate:")
@@ -79,7 +87,7 @@ class RunStore:
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first; runs whose status has expired are skipped."""
         run_ids = self.redis.zrevrange(RUN_INDEX, 0, limit - 1)
-        runs = (self.get(run_id.decode()) for run_id in run_ids)
+        runs = (self.get(_text(run_id)) for run_id in run_ids)
         return [run for run in runs if run is not None]
 
     def active(self) -> dict[str, Any] | None:

@@ -29,8 +29,9 @@ def read_raw_listings(path: Path) -> pd.DataFrame:
         raise DataError(f"raw listings file is empty: {path}")
     try:
         # Inside Airbnb text columns mix types across rows; read them as text, parse later.
-        return pd.read_csv(path, dtype={"price": "string", "bathrooms_text": "string"},
-                           low_memory=False)
+        return pd.read_csv(
+            path, dtype={"price": "string", "bathrooms_text": "string"}, low_memory=False
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"raw listings file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as error:

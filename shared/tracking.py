@@ -1,8 +1,9 @@
 """The one home of MLflow: pipeline and child runs, logged models, the registry and its alias."""
 
 import json
-import time
 import tempfile
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,10 @@ class Tracker:
         try:
             return self.client.create_experiment(name)
         except MlflowException:  # another worker created it first
-            return self.client.get_experiment_by_name(name).experiment_id
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
 
     def find_runs(self, pipeline_run_id: str, kind: str, extra: str = "") -> list[Run]:
         """Runs of one kind (pipeline, data-quality, candidate) belonging to a pipeline run."""
@@ -69,8 +73,14 @@ class Tracker:
         )
         return run.info.run_id
 
-    def start_child_run(self, parent_run_id: str, pipeline_run_id: str, kind: str,
-                        name: str, tags: dict[str, str] | None = None) -> str:
+    def start_child_run(
+        self,
+        parent_run_id: str,
+        pipeline_run_id: str,
+        kind: str,
+        name: str,
+        tags: dict[str, str] | None = None,
+    ) -> str:
         """A child run under the pipeline run; a half-logged earlier attempt is marked failed."""
         for stale in self.find_runs(pipeline_run_id, kind, f" and tags.name = '{name}'"):
             if stale.info.status == "RUNNING":
@@ -78,8 +88,13 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=name,
-            tags={**(tags or {}), PARENT_TAG: parent_run_id, "pipeline_run_id": pipeline_run_id,
-                  "kind": kind, "name": name},
+            tags={
+                **(tags or {}),
+                PARENT_TAG: parent_run_id,
+                "pipeline_run_id": pipeline_run_id,
+                "kind": kind,
+                "name": name,
+            },
         )
         return run.info.run_id
 
@@ -89,7 +104,9 @@ class Tracker:
         finished = [r for r in runs if r.info.status == "FINISHED"]
         return finished[0] if finished else None
 
-    def log_values(self, run_id: str, params: dict[str, Any], metrics: dict[str, float]) -> None:
+    def log_values(
+        self, run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float]
+    ) -> None:
         """Log parameters and metrics to a run in one call."""
         stamp = int(time.time() * 1000)
         self.client.log_batch(
@@ -139,7 +156,9 @@ class Tracker:
 
     def version_of_run(self, pipeline_run_id: str) -> ModelVersion | None:
         """The version a pipeline run registered, so a repeated select registers nothing new."""
-        query = f"name = '{self.settings.model_name}' and tags.pipeline_run_id = '{pipeline_run_id}'"
+        query = (
+            f"name = '{self.settings.model_name}' and tags.pipeline_run_id = '{pipeline_run_id}'"
+        )
         versions = list(self.client.search_model_versions(query))
         return versions[0] if versions else None
 

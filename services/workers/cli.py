@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         run = store.get(args.run_id)
         print(json.dumps(run, indent=2))
         return 0 if run else 1
-    run_id = launch_run(redis, settings, args.data or str(settings.default_data_path),
-                        {"reason": "command line"})
+    run_id = launch_run(
+        redis, settings, args.data or str(settings.default_data_path), {"reason": "command line"}
+    )
     print(f"run {run_id} queued", flush=True)
     if not args.wait:
         return 0

@@ -66,7 +66,12 @@ def run_tracked(
     attempt = int(context.runs.field(run_id, field).get("attempts", 0)) + 1
     job = get_current_job()
     context.runs.update(
-        run_id, field, state="started", started_at=now(), attempts=attempt, error=None,
+        run_id,
+        field,
+        state="started",
+        started_at=now(),
+        attempts=attempt,
+        error=None,
         job_id=job.id if job else None,
     )
     try:
@@ -78,10 +83,12 @@ def run_tracked(
     except Exception as error:
         reason = f"{type(error).__name__}: {error}"
         if _retries_left() > 0:
-            log.warning("run %s %s attempt %d failed, will retry: %s", run_id, field, attempt,
-                        reason)
-            context.runs.update(run_id, field, state="retrying",
-                                error=f"attempt {attempt} failed: {reason}")
+            log.warning(
+                "run %s %s attempt %d failed, will retry: %s", run_id, field, attempt, reason
+            )
+            context.runs.update(
+                run_id, field, state="retrying", error=f"attempt {attempt} failed: {reason}"
+            )
         else:
             fail_run(context, run_id, field, reason)
         raise

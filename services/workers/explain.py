@@ -28,28 +28,40 @@ def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> d
     sample = split.x_test.sample(n=min(params.sample_size, len(split.x_test)), random_state=0)
     explanation = explain(pipeline, sample)
     importances = class_importances(explanation)
-    tracker.log_dict(winner_run, {"sample_size": len(sample), "mean_abs_shap": importances},
-                     IMPORTANCES_ARTIFACT)
-    tracker.log_figure(winner_run, importance_bars(importances, params.top_features),
-                       "explain/importance_bars.png")
+    tracker.log_dict(
+        winner_run, {"sample_size": len(sample), "mean_abs_shap": importances}, IMPORTANCES_ARTIFACT
+    )
+    tracker.log_figure(
+        winner_run, importance_bars(importances, params.top_features), "explain/importance_bars.png"
+    )
     for label in importances:
-        tracker.log_figure(winner_run, beeswarm(explanation, label, params.top_features),
-                           f"explain/beeswarm_{label.lower()}.png")
+        tracker.log_figure(
+            winner_run,
+            beeswarm(explanation, label, params.top_features),
+            f"explain/beeswarm_{label.lower()}.png",
+        )
     predicted = probabilities(pipeline, split.x_test).idxmax(axis=1)
-    tracker.log_figure(winner_run, confusion_figure(split.y_test, predicted),
-                       "evaluation/confusion_matrix.png")
-    tracker.log_figure(winner_run, class_report_figure(split.y_test, predicted),
-                       "evaluation/class_report.png")
-    tracker.log_figure(winner_run, price_by_neighbourhood(clean),
-                       "evaluation/price_by_neighbourhood.png")
+    tracker.log_figure(
+        winner_run, confusion_figure(split.y_test, predicted), "evaluation/confusion_matrix.png"
+    )
+    tracker.log_figure(
+        winner_run, class_report_figure(split.y_test, predicted), "evaluation/class_report.png"
+    )
+    tracker.log_figure(
+        winner_run, price_by_neighbourhood(clean), "evaluation/price_by_neighbourhood.png"
+    )
     tracker.tag_version(inputs["version"], {"importances_artifact": IMPORTANCES_ARTIFACT})
     tracker.end_run(inputs["parent_run_id"])
-    return {"winner_run_id": winner_run, "importances_artifact": IMPORTANCES_ARTIFACT,
-            "explained_rows": len(sample)}
+    return {
+        "winner_run_id": winner_run,
+        "importances_artifact": IMPORTANCES_ARTIFACT,
+        "explained_rows": len(sample),
+    }
 
 
 def explain_job(run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """RQ entry: explain the winner of a run."""
     context = job_context()
-    return run_tracked(context, run_id, "stage:explain",
-                       lambda: run_explain(context, run_id, inputs))
+    return run_tracked(
+        context, run_id, "stage:explain", lambda: run_explain(context, run_id, inputs)
+    )

@@ -41,12 +41,18 @@ def run_prep(context: StageContext, run_id: str, data_path: str) -> dict[str, An
     """Clean the data, open the run's MLflow parent run and log the data-quality figures."""
     settings, tracker = context.settings, context.tracker
     raw_path = settings.resolve(Path(data_path))
-    data_hash, dataset, report = clean_once(raw_path, settings.resolve(context.params.prep.processed_dir))
+    data_hash, dataset, report = clean_once(
+        raw_path, settings.resolve(context.params.prep.processed_dir)
+    )
     versions = library_versions()
     parent = tracker.ensure_pipeline_run(
         run_id,
-        {"data_hash": data_hash, "data_path": data_path, "git_commit": git_commit(),
-         **{f"lib.{name}": version for name, version in versions.items()}},
+        {
+            "data_hash": data_hash,
+            "data_path": data_path,
+            "git_commit": git_commit(),
+            **{f"lib.{name}": version for name, version in versions.items()},
+        },
     )
     quality = tracker.finished_child_run(run_id, "data-quality", "data-quality")
     if quality is None:
@@ -75,9 +81,12 @@ def run_prep(context: StageContext, run_id: str, data_path: str) -> dict[str, An
 def prep_job(run_id: str, data_path: str) -> dict[str, Any]:
     """RQ entry: prepare the data, then enqueue one train job per candidate and the select."""
     context = job_context()
-    outputs = run_tracked(context, run_id, "stage:prep", lambda: run_prep(context, run_id, data_path))
-    inputs = {key: outputs[key] for key in
-              ("data_hash", "processed_path", "parent_run_id", "candidates")}
+    outputs = run_tracked(
+        context, run_id, "stage:prep", lambda: run_prep(context, run_id, data_path)
+    )
+    inputs = {
+        key: outputs[key] for key in ("data_hash", "processed_path", "parent_run_id", "candidates")
+    }
     for name in outputs["candidates"]:
         if not context.runs.field(run_id, f"candidate:{name}"):  # a retry keeps their progress
             context.runs.update(run_id, f"candidate:{name}", state="queued")

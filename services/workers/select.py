@@ -18,25 +18,32 @@ class TrainingFailedError(PipelineError):
     """A candidate failed for good, so the run has nothing complete to select from."""
 
 
-def _finished_candidates(context: StageContext, run_id: str,
-                         names: list[str]) -> dict[str, dict[str, Any]]:
+def _finished_candidates(
+    context: StageContext, run_id: str, names: list[str]
+) -> dict[str, dict[str, Any]]:
     """name -> {run_id, model_uri, metrics} for every candidate, in grid order."""
     runs = {}
-    for run in context.tracker.find_runs(run_id, "candidate", " and attributes.status = 'FINISHED'"):
+    for run in context.tracker.find_runs(
+        run_id, "candidate", " and attributes.status = 'FINISHED'"
+    ):
         if "model_uri" in run.data.tags:
             runs[run.data.tags["name"]] = run
     missing = [name for name in names if name not in runs]
     if missing:
         raise TrainingFailedError(f"no finished training run for: {', '.join(missing)}")
     return {
-        name: {"run_id": runs[name].info.run_id, "model_uri": runs[name].data.tags["model_uri"],
-               "metrics": dict(runs[name].data.metrics)}
+        name: {
+            "run_id": runs[name].info.run_id,
+            "model_uri": runs[name].data.tags["model_uri"],
+            "metrics": dict(runs[name].data.metrics),
+        }
         for name in names
     }
 
 
-def _champion_score(context: StageContext, inputs: dict[str, Any],
-                    metric: str) -> tuple[str | None, float | None]:
+def _champion_score(
+    context: StageContext, inputs: dict[str, Any], metric: str
+) -> tuple[str | None, float | None]:
     """The current champion's version and its score on this run's test split."""
     champion = context.tracker.champion()
     if champion is None:
@@ -55,41 +62,77 @@ def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> di
     chosen = candidates[winner]
     version = tracker.version_of_run(run_id)
     if version is None:
-        version = tracker.register(chosen["model_uri"], {
-            "pipeline_run_id": run_id, "data_hash": inputs["data_hash"],
-            "git_commit": git_commit(), "candidate": winner,
-        })
-    outputs = {"winner": winner, "winner_run_id": chosen["run_id"],
-               "model_uri": chosen["model_uri"], "version": str(version.version),
-               "metric": metric, "score": chosen["metrics"][metric],
-               "candidates": {n: c["metrics"] for n, c in candidates.items()}}
+        version = tracker.register(
+            chosen["model_uri"],
+            {
+                "pipeline_run_id": run_id,
+                "data_hash": inputs["data_hash"],
+                "git_commit": git_commit(),
+                "candidate": winner,
+            },
+        )
+    outputs = {
+        "winner": winner,
+        "winner_run_id": chosen["run_id"],
+        "model_uri": chosen["model_uri"],
+        "version": str(version.version),
+        "metric": metric,
+        "score": chosen["metrics"][metric],
+        "candidates": {n: c["metrics"] for n, c in candidates.items()},
+    }
     if "decision" in version.tags:  # a repeated select keeps the decision already taken
-        return outputs | {"promoted": version.tags["decision"] == "promoted",
-                          "champion_version": version.tags.get("champion_version") or None}
+        return outputs | {
+            "promoted": version.tags["decision"] == "promoted",
+            "champion_version": version.tags.get("champion_version") or None,
+        }
     champion_version, champion_score = _champion_score(context, inputs, metric)
     promoted = should_promote(outputs["score"], champion_score)
     if promoted:
         tracker.promote(outputs["version"])
     # Tagged after the alias moves: a select killed in between decides again, and the same way.
-    tracker.tag_version(outputs["version"], {
-        "metric": metric, "score": str(outputs["score"]),
-        "champion_version": champion_version or "", "champion_score": str(champion_score),
-        "decision": "promoted" if promoted else "kept_champion",
-    })
-    log.info("run %s: %s v%s scores %.4f vs champion %s; promoted=%s", run_id, winner,
-             outputs["version"], outputs["score"], champion_score, promoted)
-    return outputs | {"promoted": promoted, "champion_version": champion_version,
-                      "champion_score": champion_score}
+    tracker.tag_version(
+        outputs["version"],
+        {
+            "metric": metric,
+            "score": str(outputs["score"]),
+            "champion_version": champion_version or "",
+            "champion_score": str(champion_score),
+            "decision": "promoted" if promoted else "kept_champion",
+        },
+    )
+    log.info(
+        "run %s: %s v%s scores %.4f vs champion %s; promoted=%s",
+        run_id,
+        winner,
+        outputs["version"],
+        outputs["score"],
+        champion_score,
+        promoted,
+    )
+    return outputs | {
+        "promoted": promoted,
+        "champion_version": champion_version,
+        "champion_score": champion_score,
+    }
 
 
 def select_job(run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """RQ entry: runs once every train job ended; a failed candidate fails the run."""
     context = job_context()
-    outputs = run_tracked(context, run_id, "stage:select",
-                          lambda: run_select(context, run_id, inputs))
+    outputs = run_tracked(
+        context, run_id, "stage:select", lambda: run_select(context, run_id, inputs)
+    )
     if outputs["promoted"]:
         publish_promotion(context.redis, context.settings, outputs["version"])
-    enqueue_explain(context.redis, context.settings, run_id,
-                    inputs | {"version": outputs["version"], "winner_run_id": outputs["winner_run_id"],
-                              "model_uri": outputs["model_uri"]})
+    enqueue_explain(
+        context.redis,
+        context.settings,
+        run_id,
+        inputs
+        | {
+            "version": outputs["version"],
+            "winner_run_id": outputs["winner_run_id"],
+            "model_uri": outputs["model_uri"],
+        },
+    )
     return outputs

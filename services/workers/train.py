@@ -16,22 +16,31 @@ from shared.params import PipelineParams
 from shared.storage import read_parquet
 
 # Metrics a run's status shows per candidate; MLflow holds them all.
-SUMMARY_METRICS = ("accuracy", "f1_macro", "roc_auc_ovr", "recall_lux", "fit_seconds",
-                   "model_size_bytes", "predict_ms_single_row")
+SUMMARY_METRICS = (
+    "accuracy",
+    "f1_macro",
+    "roc_auc_ovr",
+    "recall_lux",
+    "fit_seconds",
+    "model_size_bytes",
+    "predict_ms_single_row",
+)
 
 
 def load_split(params: PipelineParams, processed_path: str) -> Split:
     """The run's shared train/test split of the cleaned dataset."""
-    return split_dataset(read_parquet(Path(processed_path)), params.split.test_size,
-                         params.split.random_state)
+    return split_dataset(
+        read_parquet(Path(processed_path)), params.split.test_size, params.split.random_state
+    )
 
 
 def summary(metrics: dict[str, float]) -> dict[str, float]:
     return {key: round(metrics[key], 6) for key in SUMMARY_METRICS if key in metrics}
 
 
-def run_train(context: StageContext, run_id: str, name: str,
-              inputs: dict[str, Any]) -> dict[str, Any]:
+def run_train(
+    context: StageContext, run_id: str, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
     """Fit, score and log one candidate; a candidate already logged by an earlier try is kept."""
     tracker, params = context.tracker, context.params
     done = tracker.finished_child_run(run_id, "candidate", name)
@@ -39,13 +48,19 @@ def run_train(context: StageContext, run_id: str, name: str,
         return {"mlflow_run_id": done.info.run_id, "metrics": summary(done.data.metrics)}
     spec = params.train.candidate(name)
     split = load_split(params, inputs["processed_path"])
-    child = tracker.start_child_run(inputs["parent_run_id"], run_id, "candidate", name,
-                                    tags={"data_hash": inputs["data_hash"]})
+    child = tracker.start_child_run(
+        inputs["parent_run_id"], run_id, "candidate", name, tags={"data_hash": inputs["data_hash"]}
+    )
     try:
         tracker.log_values(
             child,
-            {"estimator": spec.estimator, "features": spec.features, **spec.params,
-             "test_size": params.split.test_size, "split_random_state": params.split.random_state},
+            {
+                "estimator": spec.estimator,
+                "features": spec.features,
+                **spec.params,
+                "test_size": params.split.test_size,
+                "split_random_state": params.split.random_state,
+            },
             {},
         )
         pipeline, fit_seconds = fit_candidate(spec, split)
@@ -62,5 +77,6 @@ def run_train(context: StageContext, run_id: str, name: str,
 def train_job(run_id: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """RQ entry: train one candidate of a run."""
     context = job_context()
-    return run_tracked(context, run_id, f"candidate:{name}",
-                       lambda: run_train(context, run_id, name, inputs))
+    return run_tracked(
+        context, run_id, f"candidate:{name}", lambda: run_train(context, run_id, name, inputs)
+    )

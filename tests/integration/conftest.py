@@ -7,24 +7,39 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.stack import processes as servers
 from shared.queues import connect
 from shared.runs import RunStore
 from shared.settings import PROJECT_DIR, Settings
-from tests.integration import servers
+from tests.integration.postgres import start_postgres
 
 STAGE_QUEUES = ("prep", "train", "explain")
 
 # Small but real: the notebook's forest with fewer trees, and a gradient-boosted model on
 # every field. Enough to exercise every stage in seconds.
 FAST_GRID = [
-    {"name": "notebook_rf", "estimator": "random_forest", "features": "notebook",
-     "params": {"n_estimators": 40, "class_weight": "balanced", "random_state": 0}},
-    {"name": "hgb_all", "estimator": "hist_gradient_boosting", "features": "all",
-     "params": {"max_iter": 60, "random_state": 0}},
+    {
+        "name": "notebook_rf",
+        "estimator": "random_forest",
+        "features": "notebook",
+        "params": {"n_estimators": 40, "class_weight": "balanced", "random_state": 0},
+    },
+    {
+        "name": "hgb_all",
+        "estimator": "hist_gradient_boosting",
+        "features": "all",
+        "params": {"max_iter": 60, "random_state": 0},
+    },
 ]
 # Candidates that cannot beat either model above: always the most frequent category.
-WEAK_GRID = [{"name": "majority", "estimator": "dummy", "features": "notebook",
-              "params": {"strategy": "prior"}}]
+WEAK_GRID = [
+    {
+        "name": "majority",
+        "estimator": "dummy",
+        "features": "notebook",
+        "params": {"strategy": "prior"},
+    }
+]
 
 
 @dataclass
@@ -57,7 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         redis, redis_port = servers.start_redis(folder / "redis")
         started.append(redis)
-        postgres, pg_port = servers.start_postgres(folder / "postgres")
+        postgres, pg_port = start_postgres(folder / "postgres")
         started.append(postgres)
         mlflow, mlflow_port = servers.start_mlflow(
             folder / "mlflow", f"postgresql+psycopg2://postgres@127.0.0.1:{pg_port}/mlflow"
@@ -70,8 +85,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "RETRY_INTERVALS": "[1, 2]",
         }
         settings = Settings(
-            redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"],
-            pipeline_config=Path(env["PIPELINE_CONFIG"]), retry_intervals=[1, 2],
+            redis_url=env["REDIS_URL"],
+            mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"],
+            pipeline_config=Path(env["PIPELINE_CONFIG"]),
+            retry_intervals=[1, 2],
         )
         stack = Stack(settings, Path(env["PIPELINE_CONFIG"]), folder)
         stack.write_grid(FAST_GRID)
@@ -96,5 +113,3 @@ def shipped_data() -> str:
     path = PROJECT_DIR / "data" / "raw" / "listings.csv.gz"
     assert path.is_file(), "data/raw/listings.csv.gz is the default training data"
     return str(path.relative_to(PROJECT_DIR))
-
-

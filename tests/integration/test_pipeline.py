@@ -42,7 +42,8 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
 
     assert first["state"] == "finished", first
     assert {name: s["state"] for name, s in first["stages"].items()} == dict.fromkeys(
-        ("prep", "train", "select", "explain"), "finished")
+        ("prep", "train", "select", "explain"), "finished"
+    )
     select = first["stages"]["select"]
     assert select["promoted"] is True
     assert champion_version(client, stack) == select["version"]
@@ -58,8 +59,14 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
         child = client.get_run(first["candidates"][candidate["name"]]["mlflow_run_id"])
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert 0.5 < child.data.metrics["accuracy"] < 1
-        assert {"f1_macro", "roc_auc_ovr", "recall_lux", "fit_seconds",
-                "model_size_bytes", "predict_ms_single_row"} <= set(child.data.metrics)
+        assert {
+            "f1_macro",
+            "roc_auc_ovr",
+            "recall_lux",
+            "fit_seconds",
+            "model_size_bytes",
+            "predict_ms_single_row",
+        } <= set(child.data.metrics)
     # The version knows where it came from and why it took the alias.
     version = client.get_model_version(stack.settings.model_name, select["version"])
     assert version.tags["pipeline_run_id"] == first["run_id"]
@@ -68,11 +75,17 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     # SHAP and evaluation artifacts on the winner's run.
     winner_run = select["winner_run_id"]
     explained = {a.path for a in client.list_artifacts(winner_run, "explain")}
-    assert {"explain/importances.json", "explain/importance_bars.png",
-            "explain/beeswarm_lux.png"} <= explained
+    assert {
+        "explain/importances.json",
+        "explain/importance_bars.png",
+        "explain/beeswarm_lux.png",
+    } <= explained
     evaluation = {a.path for a in client.list_artifacts(winner_run, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/class_report.png",
-            "evaluation/price_by_neighbourhood.png"} <= evaluation
+    assert {
+        "evaluation/confusion_matrix.png",
+        "evaluation/class_report.png",
+        "evaluation/price_by_neighbourhood.png",
+    } <= evaluation
 
     stack.write_grid(WEAK_GRID)
     second = retrain(stack, shipped_data)
@@ -80,8 +93,9 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     assert second["state"] == "finished", second
     assert second["stages"]["select"]["promoted"] is False
     assert champion_version(client, stack) == select["version"]
-    kept = client.get_model_version(stack.settings.model_name,
-                                    second["stages"]["select"]["version"])
+    kept = client.get_model_version(
+        stack.settings.model_name, second["stages"]["select"]["version"]
+    )
     assert kept.tags["decision"] == "kept_champion"
     assert float(kept.tags["champion_score"]) > float(kept.tags["score"])
     # The same raw file was cleaned once and reused.

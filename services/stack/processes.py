@@ -1,0 +1,131 @@
+"""The system's processes: the exact commands that run Redis, MLflow and the stage workers.
+
+The local runner and the integration tests start these same commands (and docker-compose
+runs them too), so what is tested is what runs.
+"""
+
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def redis_command(port: int, folder: Path, host: str = "127.0.0.1") -> list[str]:
+    """redis-server with an append-only file, so a restart on the same folder keeps the jobs."""
+    return ["redis-server", "--port", str(port), "--bind", host, "--dir", str(folder),
+            "--appendonly", "yes", "--save", ""]  # fmt: skip
+
+
+def mlflow_command(
+    port: int, backend_uri: str, artifacts: str, host: str = "127.0.0.1"
+) -> list[str]:
+    """An MLflow tracking server on a backend store, serving (proxying) its own artifacts."""
+    return [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
+            "--artifacts-destination", artifacts, "--serve-artifacts",
+            "--host", host, "--port", str(port), "--workers", "1"]  # fmt: skip
+
+
+def worker_command(queue: str, redis_url: str, name: str | None = None) -> list[str]:
+    """An `rq worker` on one stage queue, with the JSON serializer and the retry scheduler."""
+    command = [str(VENV_BIN / "rq"), "worker", "--url", redis_url,
+               "--serializer", "rq.serializers.JSONSerializer", "--with-scheduler"]  # fmt: skip
+    return command + (["--name", name] if name else []) + [queue]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tcp_open(port: int) -> bool:
+    """Whether something listens on a loopback port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen | None = None
+) -> None:
+    """Poll until check() holds; fail naming what never came up (and why, if it died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+def stop(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop a process we started, by its PID: TERM, then KILL if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+def start_logged(
+    command: list[str], log_path: Path, env: dict[str, str] | None = None, user: str | None = None
+) -> subprocess.Popen:
+    """Start a command with its output appended to a log file (as `user` when we are root)."""
+    identity: dict[str, Any] = {}
+    if user is not None and os.geteuid() == 0:
+        record = pwd.getpwnam(user)
+        identity = {"user": record.pw_uid, "group": record.pw_gid, "extra_groups": []}
+    with log_path.open("ab") as log_file:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            **identity,
+        )
+
+
+def start_redis(folder: Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """Start redis-server on a loopback port (a free one unless given) and wait for it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    process = start_logged(redis_command(port, folder), folder / "redis.log")
+    wait_until(lambda: tcp_open(port), 20, "redis-server", process)
+    return process, port
+
+
+def start_mlflow(
+    folder: Path, backend_uri: str, port: int | None = None
+) -> tuple[subprocess.Popen, int]:
+    """Start an MLflow server with its artifacts under folder, and wait until it is healthy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    command = mlflow_command(port, backend_uri, str(folder / "artifacts"))
+    process = start_logged(command, folder / "mlflow.log")
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+            return bool(reply.status == 200)
+
+    wait_until(healthy, 180, "mlflow server", process)
+    return process, port
+
+
+def start_worker(queue: str, folder: Path, env: dict[str, str], name: str) -> subprocess.Popen:
+    """Start one stage worker with its settings in the environment, logging to folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return start_logged(worker_command(queue, env["REDIS_URL"], name), folder / f"{name}.log", env)

@@ -1,0 +1,109 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.cleaning import clean_listings
+from shared.errors import ConfigError
+from shared.features import add_location_features
+from shared.modeling import (
+    CandidateSpec,
+    build_pipeline,
+    fit_candidate,
+    probabilities,
+    score_predictions,
+    split_dataset,
+)
+from shared.schema import PRICE_CATEGORIES
+from tests.unit.listings import raw_frame
+
+PRICES = ["$50.00", "$150.00", "$300.00", "$900.00"]
+
+
+@pytest.fixture(scope="module")
+def tiny_split():
+    """80 cleaned listings, 20 per category, price rising with size and Manhattan."""
+    rows = []
+    for i in range(80):
+        category = i % 4
+        rows.append(
+            {
+                "price": PRICES[category],
+                "accommodates": 1 + category * 2,
+                "bedrooms": float(category),
+                "neighbourhood_group_cleansed": "Manhattan" if category >= 2 else "Bronx",
+                "latitude": 40.70 + 0.001 * i,
+            }
+        )
+    clean, _ = clean_listings(raw_frame(*rows))
+    return split_dataset(clean, test_size=0.25, random_state=1)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "features", "params"),
+    [
+        ("random_forest", "notebook", {"n_estimators": 10, "random_state": 0, "n_jobs": 2}),
+        ("hist_gradient_boosting", "all", {"max_iter": 10, "min_samples_leaf": 2}),
+        ("dummy", "notebook", {}),
+    ],
+)
+def test_candidates_map_request_fields_to_probabilities(tiny_split, estimator, features, params):
+    pipeline, fit_seconds = fit_candidate(
+        CandidateSpec("c", estimator, features, params), tiny_split
+    )
+    proba = probabilities(pipeline, tiny_split.x_test)
+    assert list(proba.columns) == list(PRICE_CATEGORIES)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert fit_seconds >= 0
+    model = pipeline.named_steps["model"]
+    assert model.get_params().get("n_jobs") in (None, 1)  # served single-threaded
+
+
+def test_pipeline_accepts_requests_without_optional_fields(tiny_split):
+    pipeline, _ = fit_candidate(
+        CandidateSpec("c", "hist_gradient_boosting", "all", {"max_iter": 5}), tiny_split
+    )
+    request = tiny_split.x_test.drop(columns=["property_type", "kitchen", "breakfast"])
+    assert len(probabilities(pipeline, request)) == len(request)
+
+
+def test_ids_do_not_change_predictions(tiny_split):
+    pipeline, _ = fit_candidate(
+        CandidateSpec("c", "random_forest", "notebook", {"n_estimators": 5, "random_state": 0}),
+        tiny_split,
+    )
+    other_ids = tiny_split.x_test.assign(id=range(1000, 1000 + len(tiny_split.x_test)))
+    pd.testing.assert_frame_equal(
+        probabilities(pipeline, tiny_split.x_test), probabilities(pipeline, other_ids)
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (CandidateSpec("c", "quantum_forest", "notebook"), "unknown estimator"),
+        (CandidateSpec("c", "random_forest", "everything"), "unknown feature set"),
+        (CandidateSpec("c", "random_forest", "notebook", {"trees": 5}), "candidate 'c'"),
+    ],
+)
+def test_bad_candidate_specs_are_config_errors(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        build_pipeline(spec)
+
+
+def test_score_predictions_on_a_known_answer():
+    y_true = pd.Series(["Low", "Mid", "High", "Lux"])
+    proba = pd.DataFrame(np.eye(4), columns=list(PRICE_CATEGORIES))
+    proba.iloc[3] = [0.0, 0.0, 0.6, 0.4]  # the Lux listing predicted High
+    metrics = score_predictions(y_true, proba)
+    assert metrics["accuracy"] == 0.75
+    assert metrics["recall_lux"] == 0.0
+    assert metrics["precision_high"] == 0.5
+    assert metrics["roc_auc_ovr"] == pytest.approx((1 + 1 + 1 + 1) / 4)
+
+
+def test_location_features_measure_from_midtown():
+    frame = pd.DataFrame({"latitude": [40.7580, 40.8480], "longitude": [-73.9855, -73.9855]})
+    out = add_location_features(frame)
+    assert out.loc[0, "midtown_km"] == pytest.approx(0.0)
+    assert out.loc[1, "midtown_km"] == pytest.approx(9.99, abs=0.01)
+    assert out.loc[1, "midtown_dy"] > 0

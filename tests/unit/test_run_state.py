@@ -1,0 +1,46 @@
+import pytest
+
+from shared.runs import overall_state, summarize_training
+
+
+@pytest.mark.parametrize(
+    ("candidates", "state"),
+    [
+        ({}, "pending"),
+        ({"a": {"state": "queued"}, "b": {"state": "queued"}}, "queued"),
+        ({"a": {"state": "started"}, "b": {"state": "queued"}}, "started"),
+        ({"a": {"state": "retrying"}, "b": {"state": "finished"}}, "started"),
+        ({"a": {"state": "finished"}, "b": {"state": "finished"}}, "finished"),
+        ({"a": {"state": "failed", "error": "boom"}, "b": {"state": "finished"}}, "failed"),
+    ],
+)
+def test_training_state_follows_its_candidates(candidates, state):
+    assert summarize_training(candidates)["state"] == state
+
+
+def test_training_failure_names_the_candidate():
+    summary = summarize_training({"rf": {"state": "failed", "error": "out of memory"}})
+    assert summary["error"] == "rf: out of memory"
+
+
+def _stages(*states: str) -> dict:
+    return {
+        name: {"state": s}
+        for name, s in zip(("prep", "train", "select", "explain"), states, strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    ("states", "overall"),
+    [
+        (("queued", "pending", "pending", "pending"), "queued"),
+        (("started", "pending", "pending", "pending"), "running"),
+        (("finished", "queued", "pending", "pending"), "running"),
+        (("finished", "finished", "finished", "started"), "running"),
+        (("finished", "finished", "finished", "finished"), "finished"),
+        (("failed", "pending", "pending", "pending"), "failed"),
+        (("finished", "finished", "failed", "pending"), "failed"),
+    ],
+)
+def test_overall_state(states, overall):
+    assert overall_state(_stages(*states)) == overall
