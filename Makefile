@@ -44,7 +44,7 @@ retrain: $(INSTALLED) ## queue a pipeline run on the running stack and follow it
 	$(PY) -m services.workers.cli retrain --wait
 
 repro: $(INSTALLED) ## experimentation mode: run the stages in-process with dvc repro
-	$(VENV)/bin/dvc repro
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc repro
 
 clean: ## remove caches and processed data (keeps .venv and local state)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache data/processed

@@ -1,9 +1,12 @@
 """The one home of file I/O: raw listings in, processed Parquet out, content hashes."""
 
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -43,17 +46,33 @@ def processed_path(processed_dir: Path, data_hash: str) -> Path:
     return processed_dir / f"listings-{data_hash}.parquet"
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write Parquet so that readers see the whole file or none of it."""
+def _write_atomic(path: Path, write: Callable[[str], object]) -> None:
+    """Write through a temporary file renamed into place: readers see all of it or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".partial")
     os.close(handle)
     try:
-        frame.to_parquet(temporary, index=False)
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write a data frame as Parquet, atomically."""
+    _write_atomic(path, lambda temporary: frame.to_parquet(temporary, index=False))
+
+
+def write_json_atomic(document: dict[str, Any], path: Path) -> None:
+    """Write a JSON document, atomically."""
+    _write_atomic(
+        path, lambda temporary: Path(temporary).write_text(json.dumps(document, indent=2))
+    )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

@@ -1,6 +1,5 @@
 """Prep stage: raw listings file in, cleaned Parquet keyed by content hash out, quality logged."""
 
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -11,7 +10,14 @@ from shared.cleaning import CleanReport, clean_listings
 from shared.errors import DataError
 from shared.provenance import git_commit, library_versions
 from shared.queues import enqueue_training
-from shared.storage import file_md5, processed_path, read_raw_listings, write_parquet_atomic
+from shared.storage import (
+    file_md5,
+    processed_path,
+    read_json,
+    read_raw_listings,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +35,11 @@ def clean_once(raw_path: Path, processed_dir: Path) -> tuple[str, Path, CleanRep
     report_file = _report_path(dataset)
     if dataset.is_file() and report_file.is_file():
         log.info("reusing %s for %s", dataset, raw_path)
-        return data_hash, dataset, CleanReport(**json.loads(report_file.read_text()))
+        return data_hash, dataset, CleanReport(**read_json(report_file))
     clean, report = clean_listings(read_raw_listings(raw_path))
     write_parquet_atomic(clean, dataset)
     # The report lands last: its presence means the dataset beside it is complete.
-    report_file.write_text(json.dumps(asdict(report)))
+    write_json_atomic(asdict(report), report_file)
     return data_hash, dataset, report
 
 

@@ -42,6 +42,19 @@ WEAK_GRID = [
 ]
 
 
+def write_pipeline_config(path: Path, candidates: list[dict], processed_dir: Path) -> None:
+    """A pipeline.yaml with the given grid and a small SHAP sample."""
+    document = {
+        "prep": {"processed_dir": str(processed_dir)},
+        "split": {"test_size": 0.15, "random_state": 1},
+        "train": {"candidates": candidates},
+        "select": {"metric": "roc_auc_ovr"},
+        "explain": {"sample_size": 100, "top_features": 10},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document))
+
+
 @dataclass
 class Stack:
     """The running system as a test sees it."""
@@ -52,14 +65,7 @@ class Stack:
 
     def write_grid(self, candidates: list[dict]) -> None:
         """Replace the candidate grid; workers read it afresh for every job."""
-        document = {
-            "prep": {"processed_dir": str(self.folder / "processed")},
-            "split": {"test_size": 0.15, "random_state": 1},
-            "train": {"candidates": candidates},
-            "select": {"metric": "roc_auc_ovr"},
-            "explain": {"sample_size": 100, "top_features": 10},
-        }
-        self.pipeline_config.write_text(yaml.safe_dump(document))
+        write_pipeline_config(self.pipeline_config, candidates, self.folder / "processed")
 
     def runs(self) -> RunStore:
         return RunStore(connect(self.settings.redis_url), self.settings.run_ttl_seconds)

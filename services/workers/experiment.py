@@ -1,0 +1,62 @@
+"""Experimentation mode: the same stage functions, run in-process by `dvc repro`, no Redis.
+
+Each stage reads the previous stage's report from reports/ and writes its own, so DVC can
+track them; everything is still logged to the MLflow server named by MLFLOW_TRACKING_URI.
+"""
+
+import argparse
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from services.workers.context import StageContext
+from services.workers.explain import run_explain
+from services.workers.prep import run_prep
+from services.workers.select import run_select
+from services.workers.train import run_train
+from shared.settings import get_settings
+from shared.storage import read_json, write_json_atomic
+
+REPORTS = Path("reports")
+
+
+def _report(stage: str) -> dict[str, Any]:
+    return read_json(REPORTS / f"{stage}.json")
+
+
+def run_stage(stage: str, context: StageContext, data_path: str) -> dict[str, Any]:
+    """Run one stage on the previous stages' reports; returns this stage's report."""
+    if stage == "prep":
+        run_id = str(uuid.uuid4())
+        return {"run_id": run_id, **run_prep(context, run_id, data_path)}
+    prep = _report("prep")
+    run_id = prep["run_id"]
+    if stage == "train":
+        return {
+            "run_id": run_id,
+            "candidates": {
+                name: run_train(context, run_id, name, prep) for name in prep["candidates"]
+            },
+        }
+    if stage == "select":
+        return {"run_id": run_id, **run_select(context, run_id, prep)}
+    chosen = _report("select")
+    winner = {key: chosen[key] for key in ("version", "winner_run_id", "model_uri")}
+    return {"run_id": run_id, **run_explain(context, run_id, prep | winner)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("stage", choices=["prep", "train", "select", "explain"])
+    parser.add_argument("--data", default="data/raw/listings.csv.gz")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    report = run_stage(args.stage, StageContext(get_settings()), args.data)
+    write_json_atomic(report, REPORTS / f"{args.stage}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
