@@ -4,9 +4,14 @@ import time
 
 import pytest
 from mlflow.tracking import MlflowClient
+from redis.client import PubSub
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
+from services.workers.context import StageContext
+from services.workers.select import run_select
 from shared.launch import launch_run
-from shared.queues import connect
+from shared.queues import connect, job_id
 from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack
 
 pytestmark = pytest.mark.integration
@@ -34,9 +39,20 @@ def champion_version(client: MlflowClient, stack: Stack) -> str:
     return str(client.get_model_version_by_alias(name, alias).version)
 
 
+def published_versions(subscription: PubSub) -> list[str]:
+    """Every promotion message received so far."""
+    versions = []
+    while message := subscription.get_message(timeout=1):
+        if message["type"] == "message":
+            versions.append(message["data"].decode())
+    return versions
+
+
 def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_data: str):
     client = MlflowClient(stack.settings.mlflow_tracking_uri)
     stack.write_grid(FAST_GRID)
+    subscription = connect(stack.settings.redis_url).pubsub()
+    subscription.subscribe(stack.settings.promotion_channel)
 
     first = retrain(stack, shipped_data)
 
@@ -47,6 +63,7 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     select = first["stages"]["select"]
     assert select["promoted"] is True
     assert champion_version(client, stack) == select["version"]
+    assert published_versions(subscription) == [select["version"]]
     # One parent run per pipeline run, with a data-quality run and a child run per candidate.
     prep = first["stages"]["prep"]
     parent = client.get_run(prep["parent_run_id"])
@@ -98,8 +115,49 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     )
     assert kept.tags["decision"] == "kept_champion"
     assert float(kept.tags["champion_score"]) > float(kept.tags["score"])
-    # The same raw file was cleaned once and reused.
+    # The same raw file was cleaned once and reused; nothing was published this time.
     assert second["stages"]["prep"]["processed_path"] == prep["processed_path"]
+    assert published_versions(subscription) == []
+    subscription.close()
+
+
+def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, shipped_data: str):
+    stack.write_grid(FAST_GRID)
+    run = retrain(stack, shipped_data)
+    redis = connect(stack.settings.redis_url)
+    for stage, timeout in (
+        ("prep", stack.settings.prep_timeout),
+        ("select", stack.settings.select_timeout),
+        ("explain", stack.settings.explain_timeout),
+    ):
+        job = Job.fetch(job_id(run["run_id"], stage), connection=redis, serializer=JSONSerializer)
+        assert job.timeout == timeout
+        assert job.retry_intervals == [1, 2]
+        assert job.get_status() == "finished"
+        assert job.description.endswith(job_id(run["run_id"], stage))
+    train = Job.fetch(
+        job_id(run["run_id"], "train", "hgb_all"), connection=redis, serializer=JSONSerializer
+    )
+    assert train.timeout == stack.settings.train_timeout
+    assert train.args[:2] == [run["run_id"], "hgb_all"]
+
+
+def test_select_run_twice_registers_no_second_version(stack: Stack, shipped_data: str):
+    stack.write_grid(FAST_GRID)
+    run = retrain(stack, shipped_data)
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    name = stack.settings.model_name
+    versions_before = len(client.search_model_versions(f"name = '{name}'"))
+    inputs = {
+        key: run["stages"]["prep"][key]
+        for key in ("data_hash", "processed_path", "parent_run_id", "candidates")
+    }
+
+    again = run_select(StageContext(stack.settings), run["run_id"], inputs)
+
+    assert again["version"] == run["stages"]["select"]["version"]
+    assert again["promoted"] == run["stages"]["select"]["promoted"]
+    assert len(client.search_model_versions(f"name = '{name}'")) == versions_before
 
 
 def test_bad_data_fails_the_run_at_once_and_keeps_the_champion(stack: Stack, corrupt_data: str):
