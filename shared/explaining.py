@@ -1,13 +1,19 @@
 """SHAP explanations of a fitted pipeline: per-row contributions and global importances."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import shap
 from sklearn.pipeline import Pipeline
 
+from shared.errors import PipelineError
 from shared.schema import PRICE_CATEGORIES
+
+
+class ExplanationUnavailableError(PipelineError):
+    """The model is not a tree model and no background sample was given to explain it."""
 
 
 @dataclass(frozen=True)
@@ -25,23 +31,37 @@ def feature_names(pipeline: Pipeline) -> list[str]:
     return [str(name) for name in columns.get_feature_names_out()]
 
 
-def explain(pipeline: Pipeline, sample: pd.DataFrame) -> Explanation:
-    """SHAP values of the model step on a sample of request-shaped rows.
+def model_features(pipeline: Pipeline, rows: pd.DataFrame) -> pd.DataFrame:
+    """Request-shaped rows as the model step sees them."""
+    matrix = pipeline.named_steps["features"].transform(rows)
+    return pd.DataFrame(matrix, columns=feature_names(pipeline), index=rows.index)
 
-    Tree models get the exact, fast TreeExplainer; anything else falls back to a
-    model-agnostic explainer on predict_proba with the sample as background.
-    """
-    matrix = pipeline.named_steps["features"].transform(sample)
-    features = pd.DataFrame(matrix, columns=feature_names(pipeline), index=sample.index)
+
+def build_explainer(pipeline: Pipeline, background: pd.DataFrame | None = None) -> Any:
+    """The exact, fast TreeExplainer for tree models; a model-agnostic one on predict_proba
+    with a background sample otherwise."""
     model = pipeline.named_steps["model"]
     try:
-        values = shap.TreeExplainer(model)(features).values
-    except Exception:  # noqa: BLE001 - shap signals "not a tree model" with assorted errors
-        masker = shap.maskers.Independent(features, max_samples=100)
-        values = shap.Explainer(model.predict_proba, masker)(features).values
+        return shap.TreeExplainer(model)
+    except Exception as error:  # noqa: BLE001 - shap signals "not a tree model" variously
+        if background is None:
+            raise ExplanationUnavailableError(
+                f"{type(model).__name__} cannot be explained without background data"
+            ) from error
+    masker = shap.maskers.Independent(model_features(pipeline, background), max_samples=100)
+    return shap.Explainer(model.predict_proba, masker)
+
+
+def explain(pipeline: Pipeline, rows: pd.DataFrame, explainer: Any = None) -> Explanation:
+    """SHAP values of the model step on request-shaped rows (the rows are the background
+    when a non-tree model has no explainer yet)."""
+    features = model_features(pipeline, rows)
+    explainer = explainer or build_explainer(pipeline, background=rows)
+    values = np.asarray(explainer(features).values)
     if values.ndim == 2:  # one output: a binary model explained as its positive class
         values = np.stack([-values, values], axis=2)
-    return Explanation(np.asarray(values), features, tuple(str(c) for c in model.classes_))
+    classes = tuple(str(c) for c in pipeline.named_steps["model"].classes_)
+    return Explanation(values, features, classes)
 
 
 def class_importances(explanation: Explanation) -> dict[str, dict[str, float]]:
@@ -55,3 +75,16 @@ def class_importances(explanation: Explanation) -> dict[str, dict[str, float]]:
         pairs = sorted(zip(explanation.features.columns, column, strict=True), key=lambda p: -p[1])
         result[label] = {name: float(value) for name, value in pairs}
     return result
+
+
+def top_contributions(
+    explanation: Explanation, labels: list[str], top: int
+) -> list[list[dict[str, float | str]]]:
+    """Per row, the features that pushed it most towards its label, with signed values."""
+    rows = []
+    names = list(explanation.features.columns)
+    for row, label in enumerate(labels):
+        values = explanation.values[row, :, explanation.classes.index(label)]
+        order = np.argsort(-np.abs(values))[:top]
+        rows.append([{"feature": names[i], "value": float(values[i])} for i in order])
+    return rows

@@ -25,10 +25,13 @@ class QueueName(StrEnum):
     EXPLAIN = "explain"
 
 
-def connect(redis_url: str) -> Redis:
+def connect(redis_url: str, timeout: float = 30) -> Redis:
     """A Redis connection that fails fast instead of hanging when Redis is away."""
     return Redis.from_url(
-        redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+        redis_url,
+        socket_connect_timeout=min(timeout, 5),
+        socket_timeout=timeout,
+        health_check_interval=30,
     )
 
 

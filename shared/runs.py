@@ -20,7 +20,7 @@ def _run_key(run_id: str) -> str:
     return f"run:{run_id}"
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     """Redis answers bytes unless the connection decodes; accept both."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -72,7 +72,7 @@ class RunStore:
         raw = self.redis.hgetall(_run_key(run_id))
         if not raw:
             return None
-        fields = {_text(k): json.loads(v) for k, v in raw.items()}
+        fields = {as_text(k): json.loads(v) for k, v in raw.items()}
         run = dict(fields.pop("meta", {}))
         candidates = {
             k.removeprefix("candidate:"): v for k, v in fields.items() if k.startswith("candidate:")
@@ -87,7 +87,7 @@ class RunStore:
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first; runs whose status has expired are skipped."""
         run_ids = self.redis.zrevrange(RUN_INDEX, 0, limit - 1)
-        runs = (self.get(_text(run_id)) for run_id in run_ids)
+        runs = (self.get(as_text(run_id)) for run_id in run_ids)
         return [run for run in runs if run is not None]
 
     def active(self) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +39,19 @@ class Settings(BaseSettings):
     job_retries: int = Field(2, ge=0)
     retry_intervals: list[int] = [5, 30]
     run_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+
+    # Gateway. Secrets have no default: without them, retrain and the dashboard answer 401.
+    retrain_token: SecretStr | None = None
+    dashboard_user: str | None = None
+    dashboard_password: SecretStr | None = None
+    raw_data_dir: Path = Path("data/raw")
+    max_batch: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # Seconds between checks of the champion alias, in case a promotion message was missed.
+    alias_poll_seconds: float = Field(30.0, gt=0)
+    # The gateway answers 503 quickly rather than hang when Redis does not answer.
+    gateway_redis_timeout: float = Field(2.0, gt=0)
+    explain_top_features: int = Field(5, ge=1)
 
     @classmethod
     def settings_customise_sources(

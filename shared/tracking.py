@@ -31,6 +31,8 @@ TRUSTED_TYPES = [
     "functools.partial",
 ]
 PARENT_TAG = "mlflow.parentRunId"
+# Where the explain stage leaves mean |SHAP| per class on the winner's run.
+IMPORTANCES_ARTIFACT = "explain/importances.json"
 
 
 class Tracker:

@@ -20,23 +20,53 @@ VENV_BIN = Path(sys.executable).parent
 
 def redis_command(port: int, folder: Path, host: str = "127.0.0.1") -> list[str]:
     """redis-server with an append-only file, so a restart on the same folder keeps the jobs."""
-    return ["redis-server", "--port", str(port), "--bind", host, "--dir", str(folder),
-            "--appendonly", "yes", "--save", ""]  # fmt: skip
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        host,
+        "--dir",
+        str(folder),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+    ]
 
 
 def mlflow_command(
     port: int, backend_uri: str, artifacts: str, host: str = "127.0.0.1"
 ) -> list[str]:
     """An MLflow tracking server on a backend store, serving (proxying) its own artifacts."""
-    return [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
-            "--artifacts-destination", artifacts, "--serve-artifacts",
-            "--host", host, "--port", str(port), "--workers", "1"]  # fmt: skip
+    return [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        artifacts,
+        "--serve-artifacts",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 def worker_command(queue: str, redis_url: str, name: str | None = None) -> list[str]:
     """An `rq worker` on one stage queue, with the JSON serializer and the retry scheduler."""
-    command = [str(VENV_BIN / "rq"), "worker", "--url", redis_url,
-               "--serializer", "rq.serializers.JSONSerializer", "--with-scheduler"]  # fmt: skip
+    command = [
+        str(VENV_BIN / "rq"),
+        "worker",
+        "--url",
+        redis_url,
+        "--serializer",
+        "rq.serializers.JSONSerializer",
+        "--with-scheduler",
+    ]
     return command + (["--name", name] if name else []) + [queue]
 
 

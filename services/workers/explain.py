@@ -14,8 +14,7 @@ from shared.plots import (
     price_by_neighbourhood,
 )
 from shared.storage import read_parquet
-
-IMPORTANCES_ARTIFACT = "explain/importances.json"
+from shared.tracking import IMPORTANCES_ARTIFACT
 
 
 def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """Select step: register the run's best candidate and move the champion alias if it is as good."""
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from services.workers.context import StageContext, job_context, run_tracked
 from services.workers.train import load_split
 from shared.errors import PipelineError
 from shared.modeling import probabilities, score_predictions
-from shared.provenance import git_commit
+from shared.provenance import git_commit, library_versions
 from shared.queues import enqueue_explain, publish_promotion
 from shared.selection import pick_winner, should_promote
 
@@ -62,15 +63,14 @@ def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> di
     chosen = candidates[winner]
     version = tracker.version_of_run(run_id)
     if version is None:
-        version = tracker.register(
-            chosen["model_uri"],
-            {
-                "pipeline_run_id": run_id,
-                "data_hash": inputs["data_hash"],
-                "git_commit": git_commit(),
-                "candidate": winner,
-            },
-        )
+        provenance = {f"lib.{name}": v for name, v in library_versions().items()}
+        provenance |= {
+            "pipeline_run_id": run_id,
+            "data_hash": inputs["data_hash"],
+            "git_commit": git_commit(),
+            "candidate": winner,
+        }
+        version = tracker.register(chosen["model_uri"], provenance)
     outputs = {
         "winner": winner,
         "winner_run_id": chosen["run_id"],
@@ -98,6 +98,7 @@ def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> di
             "champion_version": champion_version or "",
             "champion_score": str(champion_score),
             "decision": "promoted" if promoted else "kept_champion",
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
     log.info(

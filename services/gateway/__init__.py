@@ -1,0 +1,1 @@
+"""The HTTP gateway: predictions from the in-memory champion, retrains through the queues."""

@@ -1,0 +1,57 @@
+"""The gateway's app factory: nothing connects or loads at import time, only in create_app."""
+
+from flask import Flask, Response
+
+from services.gateway.champion import ChampionCache
+from services.gateway.dashboard import mount_dashboard
+from services.gateway.errors import register_error_handlers
+from services.gateway.logs import install_request_ids
+from services.gateway.metrics import CONTENT_TYPE, Metrics
+from services.gateway.openapi import blueprint as openapi_blueprint
+from services.gateway.registry import MlflowChampionSource
+from services.gateway.routes.model import blueprint as model_blueprint
+from services.gateway.routes.predict import blueprint as predict_blueprint
+from services.gateway.routes.runs import blueprint as runs_blueprint
+from services.gateway.state import DescribedSource, Gateway
+from shared.queues import connect
+from shared.runs import RunStore
+from shared.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    source: DescribedSource | None = None,
+    watch_champion: bool = True,
+) -> Flask:
+    """Build a gateway. Tests pass their own settings and, for pure tests, a model source.
+
+    With watch_champion, background threads load the champion and follow promotions.
+    """
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    redis = connect(settings.redis_url, timeout=settings.gateway_redis_timeout)
+    source = source or MlflowChampionSource(settings)
+    cache = ChampionCache(source, settings.alias_poll_seconds)
+    metrics = Metrics(redis)
+    cache.on_swap = lambda model: metrics.model_version.set(float(model.version))
+    state = Gateway(
+        settings, source, cache, redis, RunStore(redis, settings.run_ttl_seconds), metrics
+    )
+    app.extensions["gateway"] = state
+
+    register_error_handlers(app)
+    install_request_ids(app, metrics.observe)
+    for blueprint in (predict_blueprint, runs_blueprint, model_blueprint, openapi_blueprint):
+        app.register_blueprint(blueprint)
+    mount_dashboard(app, settings)
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), mimetype=CONTENT_TYPE)
+
+    if watch_champion:
+        cache.start(redis, settings.promotion_channel)
+    return app

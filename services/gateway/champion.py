@@ -1,0 +1,118 @@
+"""The champion model held in memory, swapped atomically when a new one is promoted.
+
+Requests read `current` once and keep that object: a swap never disturbs a request in
+flight. New versions are loaded in a background thread, woken by the promotion message on
+Redis or, if that was missed, by a periodic check of the alias.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sklearn.pipeline import Pipeline
+
+from shared.explaining import build_explainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A champion version ready to answer: the pipeline plus what /model reports about it."""
+
+    version: str
+    pipeline: Pipeline
+    info: dict[str, Any] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.time)
+    _explainer: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def explainer(self) -> Any:
+        """The SHAP explainer, built on first use (most requests never ask for one)."""
+        with self._lock:
+            if self._explainer is None:
+                self._explainer = build_explainer(self.pipeline)
+            return self._explainer
+
+
+class ChampionSource(Protocol):
+    """Where champions come from (the MLflow registry in production)."""
+
+    def champion_version(self) -> str | None: ...
+
+    def load(self, version: str) -> LoadedModel: ...
+
+
+class ChampionCache:
+    """Holds the served model and keeps it in step with the champion alias."""
+
+    def __init__(self, source: ChampionSource, poll_seconds: float) -> None:
+        self.source = source
+        self.poll_seconds = poll_seconds
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self._refresh_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.on_swap: Callable[[LoadedModel], None] = lambda model: None
+
+    def refresh(self) -> bool:
+        """Load the alias's version if it is not the one served; True when a swap happened."""
+        with self._refresh_lock:
+            try:
+                version = self.source.champion_version()
+                if version is None or (self.current and self.current.version == version):
+                    self.last_error = None
+                    return False
+                loaded = self.source.load(version)
+            except Exception as error:  # noqa: BLE001 - keep serving the old model
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("champion refresh failed: %s", self.last_error)
+                return False
+            previous = self.current.version if self.current else None
+            self.current = loaded  # one reference assignment: the swap is atomic
+            self.last_error = None
+            log.info("serving champion version %s (was %s)", version, previous)
+            self.on_swap(loaded)
+            return True
+
+    def start(self, redis: Redis, channel: str) -> None:
+        """Refresh in the background: on each promotion message and every poll interval."""
+        self._threads = [
+            threading.Thread(target=self._poll, name="champion-poll", daemon=True),
+            threading.Thread(
+                target=self._listen, args=(redis, channel), daemon=True, name="champion-listen"
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            # Until a champion exists, look often: the first promotion should serve at once.
+            self._wake.wait(self.poll_seconds if self.current else min(self.poll_seconds, 2.0))
+            self._wake.clear()
+
+    def _listen(self, redis: Redis, channel: str) -> None:
+        """Wake the poller on every promotion message; resubscribe when Redis comes back."""
+        while not self._stop.is_set():
+            try:
+                subscription = redis.pubsub(ignore_subscribe_messages=True)
+                subscription.subscribe(channel)
+                while not self._stop.is_set():
+                    if subscription.get_message(timeout=1.0):
+                        self._wake.set()
+            except (RedisError, OSError) as error:
+                log.warning("promotion channel unavailable (%s); retrying", error)
+                self._stop.wait(1.0)

@@ -1,0 +1,75 @@
+"""Champions from the MLflow registry: the alias's version, its pipeline and its record."""
+
+import logging
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+
+from services.gateway.champion import LoadedModel
+from shared.settings import Settings
+from shared.tracking import IMPORTANCES_ARTIFACT, Tracker
+
+log = logging.getLogger(__name__)
+
+# Metrics /model reports; the run holds more.
+REPORTED_METRICS = (
+    "accuracy",
+    "f1_macro",
+    "roc_auc_ovr",
+    "recall_lux",
+    "model_size_bytes",
+    "predict_ms_single_row",
+)
+
+
+class MlflowChampionSource:
+    """Reads the champion alias and loads versions through the tracking server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._tracker: Tracker | None = None
+
+    @property
+    def tracker(self) -> Tracker:
+        # Made on first use, so the gateway starts (and answers 503) while MLflow is away.
+        if self._tracker is None:
+            self._tracker = Tracker(self.settings)
+        return self._tracker
+
+    def champion_version(self) -> str | None:
+        champion = self.tracker.champion()
+        return str(champion.version) if champion is not None else None
+
+    def load(self, version: str) -> LoadedModel:
+        pipeline = self.tracker.load_model(f"models:/{self.settings.model_name}/{version}")
+        return LoadedModel(version, pipeline, self.describe(version))
+
+    def describe(self, version: str) -> dict[str, Any]:
+        """What /model reports about a version: provenance, scores, decision."""
+        record = self.tracker.client.get_model_version(self.settings.model_name, version)
+        tags = dict(record.tags)
+        metrics = self.tracker.client.get_run(record.run_id).data.metrics if record.run_id else {}
+        return {
+            "version": version,
+            "run_id": record.run_id,
+            "candidate": tags.get("candidate"),
+            "promoted_at": tags.get("decided_at"),
+            "pipeline_run_id": tags.get("pipeline_run_id"),
+            "data_hash": tags.get("data_hash"),
+            "git_commit": tags.get("git_commit"),
+            "libraries": {
+                k.removeprefix("lib."): v for k, v in tags.items() if k.startswith("lib.")
+            },
+            "metrics": {k: metrics[k] for k in REPORTED_METRICS if k in metrics},
+            "selection": {
+                k: tags.get(k) for k in ("metric", "score", "champion_version", "champion_score")
+            },
+        }
+
+    def importances(self, run_id: str) -> dict[str, Any] | None:
+        """Mean |SHAP| per class, once the explain stage has logged it."""
+        try:
+            return self.tracker.load_dict(run_id, IMPORTANCES_ARTIFACT)
+        except (MlflowException, OSError) as error:
+            log.info("no importances yet for run %s: %s", run_id, error)
+            return None

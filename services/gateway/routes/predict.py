@@ -1,0 +1,62 @@
+"""POST /predict: one listing or an array of listings, answered from the in-memory champion."""
+
+from typing import Any
+
+from flask import Blueprint
+from pydantic import TypeAdapter, ValidationError
+
+from services.gateway.errors import ApiError, validation_error
+from services.gateway.predicting import predict_listings
+from services.gateway.routes.requests import json_body, query_flag
+from services.gateway.state import gateway
+from shared.contracts import Listing
+
+blueprint = Blueprint("predict", __name__)
+_listings = TypeAdapter(list[Listing])
+
+
+def _validate(payload: Any, max_batch: int) -> tuple[list[Listing], bool]:
+    """Validated listings and whether the request was a batch."""
+    if isinstance(payload, dict):
+        try:
+            return [Listing.model_validate(payload)], False
+        except ValidationError as error:
+            raise validation_error(error) from None
+    if not isinstance(payload, list):
+        raise ApiError(
+            422,
+            "validation_error",
+            "send one listing object or an array of them",
+            fields=[{"path": "(body)", "message": "must be an object or an array"}],
+        )
+    if not payload:
+        raise ApiError(
+            422,
+            "validation_error",
+            "the array holds no listing",
+            fields=[{"path": "(body)", "message": "at least one listing"}],
+        )
+    if len(payload) > max_batch:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"{len(payload)} listings in one request; the limit is {max_batch}",
+        )
+    try:
+        return _listings.validate_python(payload), True
+    except ValidationError as error:
+        raise validation_error(error) from None
+
+
+@blueprint.post("/predict")
+def predict() -> tuple[dict[str, Any], int]:
+    state = gateway()
+    listings, batch = _validate(json_body(), state.settings.max_batch)
+    explain_top = state.settings.explain_top_features if query_flag("explain") else None
+    model = state.champion()  # read once: a swap mid-request cannot mix two models
+    answers = predict_listings(model, listings, explain_top)
+    for answer in answers:
+        state.metrics.predictions.labels(answer["price_category"]).inc()
+    if batch:
+        return {"model_version": model.version, "predictions": answers}, 200
+    return answers[0], 200

@@ -1,0 +1,35 @@
+"""Reading request bodies and query flags, with the JSON errors the contract promises."""
+
+import json
+from typing import Any
+
+from flask import request
+
+from services.gateway.errors import ApiError
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+def json_body(required: bool = True) -> Any:
+    """The parsed JSON body: 415 when it is not JSON, 400 when it does not parse."""
+    raw = request.get_data(cache=False)
+    if not raw.strip() and not required:
+        return None
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type",
+                       "send JSON with Content-Type: application/json")  # fmt: skip
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+
+
+def query_flag(name: str) -> bool:
+    """A true/false query parameter; anything else is a 422 naming it."""
+    value = request.args.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ApiError(422, "validation_error", f"query parameter {name} must be true or false",
+                   fields=[{"path": f"?{name}", "message": "must be true or false"}])  # fmt: skip

@@ -1,0 +1,119 @@
+"""POST /retrain starts a pipeline run; GET /runs and /runs/<id> report on them."""
+
+import hmac
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, request, url_for
+from pydantic import ValidationError
+
+from services.gateway.errors import ApiError, validation_error
+from services.gateway.routes.requests import json_body
+from services.gateway.state import Gateway, gateway
+from shared.contracts import RetrainRequest
+from shared.launch import launch_run
+from shared.runs import as_text
+
+blueprint = Blueprint("runs", __name__)
+IDEMPOTENCY_TTL = 24 * 3600
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def _authorize(state: Gateway) -> None:
+    """Bearer token from the environment; without one configured, nobody may retrain."""
+    token = state.settings.retrain_token
+    given = request.headers.get("Authorization", "")
+    scheme, _, credential = given.partition(" ")
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(credential.strip().encode(), token.get_secret_value().encode())
+    ):
+        raise ApiError(401, "unauthorized", "POST /retrain needs Authorization: Bearer <token>")
+
+
+def _data_path(state: Gateway, asked: str | None) -> str:
+    """The raw file to train on, relative to the project; it must lie under data/raw/."""
+    settings = state.settings
+    relative = Path(asked) if asked else settings.default_data_path
+    raw_dir = settings.resolve(settings.raw_data_dir).resolve()
+    resolved = settings.resolve(relative).resolve()
+    if not resolved.is_relative_to(raw_dir):
+        raise ApiError(
+            400,
+            "bad_data_path",
+            f"data_path must be a file under {settings.raw_data_dir}/",
+            fields=[{"path": "data_path", "message": "outside the raw data folder"}],
+        )
+    if not resolved.is_file():
+        raise ApiError(
+            400,
+            "bad_data_path",
+            f"no such file: {relative}",
+            fields=[{"path": "data_path", "message": "file not found"}],
+        )
+    return str(resolved.relative_to(settings.project_dir.resolve()))
+
+
+def _accepted(run_id: str, data_path: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    status_url = url_for("runs.run_status", run_id=run_id)
+    return (
+        {"run_id": run_id, "status_url": status_url, "data_path": data_path},
+        202,
+        {"Location": status_url},
+    )
+
+
+@blueprint.post("/retrain")
+def retrain() -> tuple[dict[str, Any], int, dict[str, str]]:
+    state = gateway()
+    _authorize(state)
+    try:
+        body = RetrainRequest.model_validate(json_body(required=False) or {})
+    except ValidationError as error:
+        raise validation_error(error) from None
+    data_path = _data_path(state, body.data_path)
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ApiError(
+            400, "bad_idempotency_key", f"Idempotency-Key over {MAX_IDEMPOTENCY_KEY} characters"
+        )
+    # One launch at a time across every gateway process: check-then-launch must not race.
+    with state.redis.lock("retrain:launch", timeout=30, blocking_timeout=10):
+        if key and (known := state.redis.get(f"idempotency:{key}")):
+            run_id = as_text(known)
+            return _accepted(run_id, (state.runs.get(run_id) or {}).get("data_path", data_path))
+        active = state.runs.active()
+        if active and not body.force:
+            raise ApiError(
+                409,
+                "run_in_progress",
+                f"run {active['run_id']} is {active['state']}; retry later or send force",
+                run_id=active["run_id"],
+            )
+        meta = {"reason": body.reason, "requested_via": "api", "forced": body.force}
+        run_id = launch_run(state.redis, state.settings, data_path, meta)
+        if key:
+            state.redis.set(f"idempotency:{key}", run_id, ex=IDEMPOTENCY_TTL)
+    return _accepted(run_id, data_path)
+
+
+@blueprint.get("/runs/<run_id>")
+def run_status(run_id: str) -> tuple[dict[str, Any], int]:
+    run = gateway().runs.get(run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    return run, 200
+
+
+@blueprint.get("/runs")
+def recent_runs() -> tuple[dict[str, Any], int]:
+    limit = request.args.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        raise ApiError(
+            422,
+            "validation_error",
+            "limit must be a whole number from 1 to 200",
+            fields=[{"path": "?limit", "message": "1 to 200"}],
+        )
+    return {"runs": gateway().runs.recent(int(limit))}, 200

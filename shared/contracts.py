@@ -1,0 +1,139 @@
+"""Request and response contracts of the gateway, validated with pydantic v2.
+
+The same models validate requests and generate the OpenAPI document, so the two never
+disagree. Unknown fields are rejected: a typo such as `bedroom` is an error, not ignored.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from shared.schema import LATITUDE_RANGE, LONGITUDE_RANGE
+
+Neighbourhood = Literal["Bronx", "Brooklyn", "Manhattan", "Queens", "Staten Island"]
+RoomType = Literal["Entire home/apt", "Private room", "Shared room", "Hotel room"]
+PriceCategory = Literal["Low", "Mid", "High", "Lux"]
+
+
+def _flag(value: Any) -> Any:
+    """Amenity flags accept 0/1 and true/false, nothing else (not "yes", not 2)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float) and value in (0, 1):
+        return int(value)
+    raise ValueError("must be 0, 1, true or false")
+
+
+Flag = Annotated[Literal[0, 1], BeforeValidator(_flag)]
+
+
+def _listing_id(value: Any) -> Any:
+    """An integer or a short string; checked here so an error names `id`, not a union arm."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and 1 <= len(value) <= 64:
+        return value
+    raise ValueError("must be an integer or a string of 1 to 64 characters")
+
+
+ListingId = Annotated[int | str, BeforeValidator(_listing_id)]
+
+
+class Listing(BaseModel):
+    """One listing to price: the challenge's twelve fields plus optional extras."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1001,
+                    "accommodates": 4,
+                    "room_type": "Entire home/apt",
+                    "beds": 2,
+                    "bedrooms": 1,
+                    "bathrooms": 2,
+                    "neighbourhood": "Brooklyn",
+                    "tv": 1,
+                    "elevator": 1,
+                    "internet": 0,
+                    "latitude": 40.71383,
+                    "longitude": -73.9658,
+                }
+            ]
+        },
+    )
+
+    id: ListingId = Field(description="Caller's identifier, echoed back; never used by the model")
+    accommodates: int = Field(ge=1, le=100, description="Guests the listing sleeps")
+    room_type: RoomType
+    beds: int = Field(ge=0, le=100)
+    bedrooms: int = Field(ge=0, le=100)
+    bathrooms: float = Field(ge=0, le=50, allow_inf_nan=False, description="Halves allowed")
+    neighbourhood: Neighbourhood = Field(description="Borough")
+    latitude: float = Field(ge=LATITUDE_RANGE[0], le=LATITUDE_RANGE[1], allow_inf_nan=False)
+    longitude: float = Field(ge=LONGITUDE_RANGE[0], le=LONGITUDE_RANGE[1], allow_inf_nan=False)
+    tv: Flag
+    elevator: Flag
+    internet: Flag
+    property_type: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None, description='Inside Airbnb property type, e.g. "Entire rental unit"'
+    )
+    kitchen: Flag | None = None
+    heating: Flag | None = None
+    wifi: Flag | None = None
+    air_conditioning: Flag | None = None
+    breakfast: Flag | None = None
+
+
+class Contribution(BaseModel):
+    """How much one model feature pushed a listing's probability of its category."""
+
+    feature: str
+    value: float = Field(description="Signed SHAP value, in probability units")
+
+
+class Prediction(BaseModel):
+    id: int | str
+    price_category: PriceCategory
+    probabilities: dict[PriceCategory, float]
+    model_version: str
+    explanation: list[Contribution] | None = Field(
+        default=None, description="Top contributions towards price_category (?explain=true)"
+    )
+
+
+class BatchPrediction(BaseModel):
+    model_version: str
+    predictions: list[Prediction]
+
+
+class FieldError(BaseModel):
+    path: str = Field(description='Where the problem is, e.g. "bedrooms" or "[3].latitude"')
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="Machine-readable kind, e.g. validation_error")
+    message: str
+    fields: list[FieldError] | None = None
+    hint: str | None = None
+    run_id: str | None = None
+
+
+class RetrainRequest(BaseModel):
+    """Optional body of POST /retrain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_path: str | None = Field(
+        default=None, max_length=500, description="A raw listings file under data/raw/"
+    )
+    reason: str | None = Field(default=None, max_length=2000, description="Stored as text")
+    force: bool = Field(default=False, description="Queue even while another run is active")
+
+
+class RetrainAccepted(BaseModel):
+    run_id: str
+    status_url: str
+    data_path: str

@@ -1,0 +1,82 @@
+import base64
+
+import pytest
+
+from tests.unit.gateway.conftest import CHALLENGE_EXAMPLE
+
+
+def test_request_ids_are_echoed_or_made(client):
+    given = client.post("/predict", json=CHALLENGE_EXAMPLE, headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    made = client.get("/health/live")
+    assert len(made.headers["X-Request-ID"]) == 32
+    unsafe = client.get("/health/live", headers={"X-Request-ID": "<script>"})
+    assert unsafe.headers["X-Request-ID"] != "<script>"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("get", "/predict", 405), ("get", "/nowhere", 404), ("delete", "/retrain", 405)],
+)
+def test_http_errors_are_json(client, method, path, status):
+    reply = getattr(client, method)(path)
+    assert reply.status_code == status
+    assert reply.is_json and reply.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic s3cret"},
+        {"Authorization": "Bearer"},
+    ],
+)
+def test_retrain_without_the_token_is_401(client, headers):
+    reply = client.post("/retrain", json={}, headers=headers)
+    assert reply.status_code == 401
+    assert reply.get_json()["error"] == "unauthorized"
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.mark.parametrize("headers", [{}, _basic("admin", "wrong"), _basic("root", "pw")])
+def test_dashboard_needs_its_credentials(client, headers):
+    reply = client.get("/rq/", headers=headers)
+    assert reply.status_code == 401
+    assert reply.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_openapi_document_comes_from_the_contract(client):
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.0")
+    listing = document["components"]["schemas"]["Listing"]
+    assert set(listing["required"]) == set(CHALLENGE_EXAMPLE)
+    assert listing["additionalProperties"] is False
+    assert listing["properties"]["neighbourhood"]["enum"][0] == "Bronx"
+    assert listing["properties"]["property_type"]["nullable"] is True
+    batch = document["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert batch["application/json"]["schema"]["oneOf"][1]["maxItems"] == 3
+    assert '"type": "null"' not in client.get("/openapi.json").get_data(as_text=True)
+
+
+def test_docs_page_and_its_assets_are_served(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and b"SwaggerUIBundle" in page.data
+    asset = client.get("/docs/static/swagger-ui-bundle.js")
+    asset.close()  # a file response: close it, as a server would
+    assert asset.status_code == 200
+
+
+def test_metrics_count_requests_and_predictions(client):
+    client.post("/predict", json=CHALLENGE_EXAMPLE)
+    client.post("/predict", json={"bad": 1})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'gateway_requests_total{endpoint="/predict",method="POST",status="200"} 1.0' in text
+    assert 'gateway_requests_total{endpoint="/predict",method="POST",status="422"} 1.0' in text
+    assert "gateway_predictions_total{category=" in text
+    assert "gateway_model_version 7.0" in text
+    assert "gateway_request_seconds_bucket" in text

@@ -1,0 +1,138 @@
+import pytest
+
+from services.gateway.app import create_app
+from shared.schema import PRICE_CATEGORIES
+from tests.unit.gateway.conftest import CHALLENGE_EXAMPLE
+
+
+def test_the_challenge_example_works_unchanged(client):
+    reply = client.post("/predict", json=CHALLENGE_EXAMPLE)
+    assert reply.status_code == 200
+    body = reply.get_json()
+    assert body["id"] == 1001
+    assert body["model_version"] == "7"
+    assert body["price_category"] in PRICE_CATEGORIES
+    assert list(body["probabilities"]) == list(PRICE_CATEGORIES)
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert body["price_category"] == max(body["probabilities"], key=body["probabilities"].get)
+
+
+def test_a_batch_is_answered_in_order(client):
+    listings = [{**CHALLENGE_EXAMPLE, "id": i, "accommodates": 1 + i} for i in (3, 1, 2)]
+    reply = client.post("/predict", json=listings)
+    assert reply.status_code == 200
+    body = reply.get_json()
+    assert body["model_version"] == "7"
+    assert [p["id"] for p in body["predictions"]] == [3, 1, 2]
+    single = client.post("/predict", json=listings[1]).get_json()
+    assert body["predictions"][1]["probabilities"] == single["probabilities"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "status"),
+    [
+        ({"tv": True, "elevator": False, "internet": 1}, 200),
+        ({"kitchen": 1, "wifi": False, "breakfast": 0, "heating": True}, 200),
+        ({"property_type": "Entire loft", "air_conditioning": 1}, 200),
+        ({"tv": "yes"}, 422),
+        ({"tv": 2}, 422),
+    ],
+)
+def test_flags_accept_0_1_true_false_only(client, flags, status):
+    assert client.post("/predict", json={**CHALLENGE_EXAMPLE, **flags}).status_code == status
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"bedroom": 1}, "bedroom"),
+        ({"neighbourhood": "Hoboken"}, "neighbourhood"),
+        ({"room_type": "Castle"}, "room_type"),
+        ({"accommodates": 0}, "accommodates"),
+        ({"beds": -1}, "beds"),
+        ({"latitude": 34.05}, "latitude"),
+        ({"longitude": "west"}, "longitude"),
+        ({"id": None}, "id"),
+    ],
+)
+def test_invalid_fields_are_422_with_the_field_named(client, change, path):
+    reply = client.post("/predict", json={**CHALLENGE_EXAMPLE, **change})
+    assert reply.status_code == 422
+    body = reply.get_json()
+    assert body["error"] == "validation_error"
+    assert path in [entry["path"] for entry in body["fields"]]
+
+
+def test_a_missing_field_is_named(client):
+    listing = {k: v for k, v in CHALLENGE_EXAMPLE.items() if k != "bedrooms"}
+    body = client.post("/predict", json=listing).get_json()
+    assert body["fields"] == [{"path": "bedrooms", "message": "Field required"}]
+
+
+def test_batch_errors_name_the_listing(client):
+    listings = [CHALLENGE_EXAMPLE, {**CHALLENGE_EXAMPLE, "latitude": 0}]
+    body = client.post("/predict", json=listings).get_json()
+    assert [entry["path"] for entry in body["fields"]] == ["[1].latitude"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "error"),
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400, "malformed_json"),
+        (
+            {"data": "id=1", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported_media_type",
+        ),
+        ({"json": []}, 422, "validation_error"),
+        ({"json": "a string"}, 422, "validation_error"),
+        ({"json": [CHALLENGE_EXAMPLE] * 4}, 413, "batch_too_large"),
+        (
+            {"data": "[" + "1," * 5000 + "1]", "content_type": "application/json"},
+            413,
+            "request_entity_too_large",
+        ),
+    ],
+)
+def test_bad_bodies_get_json_errors(client, kwargs, status, error):
+    reply = client.post("/predict", **kwargs)
+    assert reply.status_code == status
+    assert reply.get_json()["error"] == error
+
+
+def test_no_champion_is_503_with_a_hint(settings, source):
+    source.version = None
+    app = create_app(settings, source=source, watch_champion=False)
+    reply = app.test_client().post("/predict", json=CHALLENGE_EXAMPLE)
+    assert reply.status_code == 503
+    assert "POST /retrain" in reply.get_json()["hint"]
+
+
+def test_a_promoted_version_is_swapped_in(app, client, source):
+    source.version = "8"
+    assert app.extensions["gateway"].cache.refresh() is True
+    assert client.post("/predict", json=CHALLENGE_EXAMPLE).get_json()["model_version"] == "8"
+
+
+def test_a_failed_refresh_keeps_serving_the_old_model(app, client, source):
+    source.version, source.fail_with = "8", ConnectionError("mlflow away")
+    assert app.extensions["gateway"].cache.refresh() is False
+    assert client.post("/predict", json=CHALLENGE_EXAMPLE).get_json()["model_version"] == "7"
+
+
+def test_explain_adds_signed_top_contributions(client, settings):
+    body = client.post("/predict?explain=true", json=CHALLENGE_EXAMPLE).get_json()
+    contributions = body["explanation"]
+    assert len(contributions) == settings.explain_top_features
+    assert all(
+        isinstance(c["feature"], str) and isinstance(c["value"], float) for c in contributions
+    )
+    magnitudes = [abs(c["value"]) for c in contributions]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert "explanation" not in client.post("/predict", json=CHALLENGE_EXAMPLE).get_json()
+
+
+def test_explain_must_be_a_boolean(client):
+    reply = client.post("/predict?explain=maybe", json=CHALLENGE_EXAMPLE)
+    assert reply.status_code == 422
+    assert reply.get_json()["fields"][0]["path"] == "?explain"
