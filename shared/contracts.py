@@ -10,6 +10,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.schema import LATITUDE_RANGE, LONGITUDE_RANGE
 
+# The NY Estimator challenge's example request: valid exactly as written.
+CHALLENGE_EXAMPLE: dict[str, Any] = {
+    "id": 1001, "accommodates": 4, "room_type": "Entire home/apt", "beds": 2, "bedrooms": 1,
+    "bathrooms": 2, "neighbourhood": "Brooklyn", "tv": 1, "elevator": 1, "internet": 0,
+    "latitude": 40.71383, "longitude": -73.9658,
+}  # fmt: skip
+
 Neighbourhood = Literal["Bronx", "Brooklyn", "Manhattan", "Queens", "Staten Island"]
 RoomType = Literal["Entire home/apt", "Private room", "Shared room", "Hotel room"]
 PriceCategory = Literal["Low", "Mid", "High", "Lux"]
@@ -44,24 +51,7 @@ class Listing(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 1001,
-                    "accommodates": 4,
-                    "room_type": "Entire home/apt",
-                    "beds": 2,
-                    "bedrooms": 1,
-                    "bathrooms": 2,
-                    "neighbourhood": "Brooklyn",
-                    "tv": 1,
-                    "elevator": 1,
-                    "internet": 0,
-                    "latitude": 40.71383,
-                    "longitude": -73.9658,
-                }
-            ]
-        },
+        json_schema_extra={"examples": [CHALLENGE_EXAMPLE]},
     )
 
     id: ListingId = Field(description="Caller's identifier, echoed back; never used by the model")
@@ -90,7 +80,10 @@ class Contribution(BaseModel):
     """How much one model feature pushed a listing's probability of its category."""
 
     feature: str
-    value: float = Field(description="Signed SHAP value, in probability units")
+    value: float = Field(
+        description="Signed SHAP value in the model's output units: log-odds for gradient "
+        "boosting, probability for forests; positive pushes towards the category"
+    )
 
 
 class Prediction(BaseModel):

@@ -22,7 +22,7 @@ def importance_bars(importances: dict[str, dict[str, float]], top: int) -> Figur
     figure = Figure(figsize=(8, 0.4 * len(frame) + 1.5))
     axes = figure.add_subplot()
     frame.iloc[::-1].plot.barh(ax=axes, stacked=True)
-    axes.set_xlabel("mean |SHAP value| (probability contribution)")
+    axes.set_xlabel("mean |SHAP value| (model output units)")
     axes.set_title("Feature importance per price category")
     figure.tight_layout()
     return figure

@@ -6,27 +6,39 @@ queue; trains a first model when none is registered; prints where everything is;
 every process it started on Ctrl-C, and nothing else.
 """
 
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from services.stack import processes
 from services.workers.cli import follow
+from shared.contracts import CHALLENGE_EXAMPLE
 from shared.launch import launch_run
 from shared.queues import QueueName, connect
 from shared.runs import RunStore
 from shared.settings import PROJECT_DIR, Settings
+from shared.storage import read_json, write_json_atomic
 from shared.tracking import Tracker
 
 log = logging.getLogger("stack")
 
 # Each port, the setting that changes it, and its default.
-PORTS = {"Redis": ("REDIS_PORT", 6379), "MLflow": ("MLFLOW_PORT", 5000)}
+PORTS = {
+    "Redis": ("REDIS_PORT", 6379),
+    "MLflow": ("MLFLOW_PORT", 5000),
+    "gateway": ("GATEWAY_PORT", 8000),
+}
+# Secrets the gateway needs; generated once into the state folder when not set.
+GENERATED_SECRETS = ("RETRAIN_TOKEN", "DASHBOARD_PASSWORD")
 
 
 class StackError(Exception):
@@ -66,7 +78,22 @@ def start_all(state: Path) -> tuple[list[subprocess.Popen], dict[str, str]]:
                 queue.value, state / "logs", env, f"worker-{queue.value}-{os.getpid()}"
             )
         )
+    env |= local_secrets(state)
+    gateway, _ = processes.start_gateway(state / "logs", env, port_of("gateway"))
+    started.append(gateway)
     return started, env
+
+
+def local_secrets(state: Path) -> dict[str, str]:
+    """Gateway credentials: from the environment, else generated once and kept in state."""
+    stored_file = state / "secrets.json"
+    stored = read_json(stored_file) if stored_file.is_file() else {}
+    for name in GENERATED_SECRETS:
+        stored.setdefault(name, secrets.token_urlsafe(18))
+    write_json_atomic(stored, stored_file)
+    stored_file.chmod(0o600)
+    values = {name: os.environ.get(name) or stored[name] for name in GENERATED_SECRETS}
+    return values | {"DASHBOARD_USER": os.environ.get("DASHBOARD_USER", "admin")}
 
 
 def ensure_champion(settings: Settings) -> None:
@@ -89,15 +116,39 @@ def ensure_champion(settings: Settings) -> None:
 
 
 def banner(env: dict[str, str], state: Path) -> str:
-    """Where everything is, once the system is up."""
+    """Where everything is and how to use it, once a champion is served."""
+    gateway = f"http://127.0.0.1:{port_of('gateway')}"
+    example = json.dumps(CHALLENGE_EXAMPLE)
     lines = [
-        f"MLflow UI:  {env['MLFLOW_TRACKING_URI']}",
-        f"Redis:      {env['REDIS_URL']}",
-        f"Logs:       {state / 'logs'}",
-        f"Retrain:    REDIS_URL={env['REDIS_URL']} make retrain",
+        f"Gateway:       {gateway}   (API docs: {gateway}/docs)",
+        f"MLflow UI:     {env['MLFLOW_TRACKING_URI']}",
+        f"rq-dashboard:  {gateway}/rq/   user {env['DASHBOARD_USER']}"
+        f" password {env['DASHBOARD_PASSWORD']}",
+        f"Retrain token: {env['RETRAIN_TOKEN']}   (kept in {state / 'secrets.json'})",
+        f"Logs:          {state / 'logs'}",
+        "",
+        "Predict the challenge's example:",
+        f"  curl -s {gateway}/predict -H 'Content-Type: application/json' -d '{example}'",
+        "Retrain:",
+        f"  curl -s -X POST {gateway}/retrain -H 'Authorization: Bearer {env['RETRAIN_TOKEN']}'",
+        "",
         "Ctrl-C stops everything this command started.",
     ]
     return "\n" + "\n".join(lines) + "\n"
+
+
+def wait_until_served() -> None:
+    """Wait until the gateway answers ready: a champion is loaded and its services reachable."""
+    url = f"http://127.0.0.1:{port_of('gateway')}/health/ready"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                return bool(reply.status == 200)
+        except urllib.error.HTTPError:
+            return False
+
+    processes.wait_until(ready, 120, "gateway serving the champion")
 
 
 def main() -> int:
@@ -113,6 +164,7 @@ def main() -> int:
             redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
         )
         ensure_champion(settings)
+        wait_until_served()
         print(banner(env, state), flush=True)
         while all(p.poll() is None for p in started):
             time.sleep(1)

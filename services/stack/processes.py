@@ -70,6 +70,24 @@ def worker_command(queue: str, redis_url: str, name: str | None = None) -> list[
     return command + (["--name", name] if name else []) + [queue]
 
 
+def gateway_command(port: int, workers: int = 2, host: str = "127.0.0.1") -> list[str]:
+    """The gateway under gunicorn: one process per core, each serving single-threaded."""
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        "1",
+        "--timeout",
+        "120",
+        "--graceful-timeout",
+        "20",
+        "services.gateway.wsgi:app",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -152,6 +170,22 @@ def start_mlflow(
             return bool(reply.status == 200)
 
     wait_until(healthy, 180, "mlflow server", process)
+    return process, port
+
+
+def start_gateway(
+    folder: Path, env: dict[str, str], port: int | None = None, workers: int = 2
+) -> tuple[subprocess.Popen, int]:
+    """Start the gateway with its settings in the environment; wait until it answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    process = start_logged(gateway_command(port, workers), folder / "gateway.log", env)
+
+    def alive() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2) as reply:
+            return bool(reply.status == 200)
+
+    wait_until(alive, 60, "gateway", process)
     return process, port
 
 

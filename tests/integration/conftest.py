@@ -62,6 +62,7 @@ class Stack:
     settings: Settings
     pipeline_config: Path
     folder: Path
+    env: dict[str, str]
 
     def write_grid(self, candidates: list[dict]) -> None:
         """Replace the candidate grid; workers read it afresh for every job."""
@@ -96,7 +97,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             pipeline_config=Path(env["PIPELINE_CONFIG"]),
             retry_intervals=[1, 2],
         )
-        stack = Stack(settings, Path(env["PIPELINE_CONFIG"]), folder)
+        stack = Stack(settings, Path(env["PIPELINE_CONFIG"]), folder, env)
         stack.write_grid(FAST_GRID)
         for queue in STAGE_QUEUES:
             started.append(servers.start_worker(queue, folder, env, f"worker-{queue}"))

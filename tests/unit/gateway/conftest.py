@@ -11,11 +11,6 @@ from shared.modeling import CandidateSpec, fit_candidate, split_dataset
 from shared.settings import Settings
 from tests.unit.listings import raw_frame
 
-CHALLENGE_EXAMPLE = {
-    "id": 1001, "accommodates": 4, "room_type": "Entire home/apt", "beds": 2, "bedrooms": 1,
-    "bathrooms": 2, "neighbourhood": "Brooklyn", "tv": 1, "elevator": 1, "internet": 0,
-    "latitude": 40.71383, "longitude": -73.9658,
-}  # fmt: skip
 PRICES = ["$50.00", "$150.00", "$300.00", "$900.00"]
 
 

@@ -2,7 +2,7 @@ import base64
 
 import pytest
 
-from tests.unit.gateway.conftest import CHALLENGE_EXAMPLE
+from shared.contracts import CHALLENGE_EXAMPLE
 
 
 def test_request_ids_are_echoed_or_made(client):

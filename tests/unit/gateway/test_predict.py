@@ -1,8 +1,8 @@
 import pytest
 
 from services.gateway.app import create_app
+from shared.contracts import CHALLENGE_EXAMPLE
 from shared.schema import PRICE_CATEGORIES
-from tests.unit.gateway.conftest import CHALLENGE_EXAMPLE
 
 
 def test_the_challenge_example_works_unchanged(client):
