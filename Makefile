@@ -40,8 +40,8 @@ format: $(INSTALLED) ## apply ruff's formatting and safe fixes
 typecheck: $(INSTALLED) ## mypy on shared/ and services/
 	$(PY) -m mypy
 
-retrain: $(INSTALLED) ## queue a pipeline run on the running stack and follow it
-	$(PY) -m services.workers.cli retrain --wait
+retrain: $(INSTALLED) ## queue a pipeline run through the running gateway and follow it
+	$(VENV)/bin/price-category retrain --wait
 
 repro: $(INSTALLED) ## experimentation mode: run the stages in-process with dvc repro
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc repro

@@ -19,12 +19,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from services.client.api import ClientError, GatewayClient
+from services.client.cli import stage_line
 from services.stack import processes
-from services.workers.cli import follow
 from shared.contracts import CHALLENGE_EXAMPLE
-from shared.launch import launch_run
-from shared.queues import QueueName, connect
-from shared.runs import RunStore
+from shared.queues import QueueName
 from shared.settings import PROJECT_DIR, Settings
 from shared.storage import read_json, write_json_atomic
 from shared.tracking import Tracker
@@ -96,23 +95,21 @@ def local_secrets(state: Path) -> dict[str, str]:
     return values | {"DASHBOARD_USER": os.environ.get("DASHBOARD_USER", "admin")}
 
 
-def ensure_champion(settings: Settings) -> None:
-    """Train a first model on the default data when no champion is registered yet."""
+def ensure_champion(settings: Settings, env: dict[str, str]) -> None:
+    """Train a first model on the default data, through the gateway, when none is registered."""
     champion = Tracker(settings).champion()
     if champion is not None:
         log.info("champion is version %s", champion.version)
         return
-    redis = connect(settings.redis_url)
-    run_id = launch_run(
-        redis,
-        settings,
-        str(settings.default_data_path),
-        {"reason": "first start: no champion registered"},
-    )
-    log.info("no champion yet: training a first model (run %s)", run_id)
-    run = follow(RunStore(redis, settings.run_ttl_seconds), run_id, timeout=900)
-    if run.get("state") != "finished":
-        raise StackError(f"first training run did not finish: {run.get('stages')}")
+    client = GatewayClient(f"http://127.0.0.1:{port_of('gateway')}", env["RETRAIN_TOKEN"])
+    try:
+        accepted = client.retrain(reason="first start: no champion registered")
+        log.info("no champion yet: training a first model (run %s)", accepted["run_id"])
+        run = client.follow(accepted["run_id"], lambda r: log.info("%s", stage_line(r)))
+    except ClientError as error:
+        raise StackError(f"first training run could not run: {error}") from None
+    if run["state"] != "finished":
+        raise StackError(f"first training run failed: {run['stages']}")
 
 
 def banner(env: dict[str, str], state: Path) -> str:
@@ -163,7 +160,7 @@ def main() -> int:
         settings = Settings(
             redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
         )
-        ensure_champion(settings)
+        ensure_champion(settings, env)
         wait_until_served()
         print(banner(env, state), flush=True)
         while all(p.poll() is None for p in started):

@@ -1,5 +1,8 @@
 """Session fixtures: real redis-server, PostgreSQL, mlflow server and rq workers on loopback."""
 
+import json
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,13 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.stack import processes as servers
+from services.stack import processes
+from shared.launch import launch_run
 from shared.queues import connect
 from shared.runs import RunStore
 from shared.settings import PROJECT_DIR, Settings
+from shared.tracking import Tracker
 from tests.integration.postgres import start_postgres
 
 STAGE_QUEUES = ("prep", "train", "explain")
+GATEWAY_TOKEN = "integration-token"
+DASHBOARD = ("ops", "dash")
 
 # Small but real: the notebook's forest with fewer trees, and a gradient-boosted model on
 # every field. Enough to exercise every stage in seconds.
@@ -72,16 +79,28 @@ class Stack:
         return RunStore(connect(self.settings.redis_url), self.settings.run_ttl_seconds)
 
 
+def wait_for_run(stack: "Stack", run_id: str, timeout: float = 300) -> dict:
+    """Poll the run's status until it finishes or fails."""
+    store = stack.runs()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = store.get(run_id)
+        if run and run["state"] in ("finished", "failed"):
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not end in {timeout}s: {store.get(run_id)}")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("stack")
     started = []
     try:
-        redis, redis_port = servers.start_redis(folder / "redis")
+        redis, redis_port = processes.start_redis(folder / "redis")
         started.append(redis)
         postgres, pg_port = start_postgres(folder / "postgres")
         started.append(postgres)
-        mlflow, mlflow_port = servers.start_mlflow(
+        mlflow, mlflow_port = processes.start_mlflow(
             folder / "mlflow", f"postgresql+psycopg2://postgres@127.0.0.1:{pg_port}/mlflow"
         )
         started.append(mlflow)
@@ -100,11 +119,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack = Stack(settings, Path(env["PIPELINE_CONFIG"]), folder, env)
         stack.write_grid(FAST_GRID)
         for queue in STAGE_QUEUES:
-            started.append(servers.start_worker(queue, folder, env, f"worker-{queue}"))
+            started.append(processes.start_worker(queue, folder, env, f"worker-{queue}"))
         yield stack
     finally:
         for process in reversed(started):
-            servers.stop(process)
+            processes.stop(process)
 
 
 @pytest.fixture
@@ -120,3 +139,35 @@ def shipped_data() -> str:
     path = PROJECT_DIR / "data" / "raw" / "listings.csv.gz"
     assert path.is_file(), "data/raw/listings.csv.gz is the default training data"
     return str(path.relative_to(PROJECT_DIR))
+
+
+@pytest.fixture(scope="session")
+def gateway(stack: Stack) -> Iterator[str]:
+    """The gateway under gunicorn, as deployed, on the session's stack."""
+    env = {
+        **stack.env,
+        "RETRAIN_TOKEN": GATEWAY_TOKEN,
+        "DASHBOARD_USER": DASHBOARD[0],
+        "DASHBOARD_PASSWORD": DASHBOARD[1],
+        "ALIAS_POLL_SECONDS": "5",
+    }
+    process, port = processes.start_gateway(stack.folder / "gateway", env)
+    yield f"http://127.0.0.1:{port}"
+    processes.stop(process)
+
+
+@pytest.fixture
+def served_champion(stack: Stack, gateway: str, shipped_data: str) -> str:
+    """Make sure the gateway serves a champion (training one if none exists); its version."""
+    if Tracker(stack.settings).champion() is None:
+        stack.write_grid(FAST_GRID)
+        run_id = launch_run(connect(stack.settings.redis_url), stack.settings, shipped_data)
+        assert wait_for_run(stack, run_id)["state"] == "finished"
+    version = str(Tracker(stack.settings).champion().version)
+
+    def serving() -> bool:
+        with urllib.request.urlopen(f"{gateway}/health/ready", timeout=5) as reply:
+            return json.load(reply)["model_version"] == version
+
+    processes.wait_until(serving, 60, f"gateway serving version {version}")
+    return version

@@ -1,7 +1,5 @@
 """A retrain through real queues, workers, MLflow on PostgreSQL and Redis."""
 
-import time
-
 import pytest
 from mlflow.tracking import MlflowClient
 from redis.client import PubSub
@@ -12,21 +10,9 @@ from services.workers.context import StageContext
 from services.workers.select import run_select
 from shared.launch import launch_run
 from shared.queues import connect, job_id
-from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack
+from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack, wait_for_run
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for_run(stack: Stack, run_id: str, timeout: float = 300) -> dict:
-    """Poll the run's status until it finishes or fails."""
-    store = stack.runs()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = store.get(run_id)
-        if run and run["state"] in ("finished", "failed"):
-            return run
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} did not end in {timeout}s: {store.get(run_id)}")
 
 
 def retrain(stack: Stack, data_path: str) -> dict:

@@ -1,0 +1,156 @@
+"""`price-category`: predict, retrain (and follow), list runs, show the champion."""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from services.client.api import ClientError, GatewayClient
+
+CATEGORIES = ("Low", "Mid", "High", "Lux")
+LOCAL_SECRETS = Path(__file__).resolve().parents[2] / ".state" / "secrets.json"
+
+
+def _token() -> str | None:
+    """RETRAIN_TOKEN, else the one `make run` generated for this checkout."""
+    if token := os.environ.get("RETRAIN_TOKEN"):
+        return token
+    if LOCAL_SECRETS.is_file():
+        return str(json.loads(LOCAL_SECRETS.read_text()).get("RETRAIN_TOKEN") or "") or None
+    return None
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """Rows as aligned text columns."""
+    cells = [headers] + [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def stage_line(run: dict[str, Any]) -> str:
+    stages = " ".join(f"{name}={stage['state']}" for name, stage in run["stages"].items())
+    return f"[{time.strftime('%H:%M:%S')}] {stages}"
+
+
+def _listings_text(args: argparse.Namespace) -> str:
+    """The listing(s) to price: --json, else the file named, else standard input."""
+    if args.json is not None:
+        return str(args.json)
+    return sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+
+
+def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
+    answer = client.predict(json.loads(_listings_text(args)))
+    predictions = answer.get("predictions", [answer])
+    rows = [
+        [
+            p["id"],
+            p["price_category"],
+            *(f"{p['probabilities'][c]:.3f}" for c in CATEGORIES),
+            p["model_version"],
+        ]
+        for p in predictions
+    ]
+    print(table(["id", "category", *CATEGORIES, "version"], rows))
+    return 0
+
+
+def cmd_retrain(client: GatewayClient, args: argparse.Namespace) -> int:
+    accepted = client.retrain(args.data, args.reason, args.force)
+    print(f"run {accepted['run_id']} queued on {accepted['data_path']}", flush=True)
+    if not args.wait:
+        return 0
+    run = client.follow(
+        accepted["run_id"], lambda r: print(stage_line(r), flush=True), timeout=args.timeout
+    )
+    select = run["stages"]["select"]
+    if run["state"] != "finished":
+        failed = [
+            f"{n}: {s.get('error')}" for n, s in run["stages"].items() if s["state"] == "failed"
+        ]
+        print("run failed: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    verdict = "promoted to champion" if select.get("promoted") else "champion kept"
+    print(
+        f"version {select['version']} ({select['winner']}, {select['metric']} "
+        f"{select['score']:.4f}): {verdict}"
+    )
+    return 0
+
+
+def cmd_runs(client: GatewayClient, args: argparse.Namespace) -> int:
+    rows = []
+    for run in client.runs(args.limit):
+        select = run["stages"]["select"]
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created_at"]))
+        rows.append(
+            [
+                run["run_id"],
+                created,
+                run["state"],
+                select.get("version", ""),
+                select.get("promoted", ""),
+            ]
+        )
+    print(table(["run", "created", "state", "version", "promoted"], rows))
+    return 0
+
+
+def cmd_model(client: GatewayClient, args: argparse.Namespace) -> int:
+    model = client.model()
+    print(
+        f"champion version {model['version']} ({model.get('candidate')}), "
+        f"promoted {model.get('promoted_at')}, data {model.get('data_hash')}, "
+        f"commit {str(model.get('git_commit'))[:12]}"
+    )
+    print(table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in model["metrics"].items()]))
+    for label, features in (model.get("importances") or {}).items():
+        top = ", ".join(f"{name} {value:.3f}" for name, value in list(features.items())[:5])
+        print(f"{label}: {top}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="price-category", description=__doc__)
+    main.add_argument("--url", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"))
+    commands = main.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="price a listing or a JSON file of listings")
+    predict.add_argument(
+        "file", nargs="?", default="-", help="JSON file (object or array); - is stdin"
+    )
+    predict.add_argument("--json", help="the listing(s) as a JSON string")
+    retrain = commands.add_parser("retrain", help="queue a pipeline run")
+    retrain.add_argument("--data", help="raw listings file under data/raw/")
+    retrain.add_argument("--reason")
+    retrain.add_argument("--force", action="store_true", help="queue even if a run is active")
+    retrain.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    retrain.add_argument("--timeout", type=float, default=900)
+    runs = commands.add_parser("runs", help="recent runs, newest first")
+    runs.add_argument("--limit", type=int, default=20)
+    commands.add_parser("model", help="the champion: version, scores, importances")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    client = GatewayClient(args.url, _token())
+    handlers = {
+        "predict": cmd_predict,
+        "retrain": cmd_retrain,
+        "runs": cmd_runs,
+        "model": cmd_model,
+    }
+    try:
+        return handlers[args.command](client, args)
+    except (ClientError, OSError, json.JSONDecodeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
