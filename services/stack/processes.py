@@ -70,8 +70,10 @@ def worker_command(queue: str, redis_url: str, name: str | None = None) -> list[
     return command + (["--name", name] if name else []) + [queue]
 
 
-def gateway_command(port: int, workers: int = 2, host: str = "127.0.0.1") -> list[str]:
-    """The gateway under gunicorn: one process per core, each serving single-threaded."""
+def gateway_command(port: int, workers: int | None = None, host: str = "127.0.0.1") -> list[str]:
+    """The gateway under gunicorn: one process per core (prediction is CPU-bound, and threads
+    would serialise on the GIL), each single-threaded, each following promotions itself."""
+    workers = workers or os.cpu_count() or 1
     return [
         str(VENV_BIN / "gunicorn"),
         "--bind",
@@ -174,7 +176,7 @@ def start_mlflow(
 
 
 def start_gateway(
-    folder: Path, env: dict[str, str], port: int | None = None, workers: int = 2
+    folder: Path, env: dict[str, str], port: int | None = None, workers: int | None = None
 ) -> tuple[subprocess.Popen, int]:
     """Start the gateway with its settings in the environment; wait until it answers."""
     folder.mkdir(parents=True, exist_ok=True)
