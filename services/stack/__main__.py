@@ -49,10 +49,25 @@ def port_of(name: str) -> int:
     return int(os.environ.get(variable, default))
 
 
+def ensure_redis_server() -> None:
+    """Find redis-server; as root with apt, install Debian's package; else say what to do."""
+    if shutil.which("redis-server"):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError("redis-server is not installed: run `sudo apt-get install redis-server`")
+    log.info("redis-server is missing: installing Debian's redis-server package")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "redis-server"],
+    ):
+        if subprocess.run(command, env=env).returncode != 0:
+            raise StackError("installing redis-server failed: run `apt-get install redis-server`")
+
+
 def check_prerequisites() -> None:
     """Fail early, naming the missing program or the busy port and the setting to change."""
-    if shutil.which("redis-server") is None:
-        raise StackError("redis-server is not installed: run `sudo apt-get install redis-server`")
+    ensure_redis_server()
     for name, (variable, _) in PORTS.items():
         if processes.tcp_open(port_of(name)):
             raise StackError(f"port {port_of(name)} for {name} is in use: set {variable}")

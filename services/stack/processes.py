@@ -18,76 +18,47 @@ from typing import Any
 VENV_BIN = Path(sys.executable).parent
 
 
-def redis_command(port: int, folder: Path, host: str = "127.0.0.1") -> list[str]:
+def redis_command(
+    port: int, folder: Path | str, host: str = "127.0.0.1", password: str | None = None
+) -> list[str]:
     """redis-server with an append-only file, so a restart on the same folder keeps the jobs."""
-    return [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        host,
-        "--dir",
-        str(folder),
-        "--appendonly",
-        "yes",
-        "--save",
-        "",
-    ]
+    command = ["redis-server", "--port", str(port), "--bind", host, "--dir", str(folder)]
+    command += ["--appendonly", "yes", "--save", ""]
+    return command + (["--requirepass", password] if password else [])
 
 
 def mlflow_command(
     port: int, backend_uri: str, artifacts: str, host: str = "127.0.0.1"
 ) -> list[str]:
     """An MLflow tracking server on a backend store, serving (proxying) its own artifacts."""
-    return [
-        str(VENV_BIN / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        backend_uri,
-        "--artifacts-destination",
-        artifacts,
-        "--serve-artifacts",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    command = [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", backend_uri]
+    command += ["--artifacts-destination", artifacts, "--serve-artifacts"]
+    return command + ["--host", host, "--port", str(port), "--workers", "1"]
 
 
-def worker_command(queue: str, redis_url: str, name: str | None = None) -> list[str]:
-    """An `rq worker` on one stage queue, with the JSON serializer and the retry scheduler."""
-    command = [
-        str(VENV_BIN / "rq"),
-        "worker",
-        "--url",
-        redis_url,
-        "--serializer",
-        "rq.serializers.JSONSerializer",
-        "--with-scheduler",
-    ]
-    return command + (["--name", name] if name else []) + [queue]
+def worker_command(queue: str, name: str | None = None) -> list[str]:
+    """An `rq worker` on one stage queue, with the JSON serializer and the retry scheduler.
+
+    Redis comes from RQ_REDIS_URL in the environment, so no password shows in `ps`.
+    """
+    command = [str(VENV_BIN / "rq"), "worker", "--serializer", "rq.serializers.JSONSerializer"]
+    command += ["--with-scheduler"] + (["--name", name] if name else [])
+    return command + [queue]
 
 
 def gateway_command(port: int, workers: int | None = None, host: str = "127.0.0.1") -> list[str]:
     """The gateway under gunicorn: one process per core (prediction is CPU-bound, and threads
     would serialise on the GIL), each single-threaded, each following promotions itself."""
-    workers = workers or os.cpu_count() or 1
-    return [
-        str(VENV_BIN / "gunicorn"),
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        "1",
-        "--timeout",
-        "120",
-        "--graceful-timeout",
-        "20",
-        "services.gateway.wsgi:app",
-    ]
+    command = [str(VENV_BIN / "gunicorn"), "--bind", f"{host}:{port}"]
+    command += ["--workers", str(workers or os.cpu_count() or 1), "--threads", "1"]
+    command += ["--timeout", "120", "--graceful-timeout", "20", "--no-control-socket"]
+    return command + ["services.gateway.wsgi:app"]
+
+
+def dashboard_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """rq-dashboard on its own (the gateway also serves it under /rq). Redis and the basic-auth
+    credentials come from RQ_DASHBOARD_REDIS_URL, _USERNAME and _PASSWORD."""
+    return [str(VENV_BIN / "rq-dashboard"), "--bind", host, "--port", str(port), "--json"]
 
 
 def free_port() -> int:
@@ -194,4 +165,14 @@ def start_gateway(
 def start_worker(queue: str, folder: Path, env: dict[str, str], name: str) -> subprocess.Popen:
     """Start one stage worker with its settings in the environment, logging to folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    return start_logged(worker_command(queue, env["REDIS_URL"], name), folder / f"{name}.log", env)
+    env = {**env, "RQ_REDIS_URL": env["REDIS_URL"]}
+    return start_logged(worker_command(queue, name), folder / f"{name}.log", env)
+
+
+def start_dashboard(folder: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """Start the standalone rq-dashboard; env holds its RQ_DASHBOARD_* settings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = start_logged(dashboard_command(port), folder / "rq-dashboard.log", env)
+    wait_until(lambda: tcp_open(port), 30, "rq-dashboard", process)
+    return process, port

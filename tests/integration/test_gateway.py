@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from services.stack import processes
 from services.stack.processes import VENV_BIN
 from shared.contracts import CHALLENGE_EXAMPLE
 from tests.integration.conftest import DASHBOARD, FAST_GRID, GATEWAY_TOKEN, Stack
@@ -180,3 +181,19 @@ def test_dashboard_and_metrics_see_the_queues(gateway: str):
     assert {"prep", "train", "explain"} <= {q["name"] for q in queues.json()["queues"]}
     metrics = requests.get(f"{gateway}/metrics", timeout=10).text
     assert 'rq_queue_depth{queue="train"}' in metrics
+
+
+def test_standalone_dashboard_needs_its_credentials(stack: Stack):
+    env = {
+        "RQ_DASHBOARD_REDIS_URL": stack.settings.redis_url,
+        "RQ_DASHBOARD_USERNAME": DASHBOARD[0],
+        "RQ_DASHBOARD_PASSWORD": DASHBOARD[1],
+    }
+    process, port = processes.start_dashboard(stack.folder / "rq-dashboard", env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/", timeout=10).status_code == 401
+        queues = requests.get(f"{url}/0/data/queues.json", auth=DASHBOARD, timeout=10)
+        assert {"prep", "train", "explain"} <= {q["name"] for q in queues.json()["queues"]}
+    finally:
+        processes.stop(process)

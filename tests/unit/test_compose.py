@@ -1,0 +1,162 @@
+"""docker-compose.yml, checked without a Docker engine: services, health, secrets, commands.
+
+Each service's command must be one the local runner and the integration tests really start
+(services/stack/processes.py), the same entry point and arguments apart from hosts, ports,
+folders and secrets.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.stack import processes
+from shared.settings import PROJECT_DIR
+
+COMPOSE = PROJECT_DIR / "docker-compose.yml"
+SECRETS = (
+    "REDIS_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "RETRAIN_TOKEN",
+    "DASHBOARD_USER",
+    "DASHBOARD_PASSWORD",
+)
+SERVERS = ("redis", "postgres", "mlflow", "gateway", "rq-dashboard")
+WORKERS = {"worker-prep": "prep", "worker-train": "train", "worker-explain": "explain"}
+# Values that differ between a container and a local process: replaced before comparing.
+PLACES = (
+    "--bind",
+    "--host",
+    "--port",
+    "--dir",
+    "--backend-store-uri",
+    "--artifacts-destination",
+    "--requirepass",
+)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def normalise(command: list[str]) -> list[str]:
+    """argv with the program's folder dropped, `sh -c "exec ..."` unwrapped, places blanked."""
+    if command[:2] == ["sh", "-c"]:
+        command = shlex.split(command[2])
+    if command[0] == "exec":
+        command = command[1:]
+    out = [Path(command[0]).name]
+    for previous, word in zip(command, command[1:], strict=False):
+        out.append("<place>" if previous in PLACES else word)
+    return out
+
+
+def test_every_service_is_there(compose):
+    assert set(compose["services"]) == {*SERVERS, *WORKERS, "mlflow-migrate"}
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_servers_have_healthchecks(compose, name):
+    health = compose["services"][name]["healthcheck"]
+    assert health["test"] and health["interval"] and health["retries"]
+
+
+@pytest.mark.parametrize("name", ["mlflow", "gateway", *WORKERS, "rq-dashboard"])
+def test_services_wait_for_healthy_dependencies(compose, name):
+    depends = compose["services"][name]["depends_on"]
+    assert depends["redis" if name != "mlflow" else "postgres"]["condition"] == "service_healthy"
+
+
+def test_mlflow_upgrades_its_database_once_before_serving(compose):
+    mlflow = compose["services"]["mlflow"]
+    assert mlflow["depends_on"]["mlflow-migrate"]["condition"] == "service_completed_successfully"
+    migrate = compose["services"]["mlflow-migrate"]
+    assert "mlflow db upgrade" in migrate["command"][2]
+    assert migrate["restart"] == "no"
+
+
+def test_workers_scale(compose):
+    for service in compose["services"].values():
+        assert "container_name" not in service
+    for name in WORKERS:
+        assert "ports" not in compose["services"][name]
+        assert compose["services"][name]["restart"] == "unless-stopped"
+
+
+def test_named_volumes_hold_the_state(compose):
+    mounts = {
+        name: [v.split(":")[0] for v in s.get("volumes", [])]
+        for name, s in compose["services"].items()
+    }
+    assert "redis-data" in mounts["redis"]
+    assert "pg-data" in mounts["postgres"]
+    assert "mlflow-artifacts" in mounts["mlflow"]
+    assert set(compose["volumes"]) == {"redis-data", "pg-data", "mlflow-artifacts", "listings-data"}
+    assert "--appendonly yes" in compose["services"]["redis"]["command"][2]
+
+
+def test_secrets_are_required_variables_never_literals(compose):
+    text = COMPOSE.read_text()
+    for name in SECRETS:
+        assert re.search(r"\$\{" + name + r":\?[^}]+\}", text), f"{name} is not required"
+    for service in compose["services"].values():
+        for key, value in (service.get("environment") or {}).items():
+            if any(word in key for word in ("PASSWORD", "TOKEN", "AUTH", "URI", "URL")):
+                assert "${" in str(value) or value.startswith("http://"), key
+    example = (PROJECT_DIR / ".env.example").read_text()
+    assert all(f"{name}=" in example for name in SECRETS)
+    assert ".env" in (PROJECT_DIR / ".gitignore").read_text().split()
+
+
+def test_commands_are_the_ones_the_stack_and_tests_start(compose):
+    services = compose["services"]
+    expected = {
+        "redis": processes.redis_command(0, "x", password="x"),
+        "mlflow": processes.mlflow_command(0, "x", "x"),
+        "gateway": processes.gateway_command(8000, workers=2),
+        "rq-dashboard": processes.dashboard_command(0),
+        **{name: processes.worker_command(queue) for name, queue in WORKERS.items()},
+    }
+    for name, command in expected.items():
+        assert normalise(services[name]["command"]) == normalise(command), name
+
+
+def test_the_image_is_slim_and_runs_as_a_user():
+    dockerfile = (PROJECT_DIR / "Dockerfile").read_text()
+    assert dockerfile.startswith("# ") and "FROM python:3.11-slim" in dockerfile
+    lines = dockerfile.splitlines()
+    dependencies = next(i for i, line in enumerate(lines) if "pip install -r" in line)
+    first_code = next(i for i, line in enumerate(lines) if line.startswith("COPY shared"))
+    assert dependencies < first_code  # dependencies stay cached while the code changes
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1] != "root"
+
+
+def _filled_env(tmp_path: Path, drop: str | None = None) -> Path:
+    values = {name: "example-value" for name in SECRETS if name != drop}
+    path = tmp_path / "env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
+    """`docker-compose config` with only the env file's secrets, none from our environment."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    command = ["docker-compose", "-f", str(COMPOSE), "--env-file", str(env_file), "config", "-q"]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def test_docker_compose_validates_the_file(tmp_path):
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is missing: apt-get install docker-compose (.ci/run does)"
+    ok = _compose_config(_filled_env(tmp_path))
+    assert ok.returncode == 0, ok.stderr
+    missing = _compose_config(_filled_env(tmp_path, drop="RETRAIN_TOKEN"))
+    assert missing.returncode != 0
+    assert "set RETRAIN_TOKEN in .env" in missing.stderr
