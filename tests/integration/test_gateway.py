@@ -30,7 +30,10 @@ def wait_for(check, timeout: float, what: str):
 
 
 class Hammer(threading.Thread):
-    """Sends predictions until stopped, recording every status and version answered."""
+    """Sends predictions until stopped, recording every status and version answered.
+
+    About 50 a second: enough to catch a failed swap, light enough not to starve training
+    of the two cores (load is the reliability suite's job)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -42,6 +45,7 @@ class Hammer(threading.Thread):
                 reply = session.post(f"{self.url}/predict", json=EXAMPLE, timeout=10)
                 version = reply.json()["model_version"] if reply.ok else None
                 self.answers.append((reply.status_code, version))
+                self.stopping.wait(0.02)
 
     def statuses_once_serving(self) -> set[int]:
         """Statuses from the first success on (503 before any champion exists is expected)."""

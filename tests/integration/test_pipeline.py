@@ -107,9 +107,17 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     subscription.close()
 
 
-def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, shipped_data: str):
+@pytest.fixture(scope="module")
+def finished_run(stack: Stack, shipped_data: str) -> dict:
+    """One completed run on the fast grid, for the tests that only inspect a run."""
     stack.write_grid(FAST_GRID)
     run = retrain(stack, shipped_data)
+    assert run["state"] == "finished", run
+    return run
+
+
+def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, finished_run: dict):
+    run = finished_run
     redis = connect(stack.settings.redis_url)
     for stage, timeout in (
         ("prep", stack.settings.prep_timeout),
@@ -128,9 +136,8 @@ def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, shipp
     assert train.args[:2] == [run["run_id"], "hgb_all"]
 
 
-def test_select_run_twice_registers_no_second_version(stack: Stack, shipped_data: str):
-    stack.write_grid(FAST_GRID)
-    run = retrain(stack, shipped_data)
+def test_select_run_twice_registers_no_second_version(stack: Stack, finished_run: dict):
+    run = finished_run
     client = MlflowClient(stack.settings.mlflow_tracking_uri)
     name = stack.settings.model_name
     versions_before = len(client.search_model_versions(f"name = '{name}'"))
