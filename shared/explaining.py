@@ -27,8 +27,7 @@ class Explanation:
 
 def feature_names(pipeline: Pipeline) -> list[str]:
     """Names of the columns the model step receives."""
-    columns = pipeline.named_steps["features"].named_steps["columns"]
-    return [str(name) for name in columns.get_feature_names_out()]
+    return [str(name) for name in pipeline.named_steps["features"].get_feature_names_out()]
 
 
 def model_features(pipeline: Pipeline, rows: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMClassifier
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
@@ -15,12 +16,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from shared.errors import ConfigError
-from shared.features import build_preprocessor, feature_columns
+from shared.features import ListingFeatures, feature_columns
 from shared.schema import MODEL_INPUTS, PRICE_CATEGORIES, TARGET
 
 ESTIMATORS: dict[str, type] = {
     "random_forest": RandomForestClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "lightgbm": LGBMClassifier,
     "dummy": DummyClassifier,
 }
 
@@ -64,26 +66,34 @@ def build_pipeline(spec: CandidateSpec) -> Pipeline:
             f"candidate {spec.name!r}: unknown estimator {spec.estimator!r}; "
             f"known: {', '.join(ESTIMATORS)}"
         ) from None
-    params = dict(spec.params)
-    if spec.estimator == "hist_gradient_boosting":
-        # Categoricals come first out of the preprocessor; tell the booster which they are.
-        categorical, _ = feature_columns(spec.features)
-        params.setdefault("categorical_features", list(range(len(categorical))))
+    feature_columns(spec.features)  # an unknown feature set is a ConfigError, before fitting
     try:
+        features = ListingFeatures(spec.features)
+        params = dict(spec.params)
+        if spec.estimator == "hist_gradient_boosting":
+            # Categoricals come first out of the features; tell the booster which they are.
+            params.setdefault("categorical_features", features.categorical_indices)
         estimator = estimator_class(**params)
     except TypeError as error:
         raise ConfigError(f"candidate {spec.name!r}: {error}") from None
-    return Pipeline([("features", build_preprocessor(spec.features)), ("model", estimator)])
+    return Pipeline([("features", features), ("model", estimator)])
 
 
 def fit_candidate(spec: CandidateSpec, split: Split) -> tuple[Pipeline, float]:
     """Fit a candidate on the training split; returns the pipeline and fit seconds."""
     pipeline = build_pipeline(spec)
     started = time.perf_counter()
-    pipeline.fit(split.x_train, split.y_train)
+    pipeline.fit(split.x_train, split.y_train, **_fit_params(spec, pipeline))
     fit_seconds = time.perf_counter() - started
     make_single_threaded(pipeline)
     return pipeline, fit_seconds
+
+
+def _fit_params(spec: CandidateSpec, pipeline: Pipeline) -> dict[str, Any]:
+    """LightGBM learns which columns are categorical at fit time, not from its parameters."""
+    if spec.estimator != "lightgbm":
+        return {}
+    return {"model__categorical_feature": pipeline.named_steps["features"].categorical_indices}
 
 
 def make_single_threaded(pipeline: Pipeline) -> None:

@@ -6,7 +6,17 @@ from importlib import metadata
 
 from shared.settings import PROJECT_DIR
 
-TRACKED_LIBRARIES = ("scikit-learn", "pandas", "numpy", "mlflow", "shap", "rq", "redis")
+TRACKED_LIBRARIES = (
+    "scikit-learn",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "mlflow",
+    "shap",
+    "skops",
+    "rq",
+    "redis",
+)
 
 
 def git_commit() -> str:

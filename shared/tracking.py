@@ -19,16 +19,18 @@ from sklearn.pipeline import Pipeline
 
 from shared.settings import Settings
 
-# Types the logged pipelines reference beyond skops' defaults: our own feature functions and
+# Types the logged pipelines reference beyond skops' defaults: our own feature transformer and
 # scikit-learn's fitted tree structures (as skops.io.get_untrusted_types lists them for the
 # estimators in modeling.ESTIMATORS). skops refuses to load anything not listed.
 TRUSTED_TYPES = [
-    "shared.features.ensure_inputs",
-    "shared.features.add_location_features",
+    "shared.features.ListingFeatures",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
     "functools.partial",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.basic.Booster",
+    "collections.OrderedDict",
 ]
 PARENT_TAG = "mlflow.parentRunId"
 # Where the explain stage leaves mean |SHAP| per class on the winner's run.

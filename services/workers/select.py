@@ -4,6 +4,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from skops.io.exceptions import UntrustedTypesFoundException
+
 from services.workers.context import StageContext, job_context, run_tracked
 from services.workers.train import load_split
 from shared.errors import PipelineError
@@ -45,12 +47,20 @@ def _finished_candidates(
 def _champion_score(
     context: StageContext, inputs: dict[str, Any], metric: str
 ) -> tuple[str | None, float | None]:
-    """The current champion's version and its score on this run's test split."""
+    """The current champion's version and its score on this run's test split.
+
+    A champion this code can no longer load (its model needs code that has since changed)
+    cannot be compared: it scores None, and the new version takes its place.
+    """
     champion = context.tracker.champion()
     if champion is None:
         return None, None
     split = load_split(context.params, inputs["processed_path"])
-    model = context.tracker.load_model(f"models:/{champion.name}/{champion.version}")
+    try:
+        model = context.tracker.load_model(f"models:/{champion.name}/{champion.version}")
+    except (ImportError, AttributeError, UntrustedTypesFoundException) as error:
+        log.warning("champion v%s cannot be loaded by this code: %s", champion.version, error)
+        return str(champion.version), None
     scores = score_predictions(split.y_test, probabilities(model, split.x_test))
     return str(champion.version), scores[metric]
 

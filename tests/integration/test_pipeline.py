@@ -130,10 +130,10 @@ def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, finis
         assert job.get_status() == "finished"
         assert job.description.endswith(job_id(run["run_id"], stage))
     train = Job.fetch(
-        job_id(run["run_id"], "train", "hgb_all"), connection=redis, serializer=JSONSerializer
+        job_id(run["run_id"], "train", "lgbm_all"), connection=redis, serializer=JSONSerializer
     )
     assert train.timeout == stack.settings.train_timeout
-    assert train.args[:2] == [run["run_id"], "hgb_all"]
+    assert train.args[:2] == [run["run_id"], "lgbm_all"]
 
 
 def test_select_run_twice_registers_no_second_version(stack: Stack, finished_run: dict):

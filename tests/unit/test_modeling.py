@@ -4,7 +4,7 @@ import pytest
 
 from shared.cleaning import clean_listings
 from shared.errors import ConfigError
-from shared.features import add_location_features
+from shared.features import ListingFeatures, location_features
 from shared.modeling import (
     CandidateSpec,
     build_pipeline,
@@ -102,8 +102,25 @@ def test_score_predictions_on_a_known_answer():
 
 
 def test_location_features_measure_from_midtown():
-    frame = pd.DataFrame({"latitude": [40.7580, 40.8480], "longitude": [-73.9855, -73.9855]})
-    out = add_location_features(frame)
-    assert out.loc[0, "midtown_km"] == pytest.approx(0.0)
-    assert out.loc[1, "midtown_km"] == pytest.approx(9.99, abs=0.01)
-    assert out.loc[1, "midtown_dy"] > 0
+    out = location_features(np.array([40.7580, 40.8480]), np.array([-73.9855, -73.9855]))
+    assert out["midtown_km"][0] == pytest.approx(0.0)
+    assert out["midtown_km"][1] == pytest.approx(9.99, abs=0.01)
+    assert out["midtown_dy"][1] > 0
+
+
+def test_rare_property_types_share_one_code_and_missing_fields_are_nan():
+    x = pd.DataFrame(
+        {
+            "property_type": ["Loft"] * 3 + ["Castle"],
+            "neighbourhood": ["Bronx"] * 4,
+            "room_type": ["Hotel room"] * 4,
+            "latitude": [40.7] * 4,
+        }
+    )
+    features = ListingFeatures("all", min_frequency=2).fit(x)
+    matrix = features.transform(x)
+    names = list(features.get_feature_names_out())
+    assert list(matrix[:, names.index("property_type")]) == [0, 0, 0, 1]  # Loft, then "other"
+    assert matrix[0, names.index("neighbourhood")] == 0  # Bronx, first of the boroughs
+    assert np.isnan(matrix[0, names.index("kitchen")])  # an absent optional flag
+    assert features.categorical_indices == [0, 1, 2]
