@@ -17,6 +17,7 @@ from shared.schema import (
     COORDINATE_FIELDS,
     COUNT_FIELDS,
     NEIGHBOURHOODS,
+    REQUIRED_FLAGS,
     ROOM_TYPES,
 )
 
@@ -36,6 +37,8 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (*COUNT_FIELDS, *COORDINATE_FIELDS, *AMENITY_FLAGS, *LOCATION_FIELDS),
     ),
 }
+# Amenity flags a request may leave out (the challenge's example carries the others).
+OPTIONAL_FLAGS = tuple(f for f in AMENITY_FLAGS if f not in REQUIRED_FLAGS)
 # Categories known before any data is seen; property types are learned from the data.
 _FIXED_CATEGORIES = {"neighbourhood": NEIGHBOURHOODS, "room_type": ROOM_TYPES}
 
@@ -64,21 +67,13 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def _codes(frame: pd.DataFrame, name: str, categories: dict[str, int], other: float) -> np.ndarray:
-    """Category codes: known values their index, others `other`, missing values NaN."""
-    if name not in frame.columns:
-        return np.full(len(frame), np.nan)
-    values = frame[name].tolist()
-    return np.array(
-        [np.nan if v is None or v != v else categories.get(v, other) for v in values], dtype=float
-    )
-
-
 class ListingFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Request fields in, numbers out: categoricals first (as codes), then numeric fields.
 
-    Property types seen fewer than min_frequency times in training share one "other" code;
-    a missing optional field is NaN, which the tree models handle natively.
+    Property types seen fewer than min_frequency times in training share one "other" code.
+    Optional fields a request leaves out are filled as training saw them (training data always
+    has them): a missing amenity flag takes its training share, a missing property type the
+    most common one for the room type. Otherwise the model would meet values it never saw.
     """
 
     def __init__(self, feature_set: str = "all", min_frequency: int = 20) -> None:
@@ -95,18 +90,46 @@ class ListingFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             counts = x["property_type"].value_counts() if "property_type" in x else pd.Series()
             frequent = sorted(str(v) for v in counts[counts >= self.min_frequency].index)
             self.categories_["property_type"] = {value: i for i, value in enumerate(frequent)}
+        self.flag_shares_ = {
+            name: float(np.nanmean(_column(x, name))) if name in x else 0.0
+            for name in OPTIONAL_FLAGS
+        }
+        self.usual_property_type_: dict[str, str] = {}
+        if "property_type" in x:
+            known = x.dropna(subset=["property_type"])
+            for room_type, types in known.groupby("room_type")["property_type"]:
+                self.usual_property_type_[str(room_type)] = str(types.mode().iloc[0])
         self.feature_names_ = [*categorical, *numeric]
         return self
 
     def transform(self, x: pd.DataFrame) -> np.ndarray:
         categorical, numeric = feature_columns(self.feature_set)
-        columns = [
-            _codes(x, name, self.categories_[name], other=len(self.categories_[name]))
-            for name in categorical
-        ]
+        columns = [self._codes(x, name) for name in categorical]
         derived = location_features(_column(x, "latitude"), _column(x, "longitude"))
-        columns += [derived[name] if name in derived else _column(x, name) for name in numeric]
+        for name in numeric:
+            column = derived[name] if name in derived else _column(x, name)
+            if name in self.flag_shares_:  # a left-out flag takes its training share
+                column = np.where(np.isnan(column), self.flag_shares_[name], column)
+            columns.append(column)
         return np.column_stack(columns)
+
+    def _codes(self, x: pd.DataFrame, name: str) -> np.ndarray:
+        """Category codes: known values their index, others one "other" code, missing NaN.
+
+        A left-out property type is taken as the usual one for the listing's room type."""
+        categories = self.categories_[name]
+        values = x[name].tolist() if name in x else [None] * len(x)
+        if name == "property_type":
+            rooms = x["room_type"].tolist()
+            values = [
+                v if isinstance(v, str) else self.usual_property_type_.get(room)
+                for v, room in zip(values, rooms, strict=True)
+            ]
+        other = len(categories)
+        return np.array(
+            [np.nan if v is None or v != v else categories.get(v, other) for v in values],
+            dtype=float,
+        )
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.array(self.feature_names_, dtype=object)

@@ -3,9 +3,12 @@
 import logging
 from typing import Any
 
+import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from services.gateway.champion import LoadedModel
+from shared.contracts import CHALLENGE_EXAMPLE
+from shared.modeling import probabilities
 from shared.settings import Settings
 from shared.tracking import IMPORTANCES_ARTIFACT, Tracker
 
@@ -41,7 +44,9 @@ class MlflowChampionSource:
         return str(champion.version) if champion is not None else None
 
     def load(self, version: str) -> LoadedModel:
+        """Load a version and prove it answers the challenge's example before it is served."""
         pipeline = self.tracker.load_model(f"models:/{self.settings.model_name}/{version}")
+        probabilities(pipeline, pd.DataFrame([CHALLENGE_EXAMPLE]))
         return LoadedModel(version, pipeline, self.describe(version))
 
     def describe(self, version: str) -> dict[str, Any]:

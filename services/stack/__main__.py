@@ -160,7 +160,13 @@ def wait_until_served() -> None:
         except urllib.error.HTTPError:
             return False
 
-    processes.wait_until(ready, 120, "gateway serving the champion")
+    try:
+        processes.wait_until(ready, 120, "gateway serving the champion")
+    except TimeoutError:
+        raise StackError(
+            "the gateway cannot serve the registered champion (see logs/gateway.log); "
+            "if it was trained by older code, `make retrain` while the stack runs trains a new one"
+        ) from None
 
 
 def main() -> int:

@@ -49,8 +49,8 @@ def _champion_score(
 ) -> tuple[str | None, float | None]:
     """The current champion's version and its score on this run's test split.
 
-    A champion this code can no longer load (its model needs code that has since changed)
-    cannot be compared: it scores None, and the new version takes its place.
+    A champion this code can no longer load or run (its model needs code that has since
+    changed) cannot be compared: it scores None, and the new version takes its place.
     """
     champion = context.tracker.champion()
     if champion is None:
@@ -58,11 +58,11 @@ def _champion_score(
     split = load_split(context.params, inputs["processed_path"])
     try:
         model = context.tracker.load_model(f"models:/{champion.name}/{champion.version}")
+        proba = probabilities(model, split.x_test)
     except (ImportError, AttributeError, UntrustedTypesFoundException) as error:
-        log.warning("champion v%s cannot be loaded by this code: %s", champion.version, error)
+        log.warning("champion v%s cannot run with this code: %s", champion.version, error)
         return str(champion.version), None
-    scores = score_predictions(split.y_test, probabilities(model, split.x_test))
-    return str(champion.version), scores[metric]
+    return str(champion.version), score_predictions(split.y_test, proba)[metric]
 
 
 def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:

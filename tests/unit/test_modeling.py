@@ -108,7 +108,7 @@ def test_location_features_measure_from_midtown():
     assert out["midtown_dy"][1] > 0
 
 
-def test_rare_property_types_share_one_code_and_missing_fields_are_nan():
+def test_rare_property_types_share_one_code():
     x = pd.DataFrame(
         {
             "property_type": ["Loft"] * 3 + ["Castle"],
@@ -122,5 +122,33 @@ def test_rare_property_types_share_one_code_and_missing_fields_are_nan():
     names = list(features.get_feature_names_out())
     assert list(matrix[:, names.index("property_type")]) == [0, 0, 0, 1]  # Loft, then "other"
     assert matrix[0, names.index("neighbourhood")] == 0  # Bronx, first of the boroughs
-    assert np.isnan(matrix[0, names.index("kitchen")])  # an absent optional flag
     assert features.categorical_indices == [0, 1, 2]
+
+
+def test_left_out_optional_fields_are_filled_as_training_saw_them():
+    train = pd.DataFrame(
+        {
+            "room_type": ["Private room", "Private room", "Private room", "Entire home/apt"],
+            "property_type": ["Room in loft", "Room in loft", "Castle", "Entire condo"],
+            "kitchen": [1, 1, 1, 0],
+            "wifi": [0, 0, 0, 0],
+            "neighbourhood": ["Queens"] * 4,
+        }
+    )
+    features = ListingFeatures("all", min_frequency=1).fit(train)
+    names = list(features.get_feature_names_out())
+    request = pd.DataFrame(
+        {
+            "room_type": ["Private room", "Entire home/apt"],
+            "neighbourhood": ["Queens"] * 2,
+            "kitchen": [None, 0],
+        }
+    )
+    matrix = features.transform(request)
+    assert list(matrix[:, names.index("kitchen")]) == [0.75, 0.0]  # its share; the given 0
+    assert list(matrix[:, names.index("wifi")]) == [0.0, 0.0]
+    codes = features.categories_["property_type"]
+    assert list(matrix[:, names.index("property_type")]) == [
+        codes["Room in loft"],
+        codes["Entire condo"],
+    ]
