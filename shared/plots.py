@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: E402
 
 from shared.explaining import Explanation  # noqa: E402
@@ -102,5 +103,24 @@ def price_by_neighbourhood(clean: pd.DataFrame) -> Figure:
     axes.set_yscale("log")
     axes.set_ylabel("nightly price (USD)")
     axes.set_title("Price by neighbourhood")
+    figure.tight_layout()
+    return figure
+
+
+def calibration_figure(y_true: pd.Series, proba: pd.DataFrame, bins: int = 10) -> Figure:
+    """Reliability curves, one per class (one-vs-rest): clients read these probabilities."""
+    figure = Figure(figsize=(6, 5.5))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    for label in PRICE_CATEGORIES:
+        truth = (y_true == label).astype(int)
+        observed, predicted = calibration_curve(
+            truth, proba[label], n_bins=bins, strategy="quantile"
+        )
+        axes.plot(predicted, observed, marker="o", label=label)
+    axes.set_xlabel("predicted probability")
+    axes.set_ylabel("observed frequency")
+    axes.set_title("Calibration per price category (test split)")
+    axes.legend()
     figure.tight_layout()
     return figure

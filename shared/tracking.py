@@ -9,14 +9,21 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, Run, RunStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema, TensorSpec
+from mlflow.types.schema import AnyType
 from sklearn.pipeline import Pipeline
 
+from shared.contracts import CHALLENGE_EXAMPLE
+from shared.features import OPTIONAL_FLAGS
+from shared.schema import COORDINATE_FIELDS, REQUIRED_FLAGS
 from shared.settings import Settings
 
 # Types the logged pipelines reference beyond skops' defaults: our own feature transformer and
@@ -33,6 +40,24 @@ TRUSTED_TYPES = [
     "collections.OrderedDict",
 ]
 PARENT_TAG = "mlflow.parentRunId"
+# What the logged model accepts, written from the request contract rather than inferred from
+# a sample: the optional fields are optional. MLflow refuses to widen int64 to float64, so
+# whole-number fields are longs. `id` is not an input: the model never reads it.
+INPUT_SCHEMA = Schema(
+    [
+        ColSpec("string", "neighbourhood"),
+        ColSpec("string", "room_type"),
+        ColSpec("string", "property_type", required=False),
+        ColSpec("long", "accommodates"),
+        ColSpec("double", "bathrooms"),
+        ColSpec("long", "bedrooms"),
+        ColSpec("long", "beds"),
+        *(ColSpec("double", name) for name in COORDINATE_FIELDS),
+        *(ColSpec("long", flag) for flag in REQUIRED_FLAGS),
+        # Optional flags: absent in some listings of a batch (NaN, a float) and 0/1 in others.
+        *(ColSpec(AnyType(), flag, required=False) for flag in OPTIONAL_FLAGS),
+    ]
+)
 # Where the explain stage leaves mean |SHAP| per class on the winner's run.
 IMPORTANCES_ARTIFACT = "explain/importances.json"
 
@@ -119,9 +144,11 @@ class Tracker:
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
         )
 
-    def log_model(self, run_id: str, pipeline: Pipeline, example: Any) -> str:
-        """Log a fitted pipeline (request fields to probabilities) with signature; its URI."""
-        signature = infer_signature(example, pipeline.predict_proba(example))
+    def log_model(self, run_id: str, pipeline: Pipeline) -> str:
+        """Log a fitted pipeline (request fields to probabilities) with the request contract as
+        its signature and the challenge's example as its input example; returns its URI."""
+        example = pd.DataFrame([CHALLENGE_EXAMPLE]).drop(columns=["id"])
+        signature = ModelSignature(INPUT_SCHEMA, Schema([TensorSpec(np.dtype("float64"), (-1, 4))]))
         # The fluent API ends the run as FINISHED on exit: the model is a candidate's last log.
         with mlflow.start_run(run_id=run_id, log_system_metrics=False):
             info = mlflow.sklearn.log_model(

@@ -8,6 +8,7 @@ from shared.explaining import class_importances, explain
 from shared.modeling import probabilities, split_dataset
 from shared.plots import (
     beeswarm,
+    calibration_figure,
     class_report_figure,
     confusion_figure,
     importance_bars,
@@ -39,7 +40,11 @@ def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> d
             beeswarm(explanation, label, params.top_features),
             f"explain/beeswarm_{label.lower()}.png",
         )
-    predicted = probabilities(pipeline, split.x_test).idxmax(axis=1)
+    proba = probabilities(pipeline, split.x_test)
+    predicted = proba.idxmax(axis=1)
+    tracker.log_figure(
+        winner_run, calibration_figure(split.y_test, proba), "evaluation/calibration.png"
+    )
     tracker.log_figure(
         winner_run, confusion_figure(split.y_test, predicted), "evaluation/confusion_matrix.png"
     )

@@ -12,7 +12,7 @@ from shared.errors import PipelineError
 from shared.modeling import probabilities, score_predictions
 from shared.provenance import git_commit, library_versions
 from shared.queues import enqueue_explain, publish_promotion
-from shared.selection import pick_winner, should_promote
+from shared.selection import candidate_report, pick_winner, report_markdown, should_promote
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> di
     candidates = _finished_candidates(context, run_id, inputs["candidates"])
     winner = pick_winner({n: c["metrics"] for n, c in candidates.items()}, metric)
     chosen = candidates[winner]
+    report = candidate_report({n: c["metrics"] for n, c in candidates.items()}, winner)
+    tracker.log_dict(inputs["parent_run_id"], {"candidates": report}, "report/candidates.json")
+    tracker.log_text(inputs["parent_run_id"], report_markdown(report), "report/candidates.md")
     version = tracker.version_of_run(run_id)
     if version is None:
         provenance = {f"lib.{name}": v for name, v in library_versions().items()}
@@ -82,6 +85,7 @@ def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> di
         }
         version = tracker.register(chosen["model_uri"], provenance)
     outputs = {
+        "report": report,
         "winner": winner,
         "winner_run_id": chosen["run_id"],
         "model_uri": chosen["model_uri"],

@@ -13,18 +13,11 @@ from shared.modeling import (
     split_dataset,
 )
 from shared.params import PipelineParams
+from shared.selection import REPORT_COLUMNS
 from shared.storage import read_parquet
 
-# Metrics a run's status shows per candidate; MLflow holds them all.
-SUMMARY_METRICS = (
-    "accuracy",
-    "f1_macro",
-    "roc_auc_ovr",
-    "recall_lux",
-    "fit_seconds",
-    "model_size_bytes",
-    "predict_ms_single_row",
-)
+# Metrics a run's status shows per candidate (the report's); MLflow holds them all.
+SUMMARY_METRICS = tuple(key for key, *_ in REPORT_COLUMNS)
 
 
 def load_split(params: PipelineParams, processed_path: str) -> Split:
@@ -67,7 +60,7 @@ def run_train(
         metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
         metrics |= measure_serving(pipeline, split.x_test) | {"fit_seconds": fit_seconds}
         tracker.log_values(child, {}, metrics)
-        tracker.log_model(child, pipeline, split.x_test.head(5))
+        tracker.log_model(child, pipeline)
     except BaseException:
         tracker.end_run(child, "FAILED")
         raise

@@ -75,6 +75,13 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     assert version.tags["pipeline_run_id"] == first["run_id"]
     assert version.tags["data_hash"] == parent.data.tags["data_hash"]
     assert version.tags["decision"] == "promoted"
+    # The candidate report: in the run's status and as MLflow artifacts, the winner marked.
+    report = {row["candidate"]: row for row in select["report"]}
+    assert set(report) == {c["name"] for c in FAST_GRID}
+    assert report[select["winner"]]["winner"] is True
+    assert sum(row["winner"] for row in report.values()) == 1
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/candidates.md", "report/candidates.json"} <= artifacts
     # SHAP and evaluation artifacts on the winner's run.
     winner_run = select["winner_run_id"]
     explained = {a.path for a in client.list_artifacts(winner_run, "explain")}
@@ -88,6 +95,7 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
         "evaluation/confusion_matrix.png",
         "evaluation/class_report.png",
         "evaluation/price_by_neighbourhood.png",
+        "evaluation/calibration.png",
     } <= evaluation
 
     stack.write_grid(WEAK_GRID)

@@ -1,0 +1,57 @@
+"""The golden model served three ways (MLflow sklearn flavour, MLflow pyfunc, the gateway)
+gives the numbers the in-process pipeline gives, to 1e-9."""
+
+import uuid
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+
+from services.gateway.app import create_app
+from services.gateway.registry import MlflowChampionSource
+from shared.schema import PRICE_CATEGORIES
+from shared.tracking import Tracker
+from tests.golden.fixtures import TOLERANCE, expected_frame, golden_listings, golden_model
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def golden_settings(stack: Stack):
+    """The golden model logged and registered (as champion) under a model name of its own."""
+    settings = stack.settings.model_copy(update={"model_name": f"golden-{uuid.uuid4().hex[:8]}"})
+    tracker = Tracker(settings)
+    run = tracker.client.create_run(tracker.experiment_id, run_name="golden")
+    uri = tracker.log_model(run.info.run_id, golden_model())
+    tracker.promote(str(tracker.register(uri, {"golden": "true"}).version))
+    return settings
+
+
+def test_mlflow_flavours_give_the_golden_numbers(golden_settings):
+    uri = f"models:/{golden_settings.model_name}@{golden_settings.champion_alias}"
+    listings = pd.DataFrame(golden_listings())
+    sklearn_model = Tracker(golden_settings).load_model(uri)
+    proba = pd.DataFrame(sklearn_model.predict_proba(listings), columns=sklearn_model.classes_)
+    pd.testing.assert_frame_equal(
+        proba[list(PRICE_CATEGORIES)], expected_frame(), check_exact=False, rtol=0, atol=TOLERANCE
+    )
+    pyfunc = np.asarray(mlflow.pyfunc.load_model(uri).predict(listings))
+    by_class = pd.DataFrame(pyfunc, columns=sklearn_model.classes_)[list(PRICE_CATEGORIES)]
+    np.testing.assert_allclose(
+        by_class.to_numpy(), expected_frame().to_numpy(), rtol=0, atol=TOLERANCE
+    )
+
+
+def test_gateway_gives_the_golden_numbers(golden_settings):
+    app = create_app(
+        golden_settings, source=MlflowChampionSource(golden_settings), watch_champion=False
+    )
+    assert app.extensions["gateway"].cache.refresh()
+    reply = app.test_client().post("/predict", json=golden_listings())
+    assert reply.status_code == 200
+    served = pd.DataFrame([p["probabilities"] for p in reply.get_json()["predictions"]])
+    pd.testing.assert_frame_equal(
+        served, expected_frame(), check_exact=False, rtol=0, atol=TOLERANCE
+    )
