@@ -6,10 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test test-unit lint format typecheck retrain repro clean
+.PHONY: help install run test test-unit lint format typecheck retrain repro bench bench-quick clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "needs $(PYTHON_BIN) (Python 3.11) on PATH"; exit 1; }
@@ -45,6 +45,14 @@ retrain: $(INSTALLED) ## queue a pipeline run through the running gateway and fo
 
 repro: $(INSTALLED) ## experimentation mode: run the stages in-process with dvc repro
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc repro
+
+bench: $(INSTALLED) ## serving benchmarks, medians of 3 runs; writes bench/results.md and .png
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(PY) -m bench
+
+bench-quick: $(INSTALLED) ## the same, one short run per point (under 5 minutes)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(PY) -m bench --quick
 
 clean: ## remove caches and processed data (keeps .venv and local state)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache data/processed

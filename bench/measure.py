@@ -1,0 +1,87 @@
+"""The measurements: in-process floor, HTTP load per stack, batches, resident memory."""
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import requests
+
+from bench.wrk import LoadResult, run_load
+from shared.cleaning import clean_listings
+from shared.contracts import CHALLENGE_EXAMPLE
+from shared.settings import PROJECT_DIR
+from shared.storage import read_raw_listings
+
+
+def floor(pipeline: Any, repeats: int) -> LoadResult:
+    """One listing in one Python process, no HTTP: the request's frame and predict_proba."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pipeline.predict_proba(pd.DataFrame([CHALLENGE_EXAMPLE]))
+        timings.append((time.perf_counter() - started) * 1000)
+    p50, p99 = np.percentile(timings, [50, 99])
+    return LoadResult(float(p50), float(p99), 1000 / float(np.mean(timings)), 0)
+
+
+def body_for(target: str, listings: list[dict[str, Any]] | dict[str, Any]) -> object:
+    """The request as each stack expects it (MLflow's own format for its server)."""
+    if target == "mlflow-serve":
+        rows = listings if isinstance(listings, list) else [listings]
+        return {"dataframe_records": rows}
+    return listings
+
+
+def median_load(url: str, body: object, connections: int, seconds: int, runs: int) -> LoadResult:
+    """Median of each figure over several wrk runs (errors summed)."""
+    results = [run_load(url, body, connections, seconds) for _ in range(runs)]
+    return LoadResult(
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        statistics.median(r.requests_per_second for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def request_listings(count: int) -> list[dict[str, Any]]:
+    """Shipped listings as requests: the twelve contract fields, ids unique."""
+    clean, _ = clean_listings(read_raw_listings(PROJECT_DIR / "data/raw/listings.csv.gz"))
+    fields = list(CHALLENGE_EXAMPLE)
+    rows = clean.sample(n=count, replace=count > len(clean), random_state=0)[fields]
+    listings = rows.to_dict(orient="records")
+    for i, listing in enumerate(listings):
+        listing.update(id=i, bedrooms=int(listing["bedrooms"]), beds=int(listing["beds"]))
+    return listings
+
+
+def batch_rate(url: str, body: object, rows: int, repeats: int) -> float:
+    """Listings per second for one big request, median of repeats."""
+    timings = []
+    with requests.Session() as session:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            session.post(url, json=body, timeout=300).raise_for_status()
+            timings.append(time.perf_counter() - started)
+    return rows / statistics.median(timings)
+
+
+def resident_mib(pid: int) -> float:
+    """Resident memory of a process and its children (a gunicorn master and its workers)."""
+    total = 0.0
+    for process in [pid, *_children(pid)]:
+        status = Path(f"/proc/{process}/status").read_text()
+        total += (
+            int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+            / 1024
+        )
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found

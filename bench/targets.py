@@ -1,0 +1,126 @@
+"""The serving stacks under comparison, all on loopback, all for the same champion model."""
+
+import pickle
+import subprocess
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.stack import processes
+from shared.cleaning import clean_listings
+from shared.modeling import fit_candidate, split_dataset
+from shared.params import load_params
+from shared.settings import PROJECT_DIR, Settings
+from shared.storage import read_raw_listings
+from shared.tracking import Tracker
+
+CONFIG = PROJECT_DIR / "config" / "pipeline.yaml"
+
+
+@dataclass
+class Bench:
+    """Started processes (stopped by close) and where each stack answers."""
+
+    folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    _stack: ExitStack = field(default_factory=ExitStack)
+
+    def keep(self, name: str, process: subprocess.Popen, url: str | None = None) -> None:
+        self._stack.callback(processes.stop, process)
+        self.pids[name] = process.pid
+        if url:
+            self.urls[name] = url
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def train_champion(bench: Bench) -> object:
+    """The default grid's champion candidate, fitted in-process, registered as champion."""
+    params = load_params(CONFIG)
+    clean, _ = clean_listings(read_raw_listings(PROJECT_DIR / "data/raw/listings.csv.gz"))
+    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    pipeline, _ = fit_candidate(params.train.candidate("lgbm_all"), split)
+    settings = Settings(mlflow_tracking_uri=bench.env["MLFLOW_TRACKING_URI"])
+    tracker = Tracker(settings)
+    run = tracker.client.create_run(tracker.experiment_id, run_name="bench")
+    uri = tracker.log_model(run.info.run_id, pipeline)
+    tracker.promote(str(tracker.register(uri, {"bench": "true"}).version))
+    (bench.folder / "model.pkl").write_bytes(pickle.dumps(pipeline))
+    return pipeline
+
+
+def start_backing_services(bench: Bench) -> None:
+    redis, redis_port = processes.start_redis(bench.folder / "redis")
+    bench.keep("redis", redis)
+    mlflow, port = processes.start_mlflow(
+        bench.folder / "mlflow", f"sqlite:///{bench.folder / 'mlflow.db'}"
+    )
+    bench.keep("mlflow", mlflow)
+    bench.env = {
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
+        "RETRAIN_TOKEN": "bench",
+    }
+
+
+def start_gateway(bench: Bench, name: str, workers: int) -> None:
+    process, port = processes.start_gateway(bench.folder / name, bench.env, workers=workers)
+    bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
+    ready = f"http://127.0.0.1:{port}/health/ready"
+    processes.wait_until(lambda: _answers(ready), 60, f"{name} serving the champion")
+
+
+def start_mlflow_serve(bench: Bench) -> None:
+    port = processes.free_port()
+    command = [
+        str(processes.VENV_BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "models:/price-category@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
+    process = processes.start_logged(command, bench.folder / "mlflow-serve.log", bench.env)
+    bench.keep("mlflow-serve", process, f"http://127.0.0.1:{port}/invocations")
+    processes.wait_until(
+        lambda: _answers(f"http://127.0.0.1:{port}/ping"), 120, "mlflow serve", process
+    )
+
+
+def start_notebook_app(bench: Bench) -> None:
+    port = processes.free_port()
+    env = {
+        **bench.env,
+        "NOTEBOOK_MODEL": str(bench.folder / "model.pkl"),
+        "NOTEBOOK_CONFIG": str(CONFIG),
+    }
+    command = [
+        str(processes.VENV_BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "bench.notebook_app:app",
+    ]
+    process = processes.start_logged(command, bench.folder / "notebook.log", env)
+    bench.keep("notebook", process, f"http://127.0.0.1:{port}/predict")
+    processes.wait_until(lambda: processes.tcp_open(port), 30, "notebook app", process)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
