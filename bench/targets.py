@@ -1,5 +1,6 @@
 """The serving stacks under comparison, all on loopback, all for the same champion model."""
 
+import os
 import pickle
 import subprocess
 import urllib.request
@@ -91,7 +92,9 @@ def start_mlflow_serve(bench: Bench) -> None:
         "-w",
         "1",
     ]
-    process = processes.start_logged(command, bench.folder / "mlflow-serve.log", bench.env)
+    # MLflow starts uvicorn by name: the virtual environment must be on PATH.
+    env = {**bench.env, "PATH": f"{processes.VENV_BIN}:{os.environ['PATH']}"}
+    process = processes.start_logged(command, bench.folder / "mlflow-serve.log", env)
     bench.keep("mlflow-serve", process, f"http://127.0.0.1:{port}/invocations")
     processes.wait_until(
         lambda: _answers(f"http://127.0.0.1:{port}/ping"), 120, "mlflow serve", process

@@ -9,6 +9,7 @@ import shap
 from sklearn.pipeline import Pipeline
 
 from shared.errors import PipelineError
+from shared.features import Rows
 from shared.schema import PRICE_CATEGORIES
 
 
@@ -30,10 +31,14 @@ def feature_names(pipeline: Pipeline) -> list[str]:
     return [str(name) for name in pipeline.named_steps["features"].get_feature_names_out()]
 
 
-def model_features(pipeline: Pipeline, rows: pd.DataFrame) -> pd.DataFrame:
+def model_features(pipeline: Pipeline, rows: Rows) -> pd.DataFrame:
     """Request-shaped rows as the model step sees them."""
     matrix = pipeline.named_steps["features"].transform(rows)
-    return pd.DataFrame(matrix, columns=feature_names(pipeline), index=rows.index)
+    return pd.DataFrame(
+        matrix,
+        columns=feature_names(pipeline),
+        index=rows.index if isinstance(rows, pd.DataFrame) else None,
+    )
 
 
 def build_explainer(pipeline: Pipeline, background: pd.DataFrame | None = None) -> Any:
@@ -51,7 +56,7 @@ def build_explainer(pipeline: Pipeline, background: pd.DataFrame | None = None) 
     return shap.Explainer(model.predict_proba, masker)
 
 
-def explain(pipeline: Pipeline, rows: pd.DataFrame, explainer: Any = None) -> Explanation:
+def explain(pipeline: Pipeline, rows: Rows, explainer: Any = None) -> Explanation:
     """SHAP values of the model step on request-shaped rows (the rows are the background
     when a non-tree model has no explainer yet)."""
     features = model_features(pipeline, rows)

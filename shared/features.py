@@ -5,7 +5,7 @@ row of numbers in a fraction of a millisecond. What it learns (the frequent prop
 comes from the rows it is fitted on, the training split only.
 """
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -60,11 +60,25 @@ def location_features(latitude: np.ndarray, longitude: np.ndarray) -> dict[str, 
     return {"midtown_km": np.hypot(dx, dy), "midtown_dx": dx, "midtown_dy": dy}
 
 
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A numeric column as floats; an absent optional field is all missing."""
-    if name not in frame.columns:
-        return np.full(len(frame), np.nan)
-    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+# What the transformer reads: a frame (training, MLflow) or plain records (the gateway, where
+# building a one-row frame would cost more than the prediction itself).
+Rows: TypeAlias = pd.DataFrame | list[dict[str, Any]]
+
+
+def _values(rows: Rows, name: str) -> list[Any]:
+    """A field's values, row by row; None where a row lacks it."""
+    if isinstance(rows, pd.DataFrame):
+        return rows[name].tolist() if name in rows.columns else [None] * len(rows)
+    return [row.get(name) for row in rows]
+
+
+def _column(rows: Rows, name: str) -> np.ndarray:
+    """A numeric field as floats; missing values (and absent optional fields) are NaN."""
+    if isinstance(rows, pd.DataFrame):
+        if name not in rows.columns:
+            return np.full(len(rows), np.nan)
+        return pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.array([np.nan if (v := row.get(name)) is None else v for row in rows], dtype=float)
 
 
 class ListingFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -102,7 +116,7 @@ class ListingFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.feature_names_ = [*categorical, *numeric]
         return self
 
-    def transform(self, x: pd.DataFrame) -> np.ndarray:
+    def transform(self, x: Rows) -> np.ndarray:
         categorical, numeric = feature_columns(self.feature_set)
         columns = [self._codes(x, name) for name in categorical]
         derived = location_features(_column(x, "latitude"), _column(x, "longitude"))
@@ -113,14 +127,14 @@ class ListingFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             columns.append(column)
         return np.column_stack(columns)
 
-    def _codes(self, x: pd.DataFrame, name: str) -> np.ndarray:
+    def _codes(self, x: Rows, name: str) -> np.ndarray:
         """Category codes: known values their index, others one "other" code, missing NaN.
 
         A left-out property type is taken as the usual one for the listing's room type."""
         categories = self.categories_[name]
-        values = x[name].tolist() if name in x else [None] * len(x)
+        values = _values(x, name)
         if name == "property_type":
-            rooms = x["room_type"].tolist()
+            rooms = _values(x, "room_type")
             values = [
                 v if isinstance(v, str) else self.usual_property_type_.get(room)
                 for v, room in zip(values, rooms, strict=True)

@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from shared.errors import ConfigError
-from shared.features import ListingFeatures, feature_columns
+from shared.features import ListingFeatures, Rows, feature_columns
 from shared.schema import MODEL_INPUTS, PRICE_CATEGORIES, TARGET
 
 ESTIMATORS: dict[str, type] = {
@@ -103,10 +103,14 @@ def make_single_threaded(pipeline: Pipeline) -> None:
         model.set_params(n_jobs=1)
 
 
-def probabilities(pipeline: Pipeline, x: pd.DataFrame) -> pd.DataFrame:
+def probabilities(pipeline: Pipeline, x: Rows) -> pd.DataFrame:
     """Class probabilities with columns in the fixed label order Low, Mid, High, Lux."""
     proba = pipeline.predict_proba(x)
-    frame = pd.DataFrame(proba, columns=list(pipeline.classes_), index=x.index)
+    frame = pd.DataFrame(
+        proba,
+        columns=list(pipeline.classes_),
+        index=x.index if isinstance(x, pd.DataFrame) else None,
+    )
     return frame.reindex(columns=list(PRICE_CATEGORIES), fill_value=0.0)
 
 
