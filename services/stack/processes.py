@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
+WORKER_TTL = 30  # seconds
 
 
 def redis_command(
@@ -43,6 +44,8 @@ def worker_command(queue: str, name: str | None = None) -> list[str]:
     """
     command = [str(VENV_BIN / "rq"), "worker", "--serializer", "rq.serializers.JSONSerializer"]
     command += ["--with-scheduler"] + (["--name", name] if name else [])
+    # A dead worker's job is found and retried within about a minute, not RQ's default ten.
+    command += ["--worker-ttl", str(WORKER_TTL), "--maintenance-interval", str(WORKER_TTL)]
     return command + [queue]
 
 

@@ -1,10 +1,12 @@
 """Session fixtures: real redis-server, PostgreSQL, mlflow server and rq workers on loopback."""
 
 import json
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,7 @@ class Stack:
     pipeline_config: Path
     folder: Path
     env: dict[str, str]
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def write_grid(self, candidates: list[dict]) -> None:
         """Replace the candidate grid; workers read it afresh for every job."""
@@ -91,9 +94,9 @@ def wait_for_run(stack: "Stack", run_id: str, timeout: float = 300) -> dict:
     raise AssertionError(f"run {run_id} did not end in {timeout}s: {store.get(run_id)}")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    folder = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(folder: Path) -> Iterator[Stack]:
+    """Redis, PostgreSQL, an MLflow server on it and one worker per queue; all stopped after."""
     started = []
     try:
         redis, redis_port = processes.start_redis(folder / "redis")
@@ -119,11 +122,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack = Stack(settings, Path(env["PIPELINE_CONFIG"]), folder, env)
         stack.write_grid(FAST_GRID)
         for queue in STAGE_QUEUES:
-            started.append(processes.start_worker(queue, folder, env, f"worker-{queue}"))
+            worker = processes.start_worker(queue, folder, env, f"worker-{queue}")
+            started.append(worker)
+            stack.workers[queue] = worker
         yield stack
     finally:
         for process in reversed(started):
             processes.stop(process)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.fixture
