@@ -44,8 +44,16 @@ def worker_command(queue: str, name: str | None = None) -> list[str]:
     """
     command = [str(VENV_BIN / "rq"), "worker", "--serializer", "rq.serializers.JSONSerializer"]
     command += ["--with-scheduler"] + (["--name", name] if name else [])
-    # A dead worker's job is found and retried within about a minute, not RQ's default ten.
-    command += ["--worker-ttl", str(WORKER_TTL), "--maintenance-interval", str(WORKER_TTL)]
+    # A dead worker's job is found and retried within two minutes, not RQ's default ten: its
+    # heartbeat lapses 60 s after the last beat (every 10 s), and the sweep runs every 30 s.
+    command += [
+        "--worker-ttl",
+        str(WORKER_TTL),
+        "--maintenance-interval",
+        str(WORKER_TTL),
+        "--job-monitoring-interval",
+        "10",
+    ]
     return command + [queue]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from services.stack import processes
 from shared.launch import launch_run
 from shared.queues import connect
 from tests.integration.conftest import Stack, wait_for_run
@@ -76,3 +77,30 @@ def test_killed_work_horse_is_retried_and_the_run_completes(isolated_stack: Stac
         f"name = '{stack.settings.model_name}' and tags.pipeline_run_id = '{run_id}'"
     )
     assert len(versions) == 1
+
+
+def test_killed_worker_and_horse_job_runs_again_on_a_survivor(isolated_stack: Stack):
+    stack = isolated_stack
+    stack.write_grid(SLOW_GRID)
+    survivor = processes.start_worker("train", stack.folder, stack.env, "worker-train-2")
+    try:
+        run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
+        horse = wait_for_horse(stack, run_id)
+        killed_at = time.time()  # wall clock, as run status records times
+        os.kill(stack.workers["train"].pid, signal.SIGKILL)
+        os.kill(horse, signal.SIGKILL)
+
+        run = wait_for_run(stack, run_id, timeout=240)
+
+        assert run["state"] == "finished", run
+        retried_after = run["candidates"]["slow_rf"]["started_at"] - (
+            time.time() - (time.monotonic() - killed_at)
+        )
+        assert retried_after < 120  # found and run again within two minutes
+        client = MlflowClient(stack.settings.mlflow_tracking_uri)
+        versions = client.search_model_versions(
+            f"name = '{stack.settings.model_name}' and tags.pipeline_run_id = '{run_id}'"
+        )
+        assert len(versions) == 1
+    finally:
+        processes.stop(survivor)
