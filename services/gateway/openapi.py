@@ -4,8 +4,10 @@ The document is OpenAPI 3.0.3 (what the bundled Swagger UI renders); pydantic wr
 Schema 2020-12, so the few constructs 3.0 lacks are rewritten by `to_openapi30`.
 """
 
+from pathlib import Path
 from typing import Any
 
+import yaml
 from flask import Blueprint, Response, send_from_directory
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -70,108 +72,48 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(_ref("ErrorResponse"), meaning[s]) for s in statuses}
 
 
+PATHS = Path(__file__).with_name("openapi_paths.yaml")
+CONTRACT_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (Listing, "validation"),
+    (RetrainRequest, "validation"),
+    (Prediction, "serialization"),
+    (BatchPrediction, "serialization"),
+    (ErrorResponse, "serialization"),
+    (RetrainAccepted, "serialization"),
+]
+
+
+def _schema(name: str | list[str], max_batch: int) -> dict[str, Any]:
+    """A schema from its short name in openapi_paths.yaml."""
+    if isinstance(name, list):
+        return {"oneOf": [_ref(one) for one in name]}
+    if name == "anything":
+        return {"type": "object", "additionalProperties": True}
+    if name == "listings":
+        array = {"type": "array", "items": _ref("Listing"), "minItems": 1, "maxItems": max_batch}
+        return {"oneOf": [_ref("Listing"), array]}
+    return _ref(name)
+
+
+def _operation(spec: dict[str, Any], max_batch: int) -> dict[str, Any]:
+    """One operation of openapi_paths.yaml in OpenAPI form."""
+    operation = {k: v for k, v in spec.items() if k in ("summary", "parameters", "security")}
+    if body := spec.get("body"):
+        content = {"application/json": {"schema": _schema(body["schema"], max_batch)}}
+        operation["requestBody"] = {"required": body["required"], "content": content}
+    operation["responses"] = {
+        str(a["status"]): _json(_schema(a["schema"], max_batch), a["description"])
+        for a in spec["answers"]
+    } | _errors(*spec.get("errors", []))
+    return operation
+
+
 def build_document(max_batch: int) -> dict[str, Any]:
     """The API's OpenAPI document."""
-    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        (Listing, "validation"),
-        (RetrainRequest, "validation"),
-        (Prediction, "serialization"),
-        (BatchPrediction, "serialization"),
-        (ErrorResponse, "serialization"),
-        (RetrainAccepted, "serialization"),
-    ]
-    _, schemas = models_json_schema(models, ref_template=REF)
-    listings = {
-        "oneOf": [
-            _ref("Listing"),
-            {"type": "array", "items": _ref("Listing"), "minItems": 1, "maxItems": max_batch},
-        ]
-    }
-    explain = {
-        "name": "explain",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "boolean"},
-        "description": "Add top SHAP contributions",
-    }
-    anything = {"type": "object", "additionalProperties": True}
+    _, schemas = models_json_schema(CONTRACT_MODELS, ref_template=REF)
     paths = {
-        "/predict": {
-            "post": {
-                "summary": "Price category of a listing, or of each listing of an array, in order",
-                "parameters": [explain],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": listings}},
-                },
-                "responses": {
-                    "200": _json(
-                        {"oneOf": [_ref("Prediction"), _ref("BatchPrediction")]}, "Predictions"
-                    ),
-                    **_errors(400, 413, 415, 422, 503),
-                },
-            }
-        },
-        "/retrain": {
-            "post": {
-                "summary": "Queue a pipeline run (prep, train, select, explain)",
-                "security": [{"bearer": []}],
-                "requestBody": {
-                    "required": False,
-                    "content": {"application/json": {"schema": _ref("RetrainRequest")}},
-                },
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "maxLength": 200},
-                    }
-                ],
-                "responses": {
-                    "202": _json(_ref("RetrainAccepted"), "Run queued"),
-                    **_errors(400, 401, 409, 415, 422, 503),
-                },
-            }
-        },
-        "/runs": {
-            "get": {
-                "summary": "Recent runs, newest first",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                    }
-                ],
-                "responses": {"200": _json(anything, "Runs"), **_errors(422)},
-            }
-        },
-        "/runs/{run_id}": {
-            "get": {
-                "summary": "A run's state per stage, candidates' scores, version and decision",
-                "parameters": [
-                    {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {"200": _json(anything, "Run status"), **_errors(404)},
-            }
-        },
-        "/model": {
-            "get": {
-                "summary": "The champion: version, scores, provenance, importances",
-                "responses": {"200": _json(anything, "Champion"), **_errors(503)},
-            }
-        },
-        "/health/live": {
-            "get": {"summary": "The process is up", "responses": {"200": _json(anything, "Alive")}}
-        },
-        "/health/ready": {
-            "get": {
-                "summary": "Redis, MLflow and a champion are available",
-                "responses": {"200": _json(anything, "Ready"), "503": _json(anything, "Not ready")},
-            }
-        },
+        path: {method: _operation(spec, max_batch) for method, spec in methods.items()}
+        for path, methods in yaml.safe_load(PATHS.read_text()).items()
     }
     return {
         "openapi": "3.0.3",

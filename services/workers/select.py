@@ -4,6 +4,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from mlflow.entities.model_registry import ModelVersion
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from services.workers.context import StageContext, job_context, run_tracked
@@ -13,6 +14,7 @@ from shared.modeling import probabilities, score_predictions
 from shared.provenance import git_commit, library_versions
 from shared.queues import enqueue_explain, publish_promotion
 from shared.selection import candidate_report, pick_winner, report_markdown, should_promote
+from shared.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +67,64 @@ def _champion_score(
     return str(champion.version), score_predictions(split.y_test, proba)[metric]
 
 
+def _register_once(
+    tracker: Tracker, run_id: str, inputs: dict[str, Any], winner: str, model_uri: str
+) -> ModelVersion:
+    """The run's registered version: created on the first select, found on a repeated one."""
+    version = tracker.version_of_run(run_id)
+    if version is not None:
+        return version
+    provenance = {f"lib.{name}": v for name, v in library_versions().items()}
+    provenance |= {
+        "pipeline_run_id": run_id,
+        "data_hash": inputs["data_hash"],
+        "git_commit": git_commit(),
+        "candidate": winner,
+    }
+    return tracker.register(model_uri, provenance)
+
+
+def _gate(
+    context: StageContext, inputs: dict[str, Any], version: str, score: float, metric: str
+) -> dict[str, Any]:
+    """Move the alias if the version scores at least as well as the champion; record why."""
+    champion_version, champion_score = _champion_score(context, inputs, metric)
+    promoted = should_promote(score, champion_score)
+    if promoted:
+        context.tracker.promote(version)
+    # Tagged after the alias moves: a select killed in between decides again, and the same way.
+    context.tracker.tag_version(
+        version,
+        {
+            "metric": metric,
+            "score": str(score),
+            "champion_version": champion_version or "",
+            "champion_score": str(champion_score),
+            "decision": "promoted" if promoted else "kept_champion",
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    log.info(
+        "v%s scores %.4f vs champion %s; promoted=%s", version, score, champion_score, promoted
+    )
+    return {
+        "promoted": promoted,
+        "champion_version": champion_version,
+        "champion_score": champion_score,
+    }
+
+
 def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Pick the winner, register it once, gate it against the champion, record the decision."""
     tracker, metric = context.tracker, context.params.select.metric
     candidates = _finished_candidates(context, run_id, inputs["candidates"])
-    winner = pick_winner({n: c["metrics"] for n, c in candidates.items()}, metric)
+    scores = {name: candidate["metrics"] for name, candidate in candidates.items()}
+    winner = pick_winner(scores, metric)
     chosen = candidates[winner]
-    report = candidate_report({n: c["metrics"] for n, c in candidates.items()}, winner)
+    report = candidate_report(scores, winner)
     tracker.log_dict(inputs["parent_run_id"], {"candidates": report}, "report/candidates.json")
     tracker.log_text(inputs["parent_run_id"], report_markdown(report), "report/candidates.md")
-    version = tracker.version_of_run(run_id)
-    if version is None:
-        provenance = {f"lib.{name}": v for name, v in library_versions().items()}
-        provenance |= {
-            "pipeline_run_id": run_id,
-            "data_hash": inputs["data_hash"],
-            "git_commit": git_commit(),
-            "candidate": winner,
-        }
-        version = tracker.register(chosen["model_uri"], provenance)
+    version = _register_once(tracker, run_id, inputs, winner, chosen["model_uri"])
     outputs = {
         "report": report,
         "winner": winner,
@@ -92,43 +133,14 @@ def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> di
         "version": str(version.version),
         "metric": metric,
         "score": chosen["metrics"][metric],
-        "candidates": {n: c["metrics"] for n, c in candidates.items()},
+        "candidates": scores,
     }
     if "decision" in version.tags:  # a repeated select keeps the decision already taken
         return outputs | {
             "promoted": version.tags["decision"] == "promoted",
             "champion_version": version.tags.get("champion_version") or None,
         }
-    champion_version, champion_score = _champion_score(context, inputs, metric)
-    promoted = should_promote(outputs["score"], champion_score)
-    if promoted:
-        tracker.promote(outputs["version"])
-    # Tagged after the alias moves: a select killed in between decides again, and the same way.
-    tracker.tag_version(
-        outputs["version"],
-        {
-            "metric": metric,
-            "score": str(outputs["score"]),
-            "champion_version": champion_version or "",
-            "champion_score": str(champion_score),
-            "decision": "promoted" if promoted else "kept_champion",
-            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
-    log.info(
-        "run %s: %s v%s scores %.4f vs champion %s; promoted=%s",
-        run_id,
-        winner,
-        outputs["version"],
-        outputs["score"],
-        champion_score,
-        promoted,
-    )
-    return outputs | {
-        "promoted": promoted,
-        "champion_version": champion_version,
-        "champion_score": champion_score,
-    }
+    return outputs | _gate(context, inputs, outputs["version"], outputs["score"], metric)
 
 
 def select_job(run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
