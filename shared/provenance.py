@@ -46,3 +46,8 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
+
+
+def provenance_tags() -> dict[str, str]:
+    """The code's commit and library versions, as the tags runs and model versions carry."""
+    return {"git_commit": git_commit(), **{f"lib.{n}": v for n, v in library_versions().items()}}

@@ -3,8 +3,9 @@
 from typing import Any
 
 from services.gateway.champion import LoadedModel
+from services.gateway.errors import ApiError
 from shared.contracts import Listing
-from shared.explaining import explain, top_contributions
+from shared.explaining import ExplanationUnavailableError, explain, top_contributions
 from shared.modeling import probabilities
 from shared.schema import PRICE_CATEGORIES
 
@@ -29,7 +30,11 @@ def predict_listings(
         for listing, label, row in zip(listings, labels, proba.tolist(), strict=True)
     ]
     if explain_top:
-        explanation = explain(model.pipeline, records, model.explainer())
+        try:
+            explainer = model.explainer()
+        except ExplanationUnavailableError as error:
+            raise ApiError(501, "explanation_unavailable", str(error)) from None
+        explanation = explain(model.pipeline, records, explainer)
         for answer, contributions in zip(
             answers, top_contributions(explanation, labels, explain_top), strict=True
         ):

@@ -8,7 +8,7 @@ from typing import Any
 from services.workers.context import StageContext, job_context, run_tracked
 from shared.cleaning import CleanReport, clean_listings
 from shared.errors import DataError
-from shared.provenance import git_commit, library_versions
+from shared.provenance import provenance_tags
 from shared.queues import enqueue_training
 from shared.storage import (
     file_md5,
@@ -50,15 +50,8 @@ def run_prep(context: StageContext, run_id: str, data_path: str) -> dict[str, An
     data_hash, dataset, report = clean_once(
         raw_path, settings.resolve(context.params.prep.processed_dir)
     )
-    versions = library_versions()
     parent = tracker.ensure_pipeline_run(
-        run_id,
-        {
-            "data_hash": data_hash,
-            "data_path": data_path,
-            "git_commit": git_commit(),
-            **{f"lib.{name}": version for name, version in versions.items()},
-        },
+        run_id, {"data_hash": data_hash, "data_path": data_path, **provenance_tags()}
     )
     quality = tracker.finished_child_run(run_id, "data-quality", "data-quality")
     if quality is None:

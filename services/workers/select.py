@@ -11,7 +11,7 @@ from services.workers.context import StageContext, job_context, run_tracked
 from services.workers.train import load_split
 from shared.errors import PipelineError
 from shared.modeling import probabilities, score_predictions
-from shared.provenance import git_commit, library_versions
+from shared.provenance import provenance_tags
 from shared.queues import enqueue_explain, publish_promotion
 from shared.selection import candidate_report, pick_winner, report_markdown, should_promote
 from shared.tracking import Tracker
@@ -74,11 +74,9 @@ def _register_once(
     version = tracker.version_of_run(run_id)
     if version is not None:
         return version
-    provenance = {f"lib.{name}": v for name, v in library_versions().items()}
-    provenance |= {
+    provenance = provenance_tags() | {
         "pipeline_run_id": run_id,
         "data_hash": inputs["data_hash"],
-        "git_commit": git_commit(),
         "candidate": winner,
     }
     return tracker.register(model_uri, provenance)

@@ -1,5 +1,6 @@
 """POST /predict: one listing or an array of listings, answered from the in-memory champion."""
 
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint
@@ -55,8 +56,8 @@ def predict() -> tuple[dict[str, Any], int]:
     explain_top = state.settings.explain_top_features if query_flag("explain") else None
     model = state.champion()  # read once: a swap mid-request cannot mix two models
     answers = predict_listings(model, listings, explain_top)
-    for answer in answers:
-        state.metrics.predictions.labels(answer["price_category"]).inc()
+    for category, count in Counter(a["price_category"] for a in answers).items():
+        state.metrics.predictions.labels(category).inc(count)
     if batch:
         return {"model_version": model.version, "predictions": answers}, 200
     return answers[0], 200

@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from services.gateway.app import create_app
@@ -136,3 +137,17 @@ def test_explain_must_be_a_boolean(client):
     reply = client.post("/predict?explain=maybe", json=CHALLENGE_EXAMPLE)
     assert reply.status_code == 422
     assert reply.get_json()["fields"][0]["path"] == "?explain"
+
+
+def test_explain_on_a_model_shap_cannot_explain_is_a_clear_501(settings, small_pipeline):
+    from shared.modeling import CandidateSpec, build_pipeline
+    from tests.unit.gateway.conftest import FakeSource
+
+    dummy = build_pipeline(CandidateSpec("d", "dummy", "notebook"))
+    dummy.fit(pd.DataFrame([CHALLENGE_EXAMPLE] * 4), ["Low", "Mid", "High", "Lux"])
+    app = create_app(settings, source=FakeSource(dummy), watch_champion=False)
+    app.extensions["gateway"].cache.refresh()
+    reply = app.test_client().post("/predict?explain=true", json=CHALLENGE_EXAMPLE)
+    assert reply.status_code == 501
+    assert reply.get_json()["error"] == "explanation_unavailable"
+    assert app.test_client().post("/predict", json=CHALLENGE_EXAMPLE).status_code == 200
