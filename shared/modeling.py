@@ -103,15 +103,24 @@ def make_single_threaded(pipeline: Pipeline) -> None:
         model.set_params(n_jobs=1)
 
 
-def probabilities(pipeline: Pipeline, x: Rows) -> pd.DataFrame:
-    """Class probabilities with columns in the fixed label order Low, Mid, High, Lux."""
-    proba = pipeline.predict_proba(x)
+def probabilities(pipeline: Pipeline, x: Rows, threads: int = 1) -> pd.DataFrame:
+    """Class probabilities with columns in the fixed label order Low, Mid, High, Lux.
+
+    threads > 1 lets LightGBM use more cores for this call only (models are kept
+    single-threaded); other estimators ignore it.
+    """
+    extra = {"num_threads": threads} if threads > 1 and _is_lightgbm(pipeline) else {}
+    proba = pipeline.predict_proba(x, **extra)
     frame = pd.DataFrame(
         proba,
         columns=list(pipeline.classes_),
         index=x.index if isinstance(x, pd.DataFrame) else None,
     )
     return frame.reindex(columns=list(PRICE_CATEGORIES), fill_value=0.0)
+
+
+def _is_lightgbm(pipeline: Pipeline) -> bool:
+    return isinstance(pipeline.named_steps["model"], LGBMClassifier)
 
 
 def score_predictions(y_true: pd.Series, proba: pd.DataFrame) -> dict[str, float]:

@@ -10,7 +10,12 @@ from typing import Any
 
 import pandas as pd
 
+from shared.cleaning import OPTIONAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
 from shared.errors import DataError
+
+# Inside Airbnb dumps carry ~75 columns; parsing only the ones cleaning reads makes prep
+# several times faster and leaner.
+_READ_COLUMNS = frozenset(REQUIRED_RAW_COLUMNS + OPTIONAL_RAW_COLUMNS)
 
 _CHUNK = 1 << 20
 
@@ -33,7 +38,10 @@ def read_raw_listings(path: Path) -> pd.DataFrame:
     try:
         # Inside Airbnb text columns mix types across rows; read them as text, parse later.
         return pd.read_csv(
-            path, dtype={"price": "string", "bathrooms_text": "string"}, low_memory=False
+            path,
+            usecols=lambda column: column in _READ_COLUMNS,
+            dtype={"price": "string", "bathrooms_text": "string"},
+            low_memory=False,
         )
     except pd.errors.EmptyDataError:
         raise DataError(f"raw listings file is empty: {path}") from None

@@ -5,6 +5,7 @@ from flask import Flask, Response
 from services.gateway.champion import ChampionCache
 from services.gateway.dashboard import mount_dashboard
 from services.gateway.errors import register_error_handlers
+from services.gateway.json_provider import FastJSONProvider
 from services.gateway.logs import install_request_ids
 from services.gateway.metrics import CONTENT_TYPE, Metrics
 from services.gateway.openapi import blueprint as openapi_blueprint
@@ -30,6 +31,7 @@ def create_app(
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json = FastJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     redis = connect(settings.redis_url, timeout=settings.gateway_redis_timeout)

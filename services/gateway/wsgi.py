@@ -1,5 +1,7 @@
 """Entry point for gunicorn: `gunicorn services.gateway.wsgi:app`."""
 
+import gc
+
 from threadpoolctl import threadpool_limits
 
 from services.gateway.app import create_app
@@ -10,3 +12,6 @@ from services.gateway.logs import configure_json_logging
 threadpool_limits(1)
 configure_json_logging()
 app = create_app()
+# Everything loaded so far lives as long as the process: keep it out of the garbage
+# collector's full passes, which otherwise rescan it while a big batch allocates.
+gc.freeze()

@@ -1,11 +1,16 @@
 """Explain stage: SHAP importances and evaluation plots for a run's winner."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
 
 from services.workers.context import StageContext, job_context, run_tracked
 from shared.explaining import class_importances, explain
 from shared.modeling import probabilities, split_dataset
+from shared.params import PipelineParams
 from shared.plots import (
     beeswarm,
     calibration_figure,
@@ -18,48 +23,57 @@ from shared.storage import read_parquet
 from shared.tracking import IMPORTANCES_ARTIFACT
 
 
-def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Log SHAP and evaluation artifacts on the winner's run; close the pipeline run."""
-    tracker, params = context.tracker, context.params.explain
-    winner_run = inputs["winner_run_id"]
-    pipeline = tracker.load_model(inputs["model_uri"])
-    clean = read_parquet(Path(inputs["processed_path"]))
-    split = split_dataset(clean, context.params.split.test_size, context.params.split.random_state)
-    sample = split.x_test.sample(n=min(params.sample_size, len(split.x_test)), random_state=0)
+@dataclass
+class ExplainOutputs:
+    """What the explain stage logs: SHAP importances per class and the figures by artifact path."""
+
+    sample_size: int
+    importances: dict[str, dict[str, float]]
+    figures: dict[str, Figure]
+
+
+def explain_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) -> ExplainOutputs:
+    """SHAP on a sample of the test split and the evaluation plots; no tracking, no I/O."""
+    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    settings = params.explain
+    sample = split.x_test.sample(n=min(settings.sample_size, len(split.x_test)), random_state=0)
     explanation = explain(pipeline, sample)
     importances = class_importances(explanation)
-    tracker.log_dict(
-        winner_run, {"sample_size": len(sample), "mean_abs_shap": importances}, IMPORTANCES_ARTIFACT
-    )
-    tracker.log_figure(
-        winner_run, importance_bars(importances, params.top_features), "explain/importance_bars.png"
-    )
+    figures = {"explain/importance_bars.png": importance_bars(importances, settings.top_features)}
     for label in importances:
-        tracker.log_figure(
-            winner_run,
-            beeswarm(explanation, label, params.top_features),
-            f"explain/beeswarm_{label.lower()}.png",
+        figures[f"explain/beeswarm_{label.lower()}.png"] = beeswarm(
+            explanation, label, settings.top_features
         )
     proba = probabilities(pipeline, split.x_test)
     predicted = proba.idxmax(axis=1)
-    tracker.log_figure(
-        winner_run, calibration_figure(split.y_test, proba), "evaluation/calibration.png"
+    figures |= {
+        "evaluation/calibration.png": calibration_figure(split.y_test, proba),
+        "evaluation/confusion_matrix.png": confusion_figure(split.y_test, predicted),
+        "evaluation/class_report.png": class_report_figure(split.y_test, predicted),
+        "evaluation/price_by_neighbourhood.png": price_by_neighbourhood(clean),
+    }
+    return ExplainOutputs(len(sample), importances, figures)
+
+
+def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Log SHAP and evaluation artifacts on the winner's run; close the pipeline run."""
+    tracker, winner_run = context.tracker, inputs["winner_run_id"]
+    pipeline = tracker.load_model(inputs["model_uri"])
+    clean = read_parquet(Path(inputs["processed_path"]))
+    result = explain_winner(pipeline, clean, context.params)
+    tracker.log_dict(
+        winner_run,
+        {"sample_size": result.sample_size, "mean_abs_shap": result.importances},
+        IMPORTANCES_ARTIFACT,
     )
-    tracker.log_figure(
-        winner_run, confusion_figure(split.y_test, predicted), "evaluation/confusion_matrix.png"
-    )
-    tracker.log_figure(
-        winner_run, class_report_figure(split.y_test, predicted), "evaluation/class_report.png"
-    )
-    tracker.log_figure(
-        winner_run, price_by_neighbourhood(clean), "evaluation/price_by_neighbourhood.png"
-    )
+    for artifact, figure in result.figures.items():
+        tracker.log_figure(winner_run, figure, artifact)
     tracker.tag_version(inputs["version"], {"importances_artifact": IMPORTANCES_ARTIFACT})
     tracker.end_run(inputs["parent_run_id"])
     return {
         "winner_run_id": winner_run,
         "importances_artifact": IMPORTANCES_ARTIFACT,
-        "explained_rows": len(sample),
+        "explained_rows": result.sample_size,
     }
 
 

@@ -58,6 +58,24 @@ def test_candidates_map_request_fields_to_probabilities(tiny_split, estimator, f
     assert model.get_params().get("n_jobs") in (None, 1)  # served single-threaded
 
 
+@pytest.mark.parametrize("estimator", ["lightgbm", "hist_gradient_boosting"])
+def test_threads_change_speed_not_answers(tiny_split, estimator):
+    pipeline, _ = fit_candidate(
+        CandidateSpec(
+            "c",
+            estimator,
+            "all",
+            {"min_child_samples": 2} if estimator == "lightgbm" else {"max_iter": 10},
+        ),
+        tiny_split,
+    )
+    pd.testing.assert_frame_equal(
+        probabilities(pipeline, tiny_split.x_test, threads=2),
+        probabilities(pipeline, tiny_split.x_test),
+    )
+    assert pipeline.named_steps["model"].get_params().get("n_jobs") in (None, 1)
+
+
 def test_pipeline_accepts_requests_without_optional_fields(tiny_split):
     pipeline, _ = fit_candidate(
         CandidateSpec("c", "hist_gradient_boosting", "all", {"max_iter": 5}), tiny_split

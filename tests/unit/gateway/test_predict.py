@@ -29,6 +29,13 @@ def test_a_batch_is_answered_in_order(client):
     assert body["predictions"][1]["probabilities"] == single["probabilities"]
 
 
+def test_ids_wider_than_64_bits_come_back_unchanged(client):
+    wide = 2**80 + 1  # beyond what the fast JSON encoder takes: the standard one answers
+    reply = client.post("/predict", json={**CHALLENGE_EXAMPLE, "id": wide})
+    assert reply.status_code == 200
+    assert reply.get_json()["id"] == wide
+
+
 @pytest.mark.parametrize(
     ("flags", "status"),
     [
