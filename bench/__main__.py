@@ -1,79 +1,24 @@
-"""`make bench`: serving latency and throughput, side by side, for the same champion model.
+"""`make bench`: serving, retraining and scaling, each side by side with its alternative.
 
-Stacks: our gateway under gunicorn; `mlflow models serve` with its own request format; the
+Serving: our gateway under gunicorn; `mlflow models serve` with its own request format; the
 notebook-era Flask app that unpickles the model per request; and the in-process floor.
-`--quick` runs each load once for a few seconds (under 5 minutes); the full mode takes the
-median of 3 runs of each.
+Retraining: POST /retrain through the queues with 1 and 2 training workers, against the same
+grid fitted in one process. Scaling: prep and training on the shipped data and on larger
+bootstrapped copies. `--quick` runs each point once, shorter and smaller (under 5 minutes);
+the full mode takes the median of 3 runs of each.
 """
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import measure, report, targets
-from bench.wrk import LoadResult
-from shared.contracts import CHALLENGE_EXAMPLE
+from bench import report, retrain, scale, serving, targets
+from shared.settings import PROJECT_DIR
 
-CLIENTS = (1, 4, 8)
-SINGLE_STACKS = ("gateway", "mlflow-serve", "notebook")
-BATCH = 10_000
-
-
-def single_listing(bench: targets.Bench, seconds: int, runs: int) -> dict:
-    loads: dict[tuple[str, int], LoadResult] = {}
-    for stack in SINGLE_STACKS:
-        body = measure.body_for(stack, CHALLENGE_EXAMPLE)
-        for clients in CLIENTS:
-            loads[(stack, clients)] = measure.median_load(
-                bench.urls[stack], body, clients, seconds, runs
-            )
-            logging.info("%s x%d: %s", stack, clients, loads[(stack, clients)])
-    for clients in (4, 8):  # two gateway processes, for how throughput scales with processes
-        loads[("gateway-2proc", clients)] = measure.median_load(
-            bench.urls["gateway-2proc"], CHALLENGE_EXAMPLE, clients, seconds, runs
-        )
-    return loads
-
-
-def goals(loads: dict, floor: LoadResult, batch: dict[str, float]) -> list[tuple[str, str, bool]]:
-    g1, m1, g4 = loads[("gateway", 1)], loads[("mlflow-serve", 1)], loads[("gateway", 4)]
-    m4, g2 = loads[("mlflow-serve", 4)], loads[("gateway-2proc", 4)]
-    overhead = g1.p50_ms - floor.p50_ms
-    return [
-        ("gateway p50 - floor p50 <= 1 ms", f"{overhead:.2f} ms", overhead <= 1),
-        (
-            "gateway p99 <= 2x p50 (1 client)",
-            f"{g1.p99_ms / g1.p50_ms:.2f}x",
-            g1.p99_ms <= 2 * g1.p50_ms,
-        ),
-        (
-            "gateway p50 <= 0.5x MLflow's",
-            f"{g1.p50_ms / m1.p50_ms:.2f}x",
-            g1.p50_ms <= 0.5 * m1.p50_ms,
-        ),
-        (
-            "gateway rps >= 2x MLflow's at 4 clients, 0 errors",
-            f"{g4.requests_per_second / m4.requests_per_second:.2f}x, {g4.errors} errors",
-            g4.requests_per_second >= 2 * m4.requests_per_second and g4.errors == 0,
-        ),
-        (
-            "1 process: rps at 4 clients >= 0.9x at 1",
-            f"{g4.requests_per_second / g1.requests_per_second:.2f}x",
-            g4.requests_per_second >= 0.9 * g1.requests_per_second,
-        ),
-        (
-            "2 processes >= 1.8x 1 process (4 clients)",
-            f"{g2.requests_per_second / g4.requests_per_second:.2f}x",
-            g2.requests_per_second >= 1.8 * g4.requests_per_second,
-        ),
-        (
-            "batch of 10,000 >= 50,000 listings/s",
-            f"{batch['gateway']:,.0f}/s",
-            batch["gateway"] >= 50_000,
-        ),
-    ]
+RAW = PROJECT_DIR / "data/raw/listings.csv.gz"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,50 +26,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short run per point")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    seconds, runs = (5, 1) if args.quick else (15, 3)
-    bench = targets.Bench(Path(tempfile.mkdtemp(prefix="bench-")))
+    seconds, runs, factors = (5, 1, (1, 3)) if args.quick else (15, 3, (1, 10, 30))
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        targets.start_backing_services(bench)
-        pipeline = targets.train_champion(bench)
-        targets.start_gateway(bench, "gateway", workers=1)
-        targets.start_gateway(bench, "gateway-2proc", workers=2)
-        targets.start_mlflow_serve(bench)
-        targets.start_notebook_app(bench)
-        floor = measure.floor(pipeline, repeats=2000)
-        loads = single_listing(bench, seconds, runs)
-        listings = measure.request_listings(BATCH)
-        batch = {
-            stack: measure.batch_rate(
-                bench.urls[stack], measure.body_for(stack, listings), BATCH, repeats=3
-            )
-            for stack in ("gateway", "mlflow-serve")
-        }
-        memory = {
-            name: measure.resident_mib(pid)
-            for name, pid in bench.pids.items()
-            if name in ("gateway", "gateway-2proc", "mlflow-serve", "notebook")
-        }
+        served = serving.measure_serving(folder / "serving", seconds, runs)
+        retrains = retrain.measure_retraining(folder / "retrain", targets.CONFIG, RAW, runs)
+        scaled = scale.measure_scaling(folder / "scale", RAW, targets.CONFIG, factors)
     finally:
-        bench.close()
-    floor_row = [
-        f"| in-process floor | 1 | {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | "
-        f"{floor.requests_per_second:.0f} | 0 |"
-    ]
+        shutil.rmtree(folder, ignore_errors=True)  # generated data is never kept
+    goals = serving.goals(served) + retrain.goals(retrains) + scale.goals(scaled)
     sections = {
-        "Goals": report.goal_lines(goals(loads, floor, batch)),
-        "Single listing over HTTP": report.load_table(loads) + floor_row,
-        "Batch of 10,000 listings in one request": report.as_lines(
-            [{"stack": k, "listings per second": f"{v:,.0f}"} for k, v in batch.items()]
-        ),
-        "Resident memory with the champion loaded": report.as_lines(
-            [{"process": k, "MiB (master + workers)": f"{v:.0f}"} for k, v in memory.items()]
-        ),
-        "Not measured yet": [
-            "Retrain end to end against the sequential floor, and prep and "
-            "training cost at 10x and 30x data: next in issue 6."
-        ],
+        "Goals": report.goal_lines(goals),
+        **serving.sections(served),
+        **retrain.sections(retrains),
+        **scale.sections(scaled),
     }
-    path = report.write_results(sections, loads, "quick" if args.quick else "full")
+    plot = report.PlotData(
+        served.loads,
+        {name: timing.total for name, timing in retrains.items()},
+        {
+            step: [(p.factor, getattr(p, step).seconds) for p in scaled]
+            for step in ("prep", "train")
+        },
+    )
+    path = report.write_results(sections, plot, "quick" if args.quick else "full")
     print(path.read_text())  # noqa: T201 - a benchmark prints its numbers
     return 0
 

@@ -2,6 +2,7 @@
 
 import os
 import platform
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,30 +39,45 @@ def goal_lines(goals: list[tuple[str, str, bool]]) -> list[str]:
     return lines
 
 
-def plot(loads: dict[tuple[str, int], LoadResult], path: Path) -> None:
-    figure = Figure(figsize=(10, 4))
-    latency, throughput = figure.subplots(1, 2)
-    targets = sorted({t for t, _ in loads})
-    for target in targets:
-        points = sorted((c, r) for (t, c), r in loads.items() if t == target)
+@dataclass
+class PlotData:
+    """What the results figure shows, as plain numbers."""
+
+    loads: dict[tuple[str, int], LoadResult]
+    retrain_seconds: dict[str, float]  # total per way of retraining
+    scale_seconds: dict[str, list[tuple[int, float]]]  # step -> (data factor, seconds)
+
+
+def plot(data: PlotData, path: Path) -> None:
+    figure = Figure(figsize=(11, 8))
+    (latency, throughput), (retraining, scaling) = figure.subplots(2, 2)
+    for target in sorted({t for t, _ in data.loads}):
+        points = sorted((c, r) for (t, c), r in data.loads.items() if t == target)
         clients = [c for c, _ in points]
         latency.plot(clients, [r.p50_ms for _, r in points], marker="o", label=target)
         throughput.plot(
             clients, [r.requests_per_second for _, r in points], marker="o", label=target
         )
-    latency.set(xlabel="concurrent clients", ylabel="p50 latency (ms)", yscale="log")
-    throughput.set(xlabel="concurrent clients", ylabel="requests per second", yscale="log")
+    latency.set(xlabel="concurrent clients", ylabel="p50 latency (ms)", yscale="log",
+                title="Single listing over HTTP")  # fmt: skip
+    throughput.set(xlabel="concurrent clients", ylabel="requests per second", yscale="log",
+                   title="Same model, same machine")  # fmt: skip
     latency.legend(fontsize=8)
-    figure.suptitle("Single-listing prediction over HTTP, same champion model")
+    names = list(data.retrain_seconds)
+    retraining.barh(names, [data.retrain_seconds[n] for n in names], color="tab:blue")
+    retraining.set(xlabel="seconds, POST /retrain to explained", title="Retrain end to end")
+    for step, series in data.scale_seconds.items():
+        scaling.plot([f for f, _ in series], [s for _, s in series], marker="o", label=step)
+    scaling.set(xlabel="data size (x shipped rows)", ylabel="seconds", xscale="log",
+                yscale="log", title="Cost as data grows")  # fmt: skip
+    scaling.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
 
 
-def write_results(
-    sections: dict[str, list[str]], loads: dict[tuple[str, int], LoadResult], mode: str
-) -> Path:
+def write_results(sections: dict[str, list[str]], data: PlotData, mode: str) -> Path:
     """Write the Markdown report and its plot; returns the report's path."""
-    plot(loads, FOLDER / "results.png")
+    plot(data, FOLDER / "results.png")
     header = [
         "# Benchmarks",
         "",
@@ -69,7 +85,7 @@ def write_results(
         f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, mode `{mode}`. "
         "Produced by `make bench`; every server started on loopback by the run and stopped after.",
         "",
-        "![latency and throughput](results.png)",
+        "![serving, retraining and scaling](results.png)",
         "",
     ]
     body: list[str] = []

@@ -3,6 +3,7 @@
 import io
 import pickle
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from shared.errors import ConfigError
 from shared.features import ListingFeatures, Rows, feature_columns
@@ -79,11 +81,21 @@ def build_pipeline(spec: CandidateSpec) -> Pipeline:
     return Pipeline([("features", features), ("model", estimator)])
 
 
-def fit_candidate(spec: CandidateSpec, split: Split) -> tuple[Pipeline, float]:
-    """Fit a candidate on the training split; returns the pipeline and fit seconds."""
+def fit_candidate(
+    spec: CandidateSpec, split: Split, threads: int | None = None
+) -> tuple[Pipeline, float]:
+    """Fit a candidate on the training split; returns the pipeline and fit seconds.
+
+    threads caps the fit's threads (n_jobs and native pools), overriding the spec's n_jobs:
+    training jobs running side by side share the cores instead of each taking all of them.
+    """
     pipeline = build_pipeline(spec)
+    model = pipeline.named_steps["model"]
+    if threads is not None and "n_jobs" in model.get_params():
+        model.set_params(n_jobs=threads)
     started = time.perf_counter()
-    pipeline.fit(split.x_train, split.y_train, **_fit_params(spec, pipeline))
+    with threadpool_limits(threads) if threads is not None else nullcontext():
+        pipeline.fit(split.x_train, split.y_train, **_fit_params(spec, pipeline))
     fit_seconds = time.perf_counter() - started
     make_single_threaded(pipeline)
     return pipeline, fit_seconds

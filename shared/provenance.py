@@ -18,6 +18,19 @@ TRACKED_LIBRARIES = (
     "redis",
 )
 
+# What loading a logged model needs. Given to MLflow rather than inferred: its inference runs
+# a subprocess that loads the model (3-4 s per candidate) and here listed pytest, not lightgbm.
+MODEL_REQUIREMENTS = (
+    "mlflow",
+    "scikit-learn",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "scipy",
+    "skops",
+    "price-category",  # this project: the ListingFeatures step lives in shared.features
+)
+
 
 def git_commit() -> str:
     """The commit of the running code: GIT_COMMIT when set (images), else asked of git."""
@@ -46,6 +59,11 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
+
+
+def model_requirements() -> list[str]:
+    """Pinned pip requirements of a logged model, from the installed versions."""
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_REQUIREMENTS]
 
 
 def provenance_tags() -> dict[str, str]:

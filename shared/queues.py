@@ -4,11 +4,12 @@ Jobs are enqueued by dotted path with JSON-safe arguments, so whoever enqueues (
 included) never imports pandas, scikit-learn or shap.
 """
 
+import os
 from enum import StrEnum
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
@@ -23,6 +24,16 @@ class QueueName(StrEnum):
     PREP = "prep"
     TRAIN = "train"
     EXPLAIN = "explain"
+
+
+def threads_per_training_worker(redis: Redis) -> int:
+    """This machine's cores shared among the training workers registered now (at least 1).
+
+    Each worker runs one fit at a time; n workers each using every core would oversubscribe
+    the machine and finish later than one worker alone.
+    """
+    workers = Worker.all(queue=Queue(QueueName.TRAIN, connection=redis))
+    return max(1, (os.cpu_count() or 1) // max(1, len(workers)))
 
 
 def connect(redis_url: str, timeout: float = 30) -> Redis:

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.features import OPTIONAL_FLAGS
+from shared.provenance import model_requirements
 from shared.schema import COORDINATE_FIELDS, REQUIRED_FLAGS
 from shared.settings import Settings
 
@@ -159,6 +160,7 @@ class Tracker:
                 pyfunc_predict_fn="predict_proba",
                 skops_trusted_types=TRUSTED_TYPES,
                 metadata={"labels": list(pipeline.classes_)},
+                pip_requirements=model_requirements(),
             )
         self.client.set_tag(run_id, "model_uri", info.model_uri)
         return info.model_uri

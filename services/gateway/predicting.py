@@ -22,7 +22,9 @@ def predict_listings(
 
     The pipeline reads plain records: a frame per request would cost more than predicting.
     """
-    records = [dict(listing) for listing in listings]  # fields are plain values: no dump needed
+    # A validated listing's fields are plain values: its own __dict__ is the record, read-only
+    # downstream (dict(listing) or model_dump() would cost more than the model for a batch).
+    records = [vars(listing) for listing in listings]
     threads = (os.cpu_count() or 1) if len(records) >= PARALLEL_BATCH_ROWS else 1
     proba = probabilities(model.pipeline, records, threads).to_numpy()
     labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]

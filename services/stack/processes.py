@@ -43,6 +43,8 @@ def worker_command(queue: str, name: str | None = None) -> list[str]:
     Redis comes from RQ_REDIS_URL in the environment, so no password shows in `ps`.
     """
     command = [str(VENV_BIN / "rq"), "worker", "--serializer", "rq.serializers.JSONSerializer"]
+    # The stage modules load once in the worker, not in every job's forked work-horse.
+    command += ["--worker-class", "services.workers.preloaded.PreloadedWorker"]
     command += ["--with-scheduler"] + (["--name", name] if name else [])
     # A dead worker's job is found and retried within two minutes, not RQ's default ten: its
     # heartbeat lapses 60 s after the last beat (every 10 s), and the sweep runs every 30 s.

@@ -13,6 +13,7 @@ from shared.modeling import (
     split_dataset,
 )
 from shared.params import PipelineParams
+from shared.queues import threads_per_training_worker
 from shared.selection import REPORT_COLUMNS
 from shared.storage import read_parquet
 
@@ -32,9 +33,16 @@ def summary(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def run_train(
-    context: StageContext, run_id: str, name: str, inputs: dict[str, Any]
+    context: StageContext,
+    run_id: str,
+    name: str,
+    inputs: dict[str, Any],
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Fit, score and log one candidate; a candidate already logged by an earlier try is kept."""
+    """Fit, score and log one candidate; a candidate already logged by an earlier try is kept.
+
+    threads caps the fit's threads; None lets the candidate's own n_jobs decide.
+    """
     tracker, params = context.tracker, context.params
     done = tracker.finished_child_run(run_id, "candidate", name)
     if done is not None and "model_uri" in done.data.tags:
@@ -56,9 +64,10 @@ def run_train(
             },
             {},
         )
-        pipeline, fit_seconds = fit_candidate(spec, split)
+        pipeline, fit_seconds = fit_candidate(spec, split, threads)
         metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
-        metrics |= measure_serving(pipeline, split.x_test) | {"fit_seconds": fit_seconds}
+        metrics |= measure_serving(pipeline, split.x_test)
+        metrics |= {"fit_seconds": fit_seconds}
         tracker.log_values(child, {}, metrics)
         tracker.log_model(child, pipeline)
     except BaseException:
@@ -70,6 +79,10 @@ def run_train(
 def train_job(run_id: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """RQ entry: train one candidate of a run."""
     context = job_context()
+    threads = threads_per_training_worker(context.redis)  # workers side by side share cores
     return run_tracked(
-        context, run_id, f"candidate:{name}", lambda: run_train(context, run_id, name, inputs)
+        context,
+        run_id,
+        f"candidate:{name}",
+        lambda: run_train(context, run_id, name, inputs, threads),
     )

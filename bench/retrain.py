@@ -1,0 +1,226 @@
+"""Retrain end to end through the gateway and the queues, against the same work in one process.
+
+The floor fits the grid sequentially in one Python process with no queue and no MLflow, as the
+notebook did: prep, each candidate's fit, scoring and pickle, the winner's SHAP and plots saved
+as PNG files. The pipeline run does the same work plus everything that makes it a service:
+queue hand-offs, MLflow logging (skops instead of pickle), model registration, the champion
+check, and the serving timings it records per candidate.
+"""
+
+import json
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import yaml
+
+from bench import report
+from bench.measure import resident_mib
+from services.client.api import GatewayClient
+from services.stack import processes
+from services.workers.explain import explain_winner
+from shared.cleaning import clean_listings
+from shared.modeling import fit_candidate, probabilities, score_predictions, split_dataset
+from shared.params import load_params
+from shared.storage import read_raw_listings
+
+TOKEN = "bench"
+FLOOR, ONE, TWO = "sequential floor", "1 training worker", "2 training workers"
+
+
+@dataclass
+class RetrainTiming:
+    """Seconds per step, the total, and each worker's peak resident memory while it worked."""
+
+    steps: dict[str, float]
+    total: float
+    peak_mib: dict[str, float] = field(default_factory=dict)
+
+
+def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = work()
+    return result, time.perf_counter() - started
+
+
+def sequential_floor(config: Path, raw: Path, folder: Path) -> RetrainTiming:
+    """The grid fitted one candidate after another in this process; files written to folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = load_params(config)
+    started = time.perf_counter()
+    (clean, _), prep = _timed(lambda: clean_listings(read_raw_listings(raw)))
+    steps = {"prep": prep}
+    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    best: tuple[float, Any] = (float("-inf"), None)
+    for spec in (candidate.spec() for candidate in params.train.candidates):
+        started_fit = time.perf_counter()
+        pipeline, _ = fit_candidate(spec, split)
+        metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
+        (folder / f"{spec.name}.pkl").write_bytes(pickle.dumps(pipeline))
+        steps[f"train {spec.name}"] = time.perf_counter() - started_fit
+        best = max(best, (metrics[params.select.metric], pipeline), key=lambda pair: pair[0])
+    _, steps["explain"] = _timed(lambda: _save_explanation(best[1], clean, params, folder))
+    plt.close("all")
+    return RetrainTiming(steps, time.perf_counter() - started)
+
+
+def _save_explanation(pipeline: Any, clean: Any, params: Any, folder: Path) -> None:
+    explained = explain_winner(pipeline, clean, params)
+    (folder / "importances.json").write_text(json.dumps(explained.importances))
+    for artifact, figure in explained.figures.items():
+        figure.savefig(folder / artifact.replace("/", "-"))
+
+
+def bench_config(config: Path, folder: Path) -> Path:
+    """The pipeline config with processed data kept in the run's folder (no cache from before)."""
+    document = yaml.safe_load(config.read_text())
+    document["prep"]["processed_dir"] = str(folder / "processed")
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+class PeakMemory:
+    """Samples the resident memory of processes (with their work-horse children) in a thread."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.2) -> None:
+        self.pids, self.interval = pids, interval
+        self.peak = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            for name, pid in self.pids.items():
+                # A work-horse can end between listing the children and reading them.
+                with suppress(FileNotFoundError, ProcessLookupError):
+                    self.peak[name] = max(self.peak[name], resident_mib(pid))
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
+    """POST /retrain on a fresh stack until the run is explained; stage times from its status."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as started:
+        redis, redis_port = processes.start_redis(folder / "redis")
+        started.callback(processes.stop, redis)
+        mlflow, mlflow_port = processes.start_mlflow(
+            folder / "mlflow", f"sqlite:///{folder / 'mlflow.db'}"
+        )
+        started.callback(processes.stop, mlflow)
+        env = {
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+            "PIPELINE_CONFIG": str(bench_config(config, folder)),
+            "RETRAIN_TOKEN": TOKEN,
+        }
+        queues = ["prep", *["train"] * train_workers, "explain"]
+        workers = {}
+        for number, queue in enumerate(queues):
+            worker = processes.start_worker(queue, folder, env, f"{queue}-{number}")
+            started.callback(processes.stop, worker)
+            workers[f"{queue}-{number}"] = worker.pid
+        gateway, port = processes.start_gateway(folder / "gateway", env, workers=1)
+        started.callback(processes.stop, gateway)
+        client = GatewayClient(f"http://127.0.0.1:{port}", TOKEN)
+        with PeakMemory(workers) as memory:
+            posted = time.time()
+            run_id = client.retrain(reason="benchmark")["run_id"]
+            run = client.follow(run_id, lambda _: None, timeout=1800, interval=0.2)
+        if run["state"] != "finished":
+            raise RuntimeError(f"benchmark run {run_id} {run['state']}: {run['stages']}")
+        return RetrainTiming(stage_seconds(run, posted), run_end(run) - posted, memory.peak)
+
+
+def _intervals(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    records = {name: run["stages"][name] for name in ("prep", "select", "explain")}
+    records |= {f"train {name}": record for name, record in run["candidates"].items()}
+    return {name: (r["started_at"], r["ended_at"]) for name, r in records.items()}
+
+
+def run_end(run: dict[str, Any]) -> float:
+    return float(run["stages"]["explain"]["ended_at"])
+
+
+def stage_seconds(run: dict[str, Any], posted: float) -> dict[str, float]:
+    """Each job's own time, and the time no job of the run was working (queue hand-offs)."""
+    intervals = _intervals(run)
+    steps = {name: end - start for name, (start, end) in intervals.items()}
+    busy, covered_until = 0.0, posted
+    for start, end in sorted(intervals.values()):
+        busy += max(0.0, end - max(start, covered_until))
+        covered_until = max(covered_until, end)
+    steps["waiting between jobs"] = run_end(run) - posted - busy
+    return steps
+
+
+def measure_retraining(
+    folder: Path, config: Path, raw: Path, runs: int
+) -> dict[str, RetrainTiming]:
+    """The floor and the pipeline with 1 and 2 training workers; each the median of runs."""
+    measurements: dict[str, Callable[[int], RetrainTiming]] = {
+        FLOOR: lambda n: sequential_floor(config, raw, folder / f"floor-{n}"),
+        ONE: lambda n: end_to_end(folder / f"one-worker-{n}", config, 1),
+        TWO: lambda n: end_to_end(folder / f"two-workers-{n}", config, 2),
+    }
+    timings = {}
+    for name, measure_once in measurements.items():
+        results = sorted((measure_once(n) for n in range(runs)), key=lambda t: t.total)
+        timings[name] = results[len(results) // 2]
+        logging.info("retrain, %s: %.1f s", name, timings[name].total)
+    return timings
+
+
+def goals(timings: dict[str, RetrainTiming]) -> list[tuple[str, str, bool]]:
+    floor, one, two = (timings[name].total for name in (FLOOR, ONE, TWO))
+    return [
+        ("retrain, 1 training worker <= 1.5x sequential floor", f"{one / floor:.2f}x",
+         one <= 1.5 * floor),
+        ("retrain, 2 training workers faster than 1", f"{two / one:.2f}x", two < one),
+    ]  # fmt: skip
+
+
+def sections(timings: dict[str, RetrainTiming]) -> dict[str, list[str]]:
+    steps = list(dict.fromkeys(step for t in timings.values() for step in t.steps))
+    rows = [
+        {"step": step, **{name: _seconds(t.steps.get(step)) for name, t in timings.items()}}
+        for step in steps
+    ]
+    rows.append({"step": "**total**", **{n: f"**{t.total:.1f}**" for n, t in timings.items()}})
+    memory = [
+        {"run": name, "worker": worker, "peak PSS MiB (worker + work-horse)": f"{mib:.0f}"}
+        for name, t in timings.items()
+        for worker, mib in t.peak_mib.items()
+    ]
+    return {
+        "Retrain end to end (seconds)": [
+            "POST /retrain until the run is explained (champion promoted before explain), "
+            "fresh Redis, MLflow (SQLite) and workers per run; the floor does the same "
+            "prep, fits, scoring and SHAP + plots in one process with no queue and no MLflow, "
+            "saving models as pickles and plots as PNG files. "
+            "A stage's time beyond the floor's is its MLflow logging and loading (and, for "
+            "training, the serving timings it records); select has no floor counterpart "
+            "(registration and the champion check).",
+            "",
+            *report.as_lines(rows),
+        ],
+        "Worker memory while working": report.as_lines(memory),
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"

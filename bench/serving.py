@@ -1,0 +1,129 @@
+"""Serving, side by side for the same champion model: our gateway, MLflow's server, the
+notebook-era app and the in-process floor; single listings under load and one big batch."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import measure, report, targets
+from bench.wrk import LoadResult
+from shared.contracts import CHALLENGE_EXAMPLE
+
+CLIENTS = (1, 4, 8)
+SINGLE_STACKS = ("gateway", "mlflow-serve", "notebook")
+BATCH = 10_000
+Goal = tuple[str, str, bool]
+
+
+@dataclass
+class ServingResults:
+    loads: dict[tuple[str, int], LoadResult]
+    floor: LoadResult
+    batch: dict[str, float]  # listings per second
+    memory: dict[str, float]  # resident MiB with the champion loaded
+
+
+def single_listing(bench: targets.Bench, seconds: int, runs: int) -> dict:
+    loads: dict[tuple[str, int], LoadResult] = {}
+    for stack in SINGLE_STACKS:
+        body = measure.body_for(stack, CHALLENGE_EXAMPLE)
+        for clients in CLIENTS:
+            loads[(stack, clients)] = measure.median_load(
+                bench.urls[stack], body, clients, seconds, runs
+            )
+            logging.info("%s x%d: %s", stack, clients, loads[(stack, clients)])
+    for clients in (4, 8):  # two gateway processes, for how throughput scales with processes
+        loads[("gateway-2proc", clients)] = measure.median_load(
+            bench.urls["gateway-2proc"], CHALLENGE_EXAMPLE, clients, seconds, runs
+        )
+    return loads
+
+
+def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
+    """Start every stack on loopback, load each, stop them all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bench = targets.Bench(folder)
+    try:
+        targets.start_backing_services(bench)
+        pipeline = targets.train_champion(bench)
+        targets.start_gateway(bench, "gateway", workers=1)
+        targets.start_gateway(bench, "gateway-2proc", workers=2)
+        targets.start_mlflow_serve(bench)
+        targets.start_notebook_app(bench)
+        floor = measure.floor(pipeline, repeats=2000)
+        loads = single_listing(bench, seconds, runs)
+        listings = measure.request_listings(BATCH)
+        batch = {
+            stack: measure.batch_rate(
+                bench.urls[stack], measure.body_for(stack, listings), BATCH, repeats=3
+            )
+            for stack in ("gateway", "mlflow-serve")
+        }
+        memory = {
+            name: measure.resident_mib(pid)
+            for name, pid in bench.pids.items()
+            if name in ("gateway", "gateway-2proc", "mlflow-serve", "notebook")
+        }
+    finally:
+        bench.close()
+    return ServingResults(loads, floor, batch, memory)
+
+
+def goals(results: ServingResults) -> list[Goal]:
+    loads, floor, batch = results.loads, results.floor, results.batch
+    g1, m1, g4 = loads[("gateway", 1)], loads[("mlflow-serve", 1)], loads[("gateway", 4)]
+    m4, g2 = loads[("mlflow-serve", 4)], loads[("gateway-2proc", 4)]
+    overhead = g1.p50_ms - floor.p50_ms
+    return [
+        ("gateway p50 - floor p50 <= 1 ms", f"{overhead:.2f} ms", overhead <= 1),
+        (
+            "gateway p99 <= 2x p50 (1 client)",
+            f"{g1.p99_ms / g1.p50_ms:.2f}x",
+            g1.p99_ms <= 2 * g1.p50_ms,
+        ),
+        (
+            "gateway p50 <= 0.5x MLflow's",
+            f"{g1.p50_ms / m1.p50_ms:.2f}x",
+            g1.p50_ms <= 0.5 * m1.p50_ms,
+        ),
+        (
+            "gateway rps >= 2x MLflow's at 4 clients, 0 errors",
+            f"{g4.requests_per_second / m4.requests_per_second:.2f}x, {g4.errors} errors",
+            g4.requests_per_second >= 2 * m4.requests_per_second and g4.errors == 0,
+        ),
+        (
+            "1 process: rps at 4 clients >= 0.9x at 1",
+            f"{g4.requests_per_second / g1.requests_per_second:.2f}x",
+            g4.requests_per_second >= 0.9 * g1.requests_per_second,
+        ),
+        (
+            "2 processes >= 1.8x 1 process (4 clients)",
+            f"{g2.requests_per_second / g4.requests_per_second:.2f}x",
+            g2.requests_per_second >= 1.8 * g4.requests_per_second,
+        ),
+        (
+            "batch of 10,000 >= 50,000 listings/s",
+            f"{batch['gateway']:,.0f}/s",
+            batch["gateway"] >= 50_000,
+        ),
+    ]
+
+
+def sections(results: ServingResults) -> dict[str, list[str]]:
+    floor = results.floor
+    floor_row = [
+        f"| in-process floor | 1 | {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | "
+        f"{floor.requests_per_second:.0f} | 0 |"
+    ]
+    return {
+        "Single listing over HTTP": report.load_table(results.loads) + floor_row,
+        "Batch of 10,000 listings in one request": report.as_lines(
+            [{"stack": k, "listings per second": f"{v:,.0f}"} for k, v in results.batch.items()]
+        ),
+        "Memory with the champion loaded (proportional set size)": report.as_lines(
+            [
+                {"process": k, "PSS MiB (master + workers)": f"{v:.0f}"}
+                for k, v in results.memory.items()
+            ]
+        ),
+    }
