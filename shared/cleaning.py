@@ -138,6 +138,9 @@ def _reasons(raw: pd.DataFrame, rows: pd.DataFrame, flags_ok: pd.Series) -> dict
         else pd.Series(False, index=raw.index)
     )
     reasons = {
+        # A listing twice in one dump would be counted twice, and could land on both sides
+        # of the train/test split: keep its first row.
+        "duplicate_id": raw["id"].notna() & raw["id"].duplicated(keep="first"),
         "missing_price": price_text.isna(),
         "unparseable_price": price_text.notna() & rows["price"].isna(),
         "price_at_most_10": rows["price"] <= 10,

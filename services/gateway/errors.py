@@ -4,6 +4,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 
@@ -53,6 +54,16 @@ def register_error_handlers(app: Flask) -> None:
         response, _ = _answer(status, kind, error.description or kind)
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response, status
+
+    @app.errorhandler(RedisError)
+    def redis_unavailable(error: RedisError) -> tuple[Response, int]:
+        # Runs, queues and idempotency keys live in Redis; predictions do not need it.
+        app.logger.warning("redis unavailable: %s", error)
+        response, status = _answer(
+            503, "redis_unavailable", "the run store (Redis) is not answering; retry shortly"
+        )
+        response.headers["Retry-After"] = "5"
         return response, status
 
     @app.errorhandler(Exception)

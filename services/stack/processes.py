@@ -24,7 +24,8 @@ def redis_command(
 ) -> list[str]:
     """redis-server with an append-only file, so a restart on the same folder keeps the jobs."""
     command = ["redis-server", "--port", str(port), "--bind", host, "--dir", str(folder)]
-    command += ["--appendonly", "yes", "--save", ""]
+    # Every write reaches the disk before Redis answers: a queued job survives kill -9.
+    command += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
     return command + (["--requirepass", password] if password else [])
 
 

@@ -22,7 +22,7 @@ from tests.integration.postgres import start_postgres
 
 STAGE_QUEUES = ("prep", "train", "explain")
 GATEWAY_TOKEN = "integration-token"
-DASHBOARD = ("ops", "dash")
+DASHBOARD = ("ops", "dash-pw-5c1e9")  # distinctive: tests grep logs for it
 
 # Small but real: the notebook's forest with fewer trees, and the default grid's kind of
 # gradient-boosted model on every field. Enough to exercise every stage in seconds.
@@ -73,6 +73,9 @@ class Stack:
     folder: Path
     env: dict[str, str]
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # redis, postgres, mlflow: fault tests replace them when they restart one
+    services: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
 
     def write_grid(self, candidates: list[dict]) -> None:
         """Replace the candidate grid; workers read it afresh for every job."""
@@ -96,38 +99,36 @@ def wait_for_run(stack: "Stack", run_id: str, timeout: float = 300) -> dict:
 
 @contextmanager
 def running_stack(folder: Path) -> Iterator[Stack]:
-    """Redis, PostgreSQL, an MLflow server on it and one worker per queue; all stopped after."""
-    started = []
+    """Redis, PostgreSQL, an MLflow server on it and one worker per queue; all stopped after
+    (the ones running then: a fault test may have replaced some)."""
+    stack = Stack(Settings(), folder / "pipeline.yaml", folder, {})
     try:
-        redis, redis_port = processes.start_redis(folder / "redis")
-        started.append(redis)
-        postgres, pg_port = start_postgres(folder / "postgres")
-        started.append(postgres)
-        mlflow, mlflow_port = processes.start_mlflow(
+        stack.services["redis"], redis_port = processes.start_redis(folder / "redis")
+        stack.services["postgres"], pg_port = start_postgres(folder / "postgres")
+        stack.services["mlflow"], mlflow_port = processes.start_mlflow(
             folder / "mlflow", f"postgresql+psycopg2://postgres@127.0.0.1:{pg_port}/mlflow"
         )
-        started.append(mlflow)
-        env = {
+        stack.ports = {"redis": redis_port, "postgres": pg_port, "mlflow": mlflow_port}
+        stack.env = {
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
-            "PIPELINE_CONFIG": str(folder / "pipeline.yaml"),
+            "PIPELINE_CONFIG": str(stack.pipeline_config),
             "RETRY_INTERVALS": "[1, 2]",
         }
-        settings = Settings(
-            redis_url=env["REDIS_URL"],
-            mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"],
-            pipeline_config=Path(env["PIPELINE_CONFIG"]),
+        stack.settings = Settings(
+            redis_url=stack.env["REDIS_URL"],
+            mlflow_tracking_uri=stack.env["MLFLOW_TRACKING_URI"],
+            pipeline_config=stack.pipeline_config,
             retry_intervals=[1, 2],
         )
-        stack = Stack(settings, Path(env["PIPELINE_CONFIG"]), folder, env)
         stack.write_grid(FAST_GRID)
         for queue in STAGE_QUEUES:
-            worker = processes.start_worker(queue, folder, env, f"worker-{queue}")
-            started.append(worker)
-            stack.workers[queue] = worker
+            stack.workers[queue] = processes.start_worker(
+                queue, folder, stack.env, f"worker-{queue}"
+            )
         yield stack
     finally:
-        for process in reversed(started):
+        for process in [*stack.workers.values(), *reversed(stack.services.values())]:
             processes.stop(process)
 
 

@@ -35,24 +35,7 @@ def start_postgres(folder: Path) -> tuple[subprocess.Popen, int]:
     if init.wait(120) != 0:
         raise RuntimeError(f"initdb failed: {(folder / 'initdb.log').read_text()[-2000:]}")
     port = free_port()
-    process = start_logged(
-        [
-            "postgres",
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(folder),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-        ],
-        folder / "postgres.log",
-        user=user,
-    )
-    wait_until(lambda: tcp_open(port), 30, "postgres", process)
+    process = run_postgres(folder, port)
     created = subprocess.run(
         [
             "psql",
@@ -71,3 +54,27 @@ def start_postgres(folder: Path) -> tuple[subprocess.Popen, int]:
     if created.returncode != 0:
         raise RuntimeError(f"could not create the mlflow database: {created.stderr}")
     return process, port
+
+
+def run_postgres(folder: Path, port: int) -> subprocess.Popen:
+    """The server on an initialised cluster in folder; also how a test restarts it."""
+    process = start_logged(
+        ["postgres", "-D", str(folder / "data"), "-p", str(port), "-k", str(folder),
+         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        folder / "postgres.log",
+        user=_as_postgres_user(),
+    )  # fmt: skip
+    wait_until(lambda: tcp_open(port), 30, "postgres", process)
+    return process
+
+
+def stop_postgres_immediately(folder: Path, process: subprocess.Popen) -> None:
+    """`pg_ctl stop -m immediate`: no clean shutdown, as if the machine lost power."""
+    stop = start_logged(
+        ["pg_ctl", "-D", str(folder / "data"), "stop", "-m", "immediate"],
+        folder / "pg_ctl.log",
+        user=_as_postgres_user(),
+    )
+    if stop.wait(30) != 0:
+        raise RuntimeError(f"pg_ctl stop failed: {(folder / 'pg_ctl.log').read_text()[-2000:]}")
+    process.wait(30)

@@ -4,45 +4,34 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from services.stack import processes
 from shared.launch import launch_run
 from shared.queues import connect
 from tests.integration.conftest import Stack, wait_for_run
+from tests.reliability.faults import (
+    SHIPPED_DATA,
+    SLOW_GRID,
+    children,
+    kill_tree,
+    replace_worker,
+    versions_of,
+)
 
 pytestmark = pytest.mark.reliability
-SHIPPED_DATA = "data/raw/listings.csv.gz"
-
-# One candidate slow enough (several seconds, one thread) to be caught mid-fit.
-SLOW_GRID = [
-    {
-        "name": "slow_rf",
-        "estimator": "random_forest",
-        "features": "notebook",
-        "params": {"n_estimators": 300, "random_state": 0, "n_jobs": 1},
-    }
-]
-
-
-def children(pid: int) -> list[int]:
-    return [
-        int(c)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for c in (task / "children").read_text().split()
-    ]
 
 
 def scheduler_pid(stack: Stack) -> int:
     """The train worker's scheduler process, as the worker logs it when it starts it."""
-    log = stack.folder / "worker-train.log"
+    log = stack.folder / "worker-train.log"  # shared by the workers that replaced each other
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if found := re.search(r"Scheduler for train started with PID (\d+)", log.read_text()):
-            return int(found.group(1))
+        started = re.findall(r"Scheduler for train started with PID (\d+)", log.read_text())
+        current = [int(pid) for pid in started if int(pid) in children(stack.workers["train"].pid)]
+        if current:
+            return current[-1]
         time.sleep(0.2)
     raise AssertionError("the train worker's scheduler never started")
 
@@ -72,11 +61,32 @@ def test_killed_work_horse_is_retried_and_the_run_completes(isolated_stack: Stac
     run = wait_for_run(stack, run_id, timeout=180)
     assert run["state"] == "finished", run
     assert run["candidates"]["slow_rf"]["attempts"] == 2  # the status shows the retry
-    client = MlflowClient(stack.settings.mlflow_tracking_uri)
-    versions = client.search_model_versions(
-        f"name = '{stack.settings.model_name}' and tags.pipeline_run_id = '{run_id}'"
-    )
-    assert len(versions) == 1
+    assert len(versions_of(stack, run_id)) == 1
+
+
+def test_killed_parent_worker_leaves_its_horse_to_finish_one_version_one_explain(
+    isolated_stack: Stack,
+):
+    stack = isolated_stack
+    stack.write_grid(SLOW_GRID)
+    survivor = processes.start_worker("train", stack.folder, stack.env, "worker-train-2")
+    try:
+        run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
+        horse = wait_for_horse(stack, run_id)
+        leftovers = set(children(stack.workers["train"].pid)) - {horse}  # its scheduler
+
+        os.kill(stack.workers["train"].pid, signal.SIGKILL)  # the horse keeps running
+
+        run = wait_for_run(stack, run_id, timeout=240)
+        assert run["state"] == "finished", run
+        assert len(versions_of(stack, run_id)) == 1
+        assert run["stages"]["explain"]["attempts"] == 1  # one explain job
+        assert run["stages"]["select"]["state"] == "finished"
+    finally:
+        for pid in leftovers:
+            kill_tree(pid)
+        processes.stop(survivor)
+        replace_worker(stack, "train")
 
 
 def test_killed_worker_and_horse_job_runs_again_on_a_survivor(isolated_stack: Stack):
@@ -97,10 +107,7 @@ def test_killed_worker_and_horse_job_runs_again_on_a_survivor(isolated_stack: St
             time.time() - (time.monotonic() - killed_at)
         )
         assert retried_after < 120  # found and run again within two minutes
-        client = MlflowClient(stack.settings.mlflow_tracking_uri)
-        versions = client.search_model_versions(
-            f"name = '{stack.settings.model_name}' and tags.pipeline_run_id = '{run_id}'"
-        )
-        assert len(versions) == 1
+        assert len(versions_of(stack, run_id)) == 1
     finally:
         processes.stop(survivor)
+        replace_worker(stack, "train")

@@ -37,7 +37,16 @@ def _data_path(state: Gateway, asked: str | None) -> str:
     settings = state.settings
     relative = Path(asked) if asked else settings.default_data_path
     raw_dir = settings.resolve(settings.raw_data_dir).resolve()
-    resolved = settings.resolve(relative).resolve()
+    try:
+        resolved = settings.resolve(relative).resolve()
+        exists = resolved.is_file()
+    except (ValueError, OSError) as error:  # a NUL byte, a name too long for the file system
+        raise ApiError(
+            400,
+            "bad_data_path",
+            f"data_path is not a usable path: {error}",
+            fields=[{"path": "data_path", "message": "not a usable path"}],
+        ) from None
     if not resolved.is_relative_to(raw_dir):
         raise ApiError(
             400,
@@ -45,7 +54,7 @@ def _data_path(state: Gateway, asked: str | None) -> str:
             f"data_path must be a file under {settings.raw_data_dir}/",
             fields=[{"path": "data_path", "message": "outside the raw data folder"}],
         )
-    if not resolved.is_file():
+    if not exists:
         raise ApiError(
             400,
             "bad_data_path",

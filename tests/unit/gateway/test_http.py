@@ -39,6 +39,23 @@ def test_retrain_without_the_token_is_401(client, headers):
     assert reply.get_json()["error"] == "unauthorized"
 
 
+@pytest.mark.parametrize("path", ["\x00", "data/raw/" + "x" * 300, "../../etc/passwd"])
+def test_unusable_data_paths_are_400_naming_the_field(client, path):
+    reply = client.post(
+        "/retrain", json={"data_path": path}, headers={"Authorization": "Bearer s3cret"}
+    )
+    assert reply.status_code == 400
+    assert reply.get_json()["fields"][0]["path"] == "data_path"
+
+
+def test_retrain_while_redis_is_away_is_503_naming_it(client):
+    # The unit settings point Redis at a port where nothing listens.
+    reply = client.post("/retrain", json={}, headers={"Authorization": "Bearer s3cret"})
+    assert reply.status_code == 503
+    assert reply.get_json()["error"] == "redis_unavailable"
+    assert reply.headers["Retry-After"] == "5"
+
+
 def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 

@@ -1,0 +1,129 @@
+"""What the fault tests share: process trees, workers replaced, a client predicting throughout."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+from mlflow.tracking import MlflowClient
+
+from services.stack import processes
+from shared.contracts import CHALLENGE_EXAMPLE
+from tests.integration.conftest import Stack
+
+SHIPPED_DATA = "data/raw/listings.csv.gz"
+
+# Real but quick: a run takes seconds, so a test can afford several.
+QUICK_GRID = [
+    {
+        "name": "quick_lgbm",
+        "estimator": "lightgbm",
+        "features": "all",
+        "params": {"n_estimators": 20, "random_state": 0, "verbose": -1},
+    }
+]
+# One candidate slow enough (seconds, even with both cores) to be caught mid-fit.
+SLOW_GRID = [
+    {
+        "name": "slow_rf",
+        "estimator": "random_forest",
+        "features": "notebook",
+        "params": {"n_estimators": 500, "random_state": 0, "n_jobs": 1},
+    }
+]
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [
+            int(c)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()
+        ]
+    except FileNotFoundError:
+        return []
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and its children (a worker, its scheduler and any work-horse)."""
+    for process in [*children(pid), pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
+
+
+def replace_worker(
+    stack: Stack, queue: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Stop the queue's worker (and whatever it left behind) and start a fresh one, with
+    extra settings in its environment if given."""
+    old = stack.workers[queue]
+    leftovers = children(old.pid)
+    processes.stop(old)
+    for pid in leftovers:
+        kill_tree(pid)
+    env = {**stack.env, **(extra_env or {})}
+    worker = processes.start_worker(queue, stack.folder, env, f"worker-{queue}")
+    stack.workers[queue] = worker
+    return worker
+
+
+def versions_of(stack: Stack, run_id: str) -> list:
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    return list(
+        client.search_model_versions(
+            f"name = '{stack.settings.model_name}' and tags.pipeline_run_id = '{run_id}'"
+        )
+    )
+
+
+def champion_version(stack: Stack) -> str | None:
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    try:
+        return str(client.get_model_version_by_alias(stack.settings.model_name, "champion").version)
+    except Exception:  # noqa: BLE001 - no model or no alias yet
+        return None
+
+
+class PredictionLoop:
+    """A client predicting the challenge example in a loop, counting every status it gets."""
+
+    def __init__(self, gateway: str) -> None:
+        self.url = f"{gateway}/predict"
+        self.statuses: Counter[int | str] = Counter()
+        self.versions: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    reply = session.post(self.url, json=CHALLENGE_EXAMPLE, timeout=10)
+                except requests.RequestException as error:
+                    self.statuses[type(error).__name__] += 1
+                    continue
+                self.statuses[reply.status_code] += 1
+                if reply.status_code == 200:
+                    self.versions.add(reply.json()["model_version"])
+                time.sleep(0.01)
+
+    def __enter__(self) -> "PredictionLoop":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def failures(self) -> dict:
+        return {status: n for status, n in self.statuses.items() if status != 200}

@@ -1,0 +1,86 @@
+"""Redis killed or frozen: queued work survives, the gateway fails fast where it needs Redis
+and keeps predicting from memory, and everything reconnects on its own."""
+
+import os
+import signal
+import time
+
+import pytest
+import requests
+
+from services.stack import processes
+from tests.integration.conftest import GATEWAY_TOKEN, Stack, wait_for_run
+from tests.reliability.faults import QUICK_GRID, PredictionLoop
+
+pytestmark = pytest.mark.reliability
+AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
+FREEZE_SECONDS = 45
+
+
+def restart_redis(stack: Stack) -> None:
+    """kill -9, then a new redis-server on the same port and data folder."""
+    old = stack.services["redis"]
+    os.kill(old.pid, signal.SIGKILL)
+    old.wait(10)
+    stack.services["redis"], _ = processes.start_redis(stack.folder / "redis", stack.ports["redis"])
+
+
+def retrain(gateway: str, reason: str) -> requests.Response:
+    return requests.post(
+        f"{gateway}/retrain", json={"reason": reason, "force": True}, headers=AUTH, timeout=30
+    )
+
+
+def test_redis_killed_before_pickup_loses_no_job_and_everyone_reconnects(
+    isolated_stack: Stack, fault_gateway: str
+):
+    stack = isolated_stack
+    stack.write_grid(QUICK_GRID)
+    workers = {queue: worker.pid for queue, worker in stack.workers.items()}
+    prep = stack.workers["prep"]
+    os.kill(prep.pid, signal.SIGSTOP)  # so that nobody picks the job up before Redis dies
+    try:
+        reply = retrain(fault_gateway, "before a Redis crash")
+        assert reply.status_code == 202, reply.text
+        run_id = reply.json()["run_id"]
+        restart_redis(stack)
+    finally:
+        os.kill(prep.pid, signal.SIGCONT)
+
+    run = wait_for_run(stack, run_id, timeout=180)
+
+    assert run["state"] == "finished", run
+    assert {q: w.pid for q, w in stack.workers.items()} == workers
+    assert all(worker.poll() is None for worker in stack.workers.values())
+    status = requests.get(f"{fault_gateway}/runs/{run_id}", timeout=10)
+    assert status.status_code == 200
+    assert status.json()["state"] == "finished"
+
+
+def test_frozen_redis_retrain_fails_fast_predictions_go_on_then_all_resumes(
+    isolated_stack: Stack, fault_gateway: str
+):
+    stack = isolated_stack
+    stack.write_grid(QUICK_GRID)
+    redis = stack.services["redis"]
+    frozen_at = time.monotonic()
+    os.kill(redis.pid, signal.SIGSTOP)
+    try:
+        with PredictionLoop(fault_gateway) as predictions:
+            started = time.monotonic()
+            reply = retrain(fault_gateway, "while Redis is frozen")
+            answered_in = time.monotonic() - started
+            time.sleep(max(0.0, FREEZE_SECONDS - (time.monotonic() - frozen_at)))
+    finally:
+        os.kill(redis.pid, signal.SIGCONT)
+
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error"] == "redis_unavailable"
+    assert answered_in < 10
+    assert predictions.total > 100
+    assert predictions.failures == {}
+
+    after = retrain(fault_gateway, "after Redis thawed")
+    assert after.status_code == 202, after.text
+    run = wait_for_run(stack, after.json()["run_id"], timeout=180)
+    assert run["state"] == "finished", run

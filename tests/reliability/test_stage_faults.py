@@ -1,0 +1,110 @@
+"""Stages that cannot succeed: the run fails with its reason, nothing hangs, and the champion
+keeps answering predictions throughout."""
+
+from pathlib import Path
+
+import pytest
+
+from shared.launch import launch_run
+from shared.queues import connect
+from tests.integration.conftest import Stack, wait_for_run
+from tests.reliability.faults import (
+    QUICK_GRID,
+    SHIPPED_DATA,
+    SLOW_GRID,
+    PredictionLoop,
+    champion_version,
+    replace_worker,
+    versions_of,
+)
+from tests.unit.raw_fuzz import BROKEN_FILES
+
+pytestmark = pytest.mark.reliability
+
+# LightGBM rejects num_leaves=1 when fitting: an error no retry can fix, but not one our
+# code recognises as bad config, so the job is retried until its retries run out.
+FAILING_GRID = [
+    {
+        "name": "broken",
+        "estimator": "lightgbm",
+        "features": "all",
+        "params": {"n_estimators": 5, "num_leaves": 1, "verbose": -1},
+    }
+]
+
+
+def test_corrupt_input_and_exhausted_retries_fail_the_run_while_predictions_go_on(
+    isolated_stack: Stack, fault_gateway: str, tmp_path: Path
+):
+    stack = isolated_stack
+    redis = connect(stack.settings.redis_url)
+    champion = champion_version(stack)
+    corrupt = tmp_path / "corrupt.csv"
+    corrupt.write_text("id,price\n1,$75.00\n")
+
+    with PredictionLoop(fault_gateway) as predictions:
+        stack.write_grid(QUICK_GRID)
+        bad_input = wait_for_run(stack, launch_run(redis, stack.settings, str(corrupt)))
+        stack.write_grid(FAILING_GRID)
+        exhausted_id = launch_run(redis, stack.settings, SHIPPED_DATA)
+        exhausted = wait_for_run(stack, exhausted_id)
+
+    assert bad_input["state"] == "failed"
+    assert bad_input["stages"]["prep"]["attempts"] == 1  # bad data is not retried
+    assert "lack required column(s)" in bad_input["stages"]["prep"]["error"]
+    assert "neighbourhood_group_cleansed" in bad_input["stages"]["prep"]["error"]
+
+    assert exhausted["state"] == "failed"
+    broken = exhausted["candidates"]["broken"]
+    assert broken["state"] == "failed"
+    assert broken["attempts"] == 1 + len(stack.settings.retry_intervals)
+    assert "num_leaves" in broken["error"]
+    assert exhausted["stages"]["train"]["state"] == "failed"
+    assert versions_of(stack, exhausted_id) == []
+
+    assert champion_version(stack) == champion
+    assert predictions.total > 20
+    assert predictions.failures == {}
+
+
+def test_training_past_its_timeout_is_retried_then_failed_never_left_started(
+    isolated_stack: Stack,
+):
+    stack = isolated_stack
+    # The prep stage enqueues training, so its worker's settings set the training timeout.
+    replace_worker(stack, "prep", {"TRAIN_TIMEOUT": "2"})
+    try:
+        stack.write_grid(SLOW_GRID)
+        run = wait_for_run(
+            stack, launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
+        )
+    finally:
+        replace_worker(stack, "prep")
+
+    assert run["state"] == "failed"
+    slow = run["candidates"]["slow_rf"]
+    assert slow["state"] == "failed"
+    assert slow["attempts"] == 1 + len(stack.settings.retry_intervals)
+    assert "timeout" in slow["error"].lower()
+    assert all(stage["state"] != "started" for stage in run["stages"].values())
+
+
+def test_broken_raw_files_fail_their_runs_and_never_crash_the_prep_worker(
+    isolated_stack: Stack, tmp_path: Path
+):
+    stack = isolated_stack
+    redis = connect(stack.settings.redis_url)
+    worker = stack.workers["prep"]
+    runs = {}
+    for kind, (write, suffix, message) in BROKEN_FILES.items():
+        raw = tmp_path / f"{kind.replace(' ', '-')}{suffix}"
+        write(raw)
+        runs[kind] = (launch_run(redis, stack.settings, str(raw)), message)
+
+    for kind, (run_id, message) in runs.items():
+        run = wait_for_run(stack, run_id, timeout=60)
+        assert run["state"] == "failed", (kind, run)
+        assert message in run["stages"]["prep"]["error"], (kind, run["stages"]["prep"])
+        assert run["stages"]["prep"]["attempts"] == 1
+    assert worker.poll() is None
+    assert stack.workers["prep"] is worker
