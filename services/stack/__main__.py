@@ -73,8 +73,11 @@ def check_prerequisites() -> None:
             raise StackError(f"port {port_of(name)} for {name} is in use: set {variable}")
 
 
-def start_all(state: Path) -> tuple[list[subprocess.Popen], dict[str, str]]:
-    """Start Redis, MLflow and the workers; returns the processes and the workers' settings."""
+def start_all(
+    state: Path,
+) -> tuple[list[subprocess.Popen], list[processes.SupervisedWorker], dict[str, str]]:
+    """Start Redis, MLflow, the gateway and the (supervised) workers; returns the processes,
+    the workers and the workers' settings."""
     started: list[subprocess.Popen] = []
     redis, redis_port = processes.start_redis(state / "redis", port_of("Redis"))
     started.append(redis)
@@ -86,16 +89,14 @@ def start_all(state: Path) -> tuple[list[subprocess.Popen], dict[str, str]]:
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
     }
-    for queue in QueueName:
-        started.append(
-            processes.start_worker(
-                queue.value, state / "logs", env, f"worker-{queue.value}-{os.getpid()}"
-            )
-        )
+    workers = [
+        processes.SupervisedWorker(queue.value, state / "logs", env, f"worker-{queue.value}")
+        for queue in QueueName
+    ]
     env |= local_secrets(state)
     gateway, _ = processes.start_gateway(state / "logs", env, port_of("gateway"))
     started.append(gateway)
-    return started, env
+    return started, workers, env
 
 
 def local_secrets(state: Path) -> dict[str, str]:
@@ -174,10 +175,11 @@ def main() -> int:
     state = Path(os.environ.get("STATE_DIR", PROJECT_DIR / ".state"))
     (state / "logs").mkdir(parents=True, exist_ok=True)
     started: list[subprocess.Popen] = []
+    workers: list[processes.SupervisedWorker] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         check_prerequisites()
-        started, env = start_all(state)
+        started, workers, env = start_all(state)
         settings = Settings(
             redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
         )
@@ -185,6 +187,8 @@ def main() -> int:
         wait_until_served()
         print(banner(env, state), flush=True)
         while all(p.poll() is None for p in started):
+            for worker in workers:  # a worker that exits (e.g. Redis gone a while) comes back
+                worker.ensure_running()
             time.sleep(1)
         dead = [str(p.args) for p in started if p.poll() is not None]
         raise StackError(f"a process exited: {', '.join(dead)}; see {state / 'logs'}")
@@ -194,6 +198,8 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        for worker in workers:
+            worker.stop()
         for process in reversed(started):
             processes.stop(process)
 

@@ -4,8 +4,10 @@ The local runner and the integration tests start these same commands (and docker
 runs them too), so what is tested is what runs.
 """
 
+import logging
 import os
 import pwd
+import secrets
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
+log = logging.getLogger(__name__)
 WORKER_TTL = 30  # seconds
 
 
@@ -176,11 +179,52 @@ def start_gateway(
     return process, port
 
 
-def start_worker(queue: str, folder: Path, env: dict[str, str], name: str) -> subprocess.Popen:
-    """Start one stage worker with its settings in the environment, logging to folder."""
+def start_worker(
+    queue: str, folder: Path, env: dict[str, str], name: str, rq_name: str | None = None
+) -> subprocess.Popen:
+    """Start one stage worker with its settings in the environment, logging to folder/name.log;
+    rq_name, when given, is the name RQ registers (it must be unique among live workers)."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {**env, "RQ_REDIS_URL": env["REDIS_URL"]}
-    return start_logged(worker_command(queue, name), folder / f"{name}.log", env)
+    return start_logged(worker_command(queue, rq_name or name), folder / f"{name}.log", env)
+
+
+class SupervisedWorker:
+    """A stage worker started again whenever it exits, as compose's `restart: unless-stopped`
+    does for the containers. RQ workers exit on purpose when Redis stops answering for a
+    while; a supervisor is what brings them back once it answers again."""
+
+    def __init__(self, queue: str, folder: Path, env: dict[str, str], name: str) -> None:
+        self.queue, self.folder, self.env, self.name = queue, folder, env, name
+        self.restarts = 0
+        self.wanted = True
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen:
+        # A fresh RQ name each time: a killed worker's registration outlives it for a while.
+        rq_name = f"{self.name}-{secrets.token_hex(3)}"
+        return start_worker(self.queue, self.folder, self.env, self.name, rq_name)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def ensure_running(self) -> bool:
+        """Start the worker again if it exited unasked; True when it did."""
+        code = self.process.poll()
+        if not self.wanted or code is None:
+            return False
+        log.warning("worker %s exited with code %s: starting it again", self.name, code)
+        self.restarts += 1
+        self.process = self._start()
+        return True
+
+    def stop(self) -> None:
+        self.wanted = False
+        stop(self.process)
 
 
 def start_dashboard(folder: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:

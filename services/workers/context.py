@@ -1,6 +1,7 @@
 """What every stage job needs, built once per job, and the bookkeeping around a stage."""
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -73,6 +74,7 @@ def run_tracked(
         attempts=attempt,
         error=None,
         job_id=job.id if job else None,
+        pid=os.getpid(),  # the process doing the work (RQ's work-horse): for operators
     )
     try:
         outputs = work()

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -72,7 +73,7 @@ class Stack:
     pipeline_config: Path
     folder: Path
     env: dict[str, str]
-    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    workers: dict[str, processes.SupervisedWorker] = field(default_factory=dict)
     # redis, postgres, mlflow: fault tests replace them when they restart one
     services: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
@@ -102,6 +103,14 @@ def running_stack(folder: Path) -> Iterator[Stack]:
     """Redis, PostgreSQL, an MLflow server on it and one worker per queue; all stopped after
     (the ones running then: a fault test may have replaced some)."""
     stack = Stack(Settings(), folder / "pipeline.yaml", folder, {})
+    stop_supervising = threading.Event()
+
+    def supervise() -> None:  # what `make run` does for its workers, and compose's restart
+        while not stop_supervising.wait(0.5):
+            for worker in list(stack.workers.values()):
+                worker.ensure_running()
+
+    supervising = threading.Thread(target=supervise, daemon=True)
     try:
         stack.services["redis"], redis_port = processes.start_redis(folder / "redis")
         stack.services["postgres"], pg_port = start_postgres(folder / "postgres")
@@ -123,12 +132,18 @@ def running_stack(folder: Path) -> Iterator[Stack]:
         )
         stack.write_grid(FAST_GRID)
         for queue in STAGE_QUEUES:
-            stack.workers[queue] = processes.start_worker(
+            stack.workers[queue] = processes.SupervisedWorker(
                 queue, folder, stack.env, f"worker-{queue}"
             )
+        supervising.start()
         yield stack
     finally:
-        for process in [*stack.workers.values(), *reversed(stack.services.values())]:
+        stop_supervising.set()
+        if supervising.is_alive():
+            supervising.join()
+        for worker in stack.workers.values():
+            worker.stop()
+        for process in reversed(stack.services.values()):
             processes.stop(process)
 
 

@@ -3,7 +3,6 @@
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -58,16 +57,16 @@ def kill_tree(pid: int) -> None:
 
 def replace_worker(
     stack: Stack, queue: str, extra_env: dict[str, str] | None = None
-) -> subprocess.Popen:
-    """Stop the queue's worker (and whatever it left behind) and start a fresh one, with
-    extra settings in its environment if given."""
+) -> processes.SupervisedWorker:
+    """Stop the queue's worker (and whatever it left behind) and start a fresh supervised one,
+    with extra settings in its environment if given."""
     old = stack.workers[queue]
     leftovers = children(old.pid)
-    processes.stop(old)
+    old.stop()
     for pid in leftovers:
         kill_tree(pid)
     env = {**stack.env, **(extra_env or {})}
-    worker = processes.start_worker(queue, stack.folder, env, f"worker-{queue}")
+    worker = processes.SupervisedWorker(queue, stack.folder, env, f"worker-{queue}")
     stack.workers[queue] = worker
     return worker
 

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from services.stack import processes
 from shared.queues import QueueName, connect, queue
 from shared.runs import RUN_INDEX, as_text
 from tests.integration.conftest import GATEWAY_TOKEN, Stack
@@ -34,7 +33,7 @@ NO_INPUT = ("/health/live", "/health/ready", "/model", "/openapi.json", "/metric
 def retrains_stay_queued(isolated_stack: Stack) -> Iterator[None]:
     stack = isolated_stack
     redis = connect(stack.settings.redis_url)
-    processes.stop(stack.workers["prep"])
+    stack.workers["prep"].stop()
     started = time.time()
     yield
     queue(redis, QueueName.PREP).empty()

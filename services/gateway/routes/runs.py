@@ -88,7 +88,9 @@ def retrain() -> tuple[dict[str, Any], int, dict[str, str]]:
             400, "bad_idempotency_key", f"Idempotency-Key over {MAX_IDEMPOTENCY_KEY} characters"
         )
     # One launch at a time across every gateway process: check-then-launch must not race.
-    with state.redis.lock("retrain:launch", timeout=30, blocking_timeout=10):
+    # The lock lives 10 s (a launch takes milliseconds) and a request waits up to 12 s for
+    # it, so a lock taken by a request that then lost Redis (frozen, restarted) is outwaited.
+    with state.redis.lock("retrain:launch", timeout=10, blocking_timeout=12):
         if key and (known := state.redis.get(f"idempotency:{key}")):
             run_id = as_text(known)
             return _accepted(run_id, (state.runs.get(run_id) or {}).get("data_path", data_path))
