@@ -23,6 +23,7 @@ from tests.integration.postgres import start_postgres
 
 STAGE_QUEUES = ("prep", "train", "explain")
 GATEWAY_TOKEN = "integration-token"
+GATEWAY_POLL_SECONDS = 5  # how often each gateway process checks the champion alias
 DASHBOARD = ("ops", "dash-pw-5c1e9")  # distinctive: tests grep logs for it
 
 # Small but real: the notebook's forest with fewer trees, and the default grid's kind of
@@ -176,7 +177,7 @@ def gateway(stack: Stack) -> Iterator[str]:
         "RETRAIN_TOKEN": GATEWAY_TOKEN,
         "DASHBOARD_USER": DASHBOARD[0],
         "DASHBOARD_PASSWORD": DASHBOARD[1],
-        "ALIAS_POLL_SECONDS": "5",
+        "ALIAS_POLL_SECONDS": str(GATEWAY_POLL_SECONDS),
     }
     process, port = processes.start_gateway(stack.folder / "gateway", env)
     yield f"http://127.0.0.1:{port}"

@@ -51,7 +51,8 @@ def test_docs_page_sends_the_challenge_example(browser: Browser, gateway: str, s
     page.close()
 
 
-def test_dashboard_shows_the_three_queues(browser: Browser, gateway: str):
+def test_dashboard_shows_the_three_queues(browser: Browser, gateway: str, served_champion: str):
+    # served_champion: a run has gone through every queue, so Redis knows all three.
     context = browser.new_context(
         http_credentials={"username": DASHBOARD[0], "password": DASHBOARD[1]}
     )

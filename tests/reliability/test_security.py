@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from shared.queues import QueueName, connect, queue
 from shared.runs import RUN_INDEX
 from shared.settings import PROJECT_DIR
-from tests.integration.conftest import DASHBOARD, GATEWAY_TOKEN, Stack
+from tests.integration.conftest import DASHBOARD, GATEWAY_TOKEN, Stack, wait_for_run
 
 pytestmark = pytest.mark.reliability
 AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
@@ -98,6 +98,8 @@ def test_queued_jobs_are_json_never_pickle(isolated_stack: Stack, fault_gateway:
     function, _, args, _ = json.loads(payload)
     assert function == "services.workers.prep.prep_job"
     assert args[0] == reply.json()["run_id"]
+    # Let the run end: the next tests expect the champion to change only when they say so.
+    assert wait_for_run(isolated_stack, reply.json()["run_id"])["state"] == "finished"
 
 
 def test_request_text_never_comes_back_as_html(fault_gateway: str):

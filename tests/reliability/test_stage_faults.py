@@ -38,6 +38,7 @@ def test_corrupt_input_and_exhausted_retries_fail_the_run_while_predictions_go_o
 ):
     stack = isolated_stack
     redis = connect(stack.settings.redis_url)
+    assert stack.runs().active() is None  # no earlier run may promote meanwhile
     champion = champion_version(stack)
     corrupt = tmp_path / "corrupt.csv"
     corrupt.write_text("id,price\n1,$75.00\n")
