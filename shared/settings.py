@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # Seconds between checks of the champion alias, in case a promotion message was missed.
     alias_poll_seconds: float = Field(30.0, gt=0)
+    champion_startup_wait: float = Field(30.0, ge=0)  # seconds a gateway process waits for it
     # The gateway answers 503 quickly rather than hang when Redis does not answer.
     gateway_redis_timeout: float = Field(2.0, gt=0)
     explain_top_features: int = Field(5, ge=1)

@@ -56,4 +56,8 @@ def create_app(
 
     if watch_champion:
         cache.start(redis, settings.promotion_channel)
+        # A gunicorn process takes requests once it has tried to load the champion, so that
+        # one process cannot answer 503 "no model" while its siblings already serve it; the
+        # wait is bounded, so a gateway still starts (and says 503) while MLflow is away.
+        cache.first_attempt.wait(settings.champion_startup_wait)
     return app

@@ -59,6 +59,7 @@ class ChampionCache:
         self._refresh_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.first_attempt = threading.Event()  # set once the first load has been tried
         self._threads: list[threading.Thread] = []
         self.on_swap: Callable[[LoadedModel], None] = lambda model: None
 
@@ -100,6 +101,7 @@ class ChampionCache:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.refresh()
+            self.first_attempt.set()
             # Until a champion exists, look often: the first promotion should serve at once.
             self._wake.wait(self.poll_seconds if self.current else min(self.poll_seconds, 2.0))
             self._wake.clear()

@@ -158,3 +158,13 @@ def test_explain_on_a_model_shap_cannot_explain_is_a_clear_501(settings, small_p
     assert reply.status_code == 501
     assert reply.get_json()["error"] == "explanation_unavailable"
     assert app.test_client().post("/predict", json=CHALLENGE_EXAMPLE).status_code == 200
+
+
+def test_a_watching_gateway_has_its_champion_before_its_first_request(settings, source):
+    # Redis is unreachable here: promotions cannot arrive, the first load must not need them.
+    app = create_app(settings, source=source, watch_champion=True)
+    try:
+        assert app.extensions["gateway"].cache.current.version == "7"
+        assert app.test_client().post("/predict", json=CHALLENGE_EXAMPLE).status_code == 200
+    finally:
+        app.extensions["gateway"].cache.stop()
