@@ -20,6 +20,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import yaml
+from rq import Worker
 
 from bench import report
 from bench.measure import resident_mib
@@ -29,10 +30,13 @@ from services.workers.explain import explain_winner
 from shared.cleaning import clean_listings
 from shared.modeling import fit_candidate, probabilities, score_predictions, split_dataset
 from shared.params import load_params
+from shared.queues import connect
 from shared.storage import read_raw_listings
 
 TOKEN = "bench"
 FLOOR, ONE, TWO = "sequential floor", "1 training worker", "2 training workers"
+# Logging the other candidates' models, after the run is explained: outside the total.
+ARCHIVE = "after explain: archive other models"
 
 
 @dataclass
@@ -82,6 +86,7 @@ def bench_config(config: Path, folder: Path) -> Path:
     """The pipeline config with processed data kept in the run's folder (no cache from before)."""
     document = yaml.safe_load(config.read_text())
     document["prep"]["processed_dir"] = str(folder / "processed")
+    document["train"]["staging_dir"] = str(folder / "staged")
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -136,6 +141,8 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
             workers[f"{queue}-{number}"] = worker.pid
         gateway, port = processes.start_gateway(folder / "gateway", env, workers=1)
         started.callback(processes.stop, gateway)
+        # Deployed workers run long before a retrain; their start-up is not the retrain's.
+        _wait_for_workers(f"redis://127.0.0.1:{redis_port}/0", len(queues))
         client = GatewayClient(f"http://127.0.0.1:{port}", TOKEN)
         with PeakMemory(workers) as memory:
             posted = time.time()
@@ -143,7 +150,20 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
             run = client.follow(run_id, lambda _: None, timeout=1800, interval=0.2)
         if run["state"] != "finished":
             raise RuntimeError(f"benchmark run {run_id} {run['state']}: {run['stages']}")
-        return RetrainTiming(stage_seconds(run, posted), run_end(run) - posted, memory.peak)
+        steps = stage_seconds(run, posted)
+        archive = run["stages"]["archive"]
+        steps[ARCHIVE] = archive["ended_at"] - archive["started_at"]
+        return RetrainTiming(steps, run_end(run) - posted, memory.peak)
+
+
+def _wait_for_workers(redis_url: str, count: int, timeout: float = 120) -> None:
+    """Until every worker has registered with RQ, i.e. listens on its queue."""
+    redis = connect(redis_url)
+    deadline = time.monotonic() + timeout
+    while len(Worker.all(connection=redis)) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} workers did not register within {timeout} s")
+        time.sleep(0.1)
 
 
 def _intervals(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -196,11 +216,13 @@ def goals(timings: dict[str, RetrainTiming]) -> list[tuple[str, str, bool]]:
 
 def sections(timings: dict[str, RetrainTiming]) -> dict[str, list[str]]:
     steps = list(dict.fromkeys(step for t in timings.values() for step in t.steps))
-    rows = [
-        {"step": step, **{name: _seconds(t.steps.get(step)) for name, t in timings.items()}}
-        for step in steps
-    ]
+
+    def row(step: str) -> dict[str, str]:
+        return {"step": step, **{name: _seconds(t.steps.get(step)) for name, t in timings.items()}}
+
+    rows = [row(step) for step in steps if step != ARCHIVE]
     rows.append({"step": "**total**", **{n: f"**{t.total:.1f}**" for n, t in timings.items()}})
+    rows.append(row(ARCHIVE))
     memory = [
         {"run": name, "worker": worker, "peak PSS MiB (worker + work-horse)": f"{mib:.0f}"}
         for name, t in timings.items()
@@ -209,12 +231,15 @@ def sections(timings: dict[str, RetrainTiming]) -> dict[str, list[str]]:
     return {
         "Retrain end to end (seconds)": [
             "POST /retrain until the run is explained (champion promoted before explain), "
-            "fresh Redis, MLflow (SQLite) and workers per run; the floor does the same "
-            "prep, fits, scoring and SHAP + plots in one process with no queue and no MLflow, "
-            "saving models as pickles and plots as PNG files. "
-            "A stage's time beyond the floor's is its MLflow logging and loading (and, for "
-            "training, the serving timings it records); select has no floor counterpart "
-            "(registration and the champion check).",
+            "fresh Redis, MLflow (SQLite) and workers per run, the workers listening before "
+            "the POST; the floor does the same prep, fits, scoring and SHAP + plots in one "
+            "process with no queue and no MLflow, saving models as pickles and plots as PNG "
+            "files. Training stages each fitted model as a pickle too; a stage's time beyond "
+            "the floor's is its MLflow logging and loading (and, for training, the serving "
+            "timings it records); select has no floor counterpart (it logs the winner's model, "
+            "registers it and runs the champion check). The other candidates' models are "
+            "logged by the archive stage after the run is explained: its time is below the "
+            "total, not in it.",
             "",
             *report.as_lines(rows),
         ],

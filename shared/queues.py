@@ -146,6 +146,19 @@ def enqueue_explain(redis: Redis, settings: Settings, run_id: str, inputs: dict[
     )
 
 
+def enqueue_archive(redis: Redis, settings: Settings, run_id: str, inputs: dict[str, str]) -> Job:
+    """Log the other candidates' models. On the train queue: its workers are idle by now."""
+    return _enqueue_once(
+        redis,
+        QueueName.TRAIN,
+        "services.workers.archive.archive_job",
+        [run_id, inputs],
+        job_id(run_id, "archive"),
+        settings.select_timeout,
+        settings,
+    )
+
+
 def publish_promotion(redis: Redis, settings: Settings, version: str) -> None:
     """Tell every gateway process that a new champion version is ready to load."""
     redis.publish(settings.promotion_channel, version)

@@ -11,7 +11,7 @@ from typing import Any
 from redis import Redis
 
 RUN_INDEX = "runs"
-STAGE_FIELDS = ("prep", "train", "select", "explain")
+STAGE_FIELDS = ("prep", "train", "select", "explain", "archive")
 # A stage that has begun: running, waiting to retry after a transient fault, or done.
 ACTIVE_STATES = ("started", "retrying", "finished")
 
@@ -45,6 +45,7 @@ class RunStore:
             "stage:prep": {"state": "queued", "enqueued_at": created},
             "stage:select": {"state": "pending"},
             "stage:explain": {"state": "pending"},
+            "stage:archive": {"state": "pending"},
         }
         with self.redis.pipeline() as pipe:
             for name, record in fields.items():
@@ -114,7 +115,8 @@ def summarize_training(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def overall_state(stages: dict[str, dict[str, Any]]) -> str:
-    """failed if any stage failed; finished once explained; running once anything started."""
+    """failed if any stage failed; finished once the last stage (archive) is; running once
+    anything started."""
     states = [stage.get("state", "pending") for stage in stages.values()]
     if "failed" in states:
         return "failed"

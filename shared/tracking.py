@@ -59,6 +59,8 @@ INPUT_SCHEMA = Schema(
         *(ColSpec(AnyType(), flag, required=False) for flag in OPTIONAL_FLAGS),
     ]
 )
+# The tag naming a candidate run's logged model, once it is logged.
+MODEL_URI_TAG = "model_uri"
 # Where the explain stage leaves mean |SHAP| per class on the winner's run.
 IMPORTANCES_ARTIFACT = "explain/importances.json"
 
@@ -87,7 +89,7 @@ class Tracker:
             return str(experiment.experiment_id)
 
     def find_runs(self, pipeline_run_id: str, kind: str, extra: str = "") -> list[Run]:
-        """Runs of one kind (pipeline, data-quality, candidate) belonging to a pipeline run."""
+        """Runs of one kind (pipeline, data-quality, candidate) of a pipeline run, newest first."""
         query = f"tags.pipeline_run_id = '{pipeline_run_id}' and tags.kind = '{kind}'" + extra
         return list(self.client.search_runs([self.experiment_id], filter_string=query))
 
@@ -150,19 +152,20 @@ class Tracker:
         its signature and the challenge's example as its input example; returns its URI."""
         example = pd.DataFrame([CHALLENGE_EXAMPLE]).drop(columns=["id"])
         signature = ModelSignature(INPUT_SCHEMA, Schema([TensorSpec(np.dtype("float64"), (-1, 4))]))
-        # The fluent API ends the run as FINISHED on exit: the model is a candidate's last log.
-        with mlflow.start_run(run_id=run_id, log_system_metrics=False):
-            info = mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pyfunc_predict_fn="predict_proba",
-                skops_trusted_types=TRUSTED_TYPES,
-                metadata={"labels": list(pipeline.classes_)},
-                pip_requirements=model_requirements(),
-            )
-        self.client.set_tag(run_id, "model_uri", info.model_uri)
+        # Linked to the run by id, not through a fluent (active) run: the run's status stays
+        # as it is, so a logging cut short never leaves a finished candidate RUNNING or FAILED.
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            run_id=run_id,
+            signature=signature,
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=TRUSTED_TYPES,
+            metadata={"labels": list(pipeline.classes_)},
+            pip_requirements=model_requirements(),
+        )
+        self.client.set_tag(run_id, MODEL_URI_TAG, info.model_uri)
         return info.model_uri
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:

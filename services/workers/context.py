@@ -3,18 +3,21 @@
 import logging
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
 from rq import get_current_job
 
-from shared.errors import PipelineError
+from shared.errors import ConfigError, PipelineError
 from shared.params import PipelineParams, load_params
 from shared.queues import connect
 from shared.runs import RunStore, now
 from shared.settings import Settings, get_settings
+from shared.storage import remove_staged_models
 from shared.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ class StageContext:
     @cached_property
     def tracker(self) -> Tracker:
         return Tracker(self.settings)
+
+    @cached_property
+    def staging_dir(self) -> Path:
+        """Where fitted candidates wait, one folder per run, until they are logged to MLflow."""
+        return self.settings.resolve(self.params.train.staging_dir)
 
 
 def job_context() -> StageContext:
@@ -99,9 +107,12 @@ def run_tracked(
 
 
 def fail_run(context: StageContext, run_id: str, field: str, reason: str) -> None:
-    """Mark a stage failed for good and close the run's MLflow parent run as failed."""
+    """Mark a stage failed for good, close the run's MLflow parent run as failed and delete the
+    models it staged: nothing will log them now."""
     log.error("run %s %s failed: %s", run_id, field, reason)
     record = context.runs.update(run_id, field, state="failed", ended_at=now(), error=reason)
+    with suppress(ConfigError):  # a run failed by its config has staged nothing
+        remove_staged_models(context.staging_dir, run_id)
     parent = record.get("parent_run_id") or context.runs.field(run_id, "stage:prep").get(
         "parent_run_id"
     )

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from services.workers.archive import run_archive
 from services.workers.context import StageContext
 from services.workers.explain import run_explain
 from services.workers.prep import run_prep
@@ -42,6 +43,8 @@ def run_stage(stage: str, context: StageContext, data_path: str) -> dict[str, An
         }
     if stage == "select":
         return {"run_id": run_id, **run_select(context, run_id, prep)}
+    if stage == "archive":
+        return {"run_id": run_id, **run_archive(context, run_id, prep)}
     chosen = _report("select")
     winner = {key: chosen[key] for key in ("version", "winner_run_id", "model_uri")}
     return {"run_id": run_id, **run_explain(context, run_id, prep | winner)}
@@ -49,7 +52,7 @@ def run_stage(stage: str, context: StageContext, data_path: str) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("stage", choices=["prep", "train", "select", "explain"])
+    parser.add_argument("stage", choices=["prep", "train", "select", "explain", "archive"])
     parser.add_argument("--data", default="data/raw/listings.csv.gz")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

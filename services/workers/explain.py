@@ -19,6 +19,7 @@ from shared.plots import (
     importance_bars,
     price_by_neighbourhood,
 )
+from shared.queues import enqueue_archive
 from shared.storage import read_parquet
 from shared.tracking import IMPORTANCES_ARTIFACT
 
@@ -56,7 +57,7 @@ def explain_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) -
 
 
 def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Log SHAP and evaluation artifacts on the winner's run; close the pipeline run."""
+    """Log SHAP and evaluation artifacts on the winner's run."""
     tracker, winner_run = context.tracker, inputs["winner_run_id"]
     pipeline = tracker.load_model(inputs["model_uri"])
     clean = read_parquet(Path(inputs["processed_path"]))
@@ -69,7 +70,6 @@ def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> d
     for artifact, figure in result.figures.items():
         tracker.log_figure(winner_run, figure, artifact)
     tracker.tag_version(inputs["version"], {"importances_artifact": IMPORTANCES_ARTIFACT})
-    tracker.end_run(inputs["parent_run_id"])
     return {
         "winner_run_id": winner_run,
         "importances_artifact": IMPORTANCES_ARTIFACT,
@@ -80,6 +80,8 @@ def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> d
 def explain_job(run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """RQ entry: explain the winner of a run."""
     context = job_context()
-    return run_tracked(
+    outputs = run_tracked(
         context, run_id, "stage:explain", lambda: run_explain(context, run_id, inputs)
     )
+    enqueue_archive(context.redis, context.settings, run_id, inputs)
+    return outputs

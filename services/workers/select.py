@@ -1,4 +1,5 @@
-"""Select step: register the run's best candidate and move the champion alias if it is as good."""
+"""Select step: log and register the run's best candidate, move the champion alias if it is as
+good."""
 
 import logging
 from datetime import UTC, datetime
@@ -14,7 +15,8 @@ from shared.modeling import probabilities, score_predictions
 from shared.provenance import provenance_tags
 from shared.queues import enqueue_explain, publish_promotion
 from shared.selection import candidate_report, pick_winner, report_markdown, should_promote
-from shared.tracking import Tracker
+from shared.storage import read_staged_model, staged_model_path
+from shared.tracking import MODEL_URI_TAG, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -23,27 +25,37 @@ class TrainingFailedError(PipelineError):
     """A candidate failed for good, so the run has nothing complete to select from."""
 
 
-def _finished_candidates(
+def finished_candidates(
     context: StageContext, run_id: str, names: list[str]
 ) -> dict[str, dict[str, Any]]:
-    """name -> {run_id, model_uri, metrics} for every candidate, in grid order."""
-    runs = {}
+    """name -> {run_id, metrics, model_uri (None until logged)} for every candidate, in grid
+    order."""
+    runs: dict[str, Any] = {}
+    # Newest first (MLflow's default order): a candidate fitted again supersedes its earlier run.
     for run in context.tracker.find_runs(
         run_id, "candidate", " and attributes.status = 'FINISHED'"
     ):
-        if "model_uri" in run.data.tags:
-            runs[run.data.tags["name"]] = run
+        runs.setdefault(run.data.tags["name"], run)
     missing = [name for name in names if name not in runs]
     if missing:
         raise TrainingFailedError(f"no finished training run for: {', '.join(missing)}")
     return {
         name: {
             "run_id": runs[name].info.run_id,
-            "model_uri": runs[name].data.tags["model_uri"],
+            "model_uri": runs[name].data.tags.get(MODEL_URI_TAG),
             "metrics": dict(runs[name].data.metrics),
         }
         for name in names
     }
+
+
+def logged_model(context: StageContext, run_id: str, name: str, candidate: dict[str, Any]) -> str:
+    """The candidate's model URI: its staged model logged to its run, unless an earlier try
+    did so already."""
+    if candidate["model_uri"]:
+        return str(candidate["model_uri"])
+    model = read_staged_model(staged_model_path(context.staging_dir, run_id, name))
+    return context.tracker.log_model(candidate["run_id"], model)
 
 
 def _champion_score(
@@ -115,10 +127,11 @@ def _gate(
 def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Pick the winner, register it once, gate it against the champion, record the decision."""
     tracker, metric = context.tracker, context.params.select.metric
-    candidates = _finished_candidates(context, run_id, inputs["candidates"])
+    candidates = finished_candidates(context, run_id, inputs["candidates"])
     scores = {name: candidate["metrics"] for name, candidate in candidates.items()}
     winner = pick_winner(scores, metric)
     chosen = candidates[winner]
+    chosen["model_uri"] = logged_model(context, run_id, winner, chosen)
     report = candidate_report(scores, winner)
     tracker.log_dict(inputs["parent_run_id"], {"candidates": report}, "report/candidates.json")
     tracker.log_text(inputs["parent_run_id"], report_markdown(report), "report/candidates.md")

@@ -1,4 +1,9 @@
-"""Train stage: fit one candidate on the shared split, score it, log it as a child run."""
+"""Train stage: fit one candidate on the shared split, score it, log its scores as a child run.
+
+The fitted model is staged on disk, not logged to MLflow here: select logs the winner's, and
+archive the others' once the winner is promoted and explained, so the decision never waits
+for models that lose (logging the notebook's 500-tree forest alone takes seconds).
+"""
 
 from pathlib import Path
 from typing import Any
@@ -7,15 +12,15 @@ from services.workers.context import StageContext, job_context, run_tracked
 from shared.modeling import (
     Split,
     fit_candidate,
-    measure_serving,
     probabilities,
     score_predictions,
+    single_row_latency_ms,
     split_dataset,
 )
 from shared.params import PipelineParams
 from shared.queues import threads_per_training_worker
 from shared.selection import REPORT_COLUMNS
-from shared.storage import read_parquet
+from shared.storage import read_parquet, staged_model_path, write_staged_model
 
 # Metrics a run's status shows per candidate (the report's); MLflow holds them all.
 SUMMARY_METRICS = tuple(key for key, *_ in REPORT_COLUMNS)
@@ -39,13 +44,15 @@ def run_train(
     inputs: dict[str, Any],
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Fit, score and log one candidate; a candidate already logged by an earlier try is kept.
+    """Fit, score, log the scores of and stage one candidate; one finished by an earlier try
+    (its run finished, its model staged) is kept.
 
     threads caps the fit's threads; None lets the candidate's own n_jobs decide.
     """
     tracker, params = context.tracker, context.params
+    staged = staged_model_path(context.staging_dir, run_id, name)
     done = tracker.finished_child_run(run_id, "candidate", name)
-    if done is not None and "model_uri" in done.data.tags:
+    if done is not None and staged.is_file():
         return {"mlflow_run_id": done.info.run_id, "metrics": summary(done.data.metrics)}
     spec = params.train.candidate(name)
     split = load_split(params, inputs["processed_path"])
@@ -66,13 +73,14 @@ def run_train(
         )
         pipeline, fit_seconds = fit_candidate(spec, split, threads)
         metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
-        metrics |= measure_serving(pipeline, split.x_test)
-        metrics |= {"fit_seconds": fit_seconds}
+        metrics["predict_ms_single_row"] = single_row_latency_ms(pipeline, split.x_test)
+        metrics["fit_seconds"] = fit_seconds
+        metrics["model_size_bytes"] = write_staged_model(pipeline, staged)  # pickled bytes
         tracker.log_values(child, {}, metrics)
-        tracker.log_model(child, pipeline)
     except BaseException:
         tracker.end_run(child, "FAILED")
         raise
+    tracker.end_run(child)  # finished = scored and staged; select relies on both
     return {"mlflow_run_id": child, "metrics": summary(metrics)}
 
 

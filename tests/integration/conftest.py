@@ -58,7 +58,7 @@ def write_pipeline_config(path: Path, candidates: list[dict], processed_dir: Pat
     document = {
         "prep": {"processed_dir": str(processed_dir)},
         "split": {"test_size": 0.15, "random_state": 1},
-        "train": {"candidates": candidates},
+        "train": {"candidates": candidates, "staging_dir": str(processed_dir.parent / "staged")},
         "select": {"metric": "roc_auc_ovr"},
         "explain": {"sample_size": 100, "top_features": 10},
     }
@@ -85,6 +85,11 @@ class Stack:
 
     def runs(self) -> RunStore:
         return RunStore(connect(self.settings.redis_url), self.settings.run_ttl_seconds)
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where the workers stage fitted candidates (as write_grid configures them)."""
+        return self.folder / "staged"
 
 
 def wait_for_run(stack: "Stack", run_id: str, timeout: float = 300) -> dict:

@@ -58,3 +58,8 @@ def test_dvc_repro_runs_every_stage_and_pins_the_data(stack: Stack, tmp_path):
     version = client.get_model_version(stack.settings.model_name, select["version"])
     assert version.tags["pipeline_run_id"] == prep["run_id"]
     assert read_json(project / "reports/explain.json")["explained_rows"] == 100
+    # Every candidate's model is logged to its run, and nothing staged is left behind.
+    archived = read_json(project / "reports/archive.json")["models"]
+    assert set(archived) == {c["name"] for c in FAST_GRID}
+    assert archived[select["winner"]] == select["model_uri"]
+    assert not (project / "data/staged" / prep["run_id"]).exists()

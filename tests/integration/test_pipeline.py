@@ -44,7 +44,7 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
 
     assert first["state"] == "finished", first
     assert {name: s["state"] for name, s in first["stages"].items()} == dict.fromkeys(
-        ("prep", "train", "select", "explain"), "finished"
+        ("prep", "train", "select", "explain", "archive"), "finished"
     )
     select = first["stages"]["select"]
     assert select["promoted"] is True
@@ -70,6 +70,12 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
             "model_size_bytes",
             "predict_ms_single_row",
         } <= set(child.data.metrics)
+        # Every candidate's model ends up logged to its run (the winner's by select, the others'
+        # by archive), and no staged copy outlives the run.
+        assert (
+            child.data.tags["model_uri"] == first["stages"]["archive"]["models"][candidate["name"]]
+        )
+    assert not (stack.staging_dir / first["run_id"]).exists()
     # The version knows where it came from and why it took the alias.
     version = client.get_model_version(stack.settings.model_name, select["version"])
     assert version.tags["pipeline_run_id"] == first["run_id"]

@@ -22,14 +22,16 @@ from tests.unit.raw_fuzz import BROKEN_FILES
 pytestmark = pytest.mark.reliability
 
 # LightGBM rejects num_leaves=1 when fitting: an error no retry can fix, but not one our
-# code recognises as bad config, so the job is retried until its retries run out.
+# code recognises as bad config, so the job is retried until its retries run out. Beside it a
+# candidate that trains fine, so the failed run has a staged model to clean up.
 FAILING_GRID = [
+    *QUICK_GRID,
     {
         "name": "broken",
         "estimator": "lightgbm",
         "features": "all",
         "params": {"n_estimators": 5, "num_leaves": 1, "verbose": -1},
-    }
+    },
 ]
 
 
@@ -61,7 +63,9 @@ def test_corrupt_input_and_exhausted_retries_fail_the_run_while_predictions_go_o
     assert broken["attempts"] == 1 + len(stack.settings.retry_intervals)
     assert "num_leaves" in broken["error"]
     assert exhausted["stages"]["train"]["state"] == "failed"
+    assert exhausted["candidates"]["quick_lgbm"]["state"] == "finished"
     assert versions_of(stack, exhausted_id) == []
+    assert not (stack.staging_dir / exhausted_id).exists()  # its staged model is deleted
 
     assert champion_version(stack) == champion
     assert predictions.total > 20

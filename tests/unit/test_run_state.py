@@ -1,6 +1,6 @@
 import pytest
 
-from shared.runs import overall_state, summarize_training
+from shared.runs import STAGE_FIELDS, overall_state, summarize_training
 
 
 @pytest.mark.parametrize(
@@ -24,22 +24,22 @@ def test_training_failure_names_the_candidate():
 
 
 def _stages(*states: str) -> dict:
-    return {
-        name: {"state": s}
-        for name, s in zip(("prep", "train", "select", "explain"), states, strict=True)
-    }
+    return {name: {"state": s} for name, s in zip(STAGE_FIELDS, states, strict=True)}
 
 
 @pytest.mark.parametrize(
     ("states", "overall"),
     [
-        (("queued", "pending", "pending", "pending"), "queued"),
-        (("started", "pending", "pending", "pending"), "running"),
-        (("finished", "queued", "pending", "pending"), "running"),
-        (("finished", "finished", "finished", "started"), "running"),
-        (("finished", "finished", "finished", "finished"), "finished"),
-        (("failed", "pending", "pending", "pending"), "failed"),
-        (("finished", "finished", "failed", "pending"), "failed"),
+        (("queued", "pending", "pending", "pending", "pending"), "queued"),
+        (("started", "pending", "pending", "pending", "pending"), "running"),
+        (("finished", "queued", "pending", "pending", "pending"), "running"),
+        (("finished", "finished", "finished", "started", "pending"), "running"),
+        # Explained, the other candidates' models still being logged: not finished yet.
+        (("finished", "finished", "finished", "finished", "started"), "running"),
+        (("finished", "finished", "finished", "finished", "finished"), "finished"),
+        (("failed", "pending", "pending", "pending", "pending"), "failed"),
+        (("finished", "finished", "failed", "pending", "pending"), "failed"),
+        (("finished", "finished", "finished", "finished", "failed"), "failed"),
     ],
 )
 def test_overall_state(states, overall):
