@@ -3,6 +3,7 @@
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -105,11 +106,16 @@ def parse_amenities(value: Any) -> dict[str, int] | None:
         return None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return None
-    lowered = [n.lower() for n in names]
-    return {
-        flag: int(any(pattern.search(name) for name in lowered))
-        for flag, pattern in _AMENITY_PATTERNS.items()
-    }
+    present = frozenset().union(*map(_amenity_flags, names))
+    return {flag: int(flag in present) for flag in _AMENITY_PATTERNS}
+
+
+@lru_cache(maxsize=1 << 16)
+def _amenity_flags(name: str) -> frozenset[str]:
+    """The flags one amenity name sets. Dumps repeat the same few thousand names across
+    listings, so each is matched against the patterns once, not once per listing."""
+    lowered = name.lower()
+    return frozenset(flag for flag, pattern in _AMENITY_PATTERNS.items() if pattern.search(lowered))
 
 
 def categorize_prices(prices: pd.Series) -> pd.Series:
