@@ -2,12 +2,15 @@
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared.errors import DataError
 from shared.schema import (
@@ -52,6 +55,25 @@ _AMENITY_PATTERNS = {
     "elevator": re.compile(r"\belevator\b"),
     "breakfast": re.compile(r"\bbreakfast\b"),
 }
+# Amenities as dumps nearly always write them: a JSON list of strings with no escapes and no
+# control characters. On ASCII rows of this shape the patterns above mean the same to pandas'
+# column-wide string search (and to pyarrow's engine beneath it) as to parse_amenities, and
+# cannot match across two names (none can match a quote), so such rows are searched
+# column-wide; every other row is parsed on its own.
+_JSON_SPACE = r"[ \t\n\r]*"
+_PLAIN_STRING = r'"[^"\\\x00-\x1f]*"'
+_PLAIN_AMENITY_LIST = (
+    rf"{_JSON_SPACE}\[{_JSON_SPACE}"
+    rf"(?:{_PLAIN_STRING}{_JSON_SPACE}(?:,{_JSON_SPACE}{_PLAIN_STRING}{_JSON_SPACE})*)?"
+    rf"\]{_JSON_SPACE}"
+)
+# The plain forms of prices and bathroom texts, ASCII with single spaces: on these, a
+# column-wide extraction answers as parse_price / parse_bathrooms_text would.
+_PLAIN_PRICE = r"^\$?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$"
+_PLAIN_BATHS = (
+    r"^(?i:(?P<count>[0-9]+(?:\.[0-9]+)?) (?:shared |private )?baths?"
+    r"|(?:shared |private )?(?P<half>half)-bath)$"
+)
 
 
 @dataclass
@@ -118,6 +140,72 @@ def _amenity_flags(name: str) -> frozenset[str]:
     return frozenset(flag for flag, pattern in _AMENITY_PATTERNS.items() if pattern.search(lowered))
 
 
+def amenity_flags(amenities: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    """0/1 amenity flags per listing (all 0 when unreadable) and whether its amenities could
+    be read; the same answers as parse_amenities row by row, found column-wide where it can."""
+    text = amenities.astype("string")
+    plain = (text.str.isascii() & text.str.fullmatch(_PLAIN_AMENITY_LIST)).fillna(False)
+    plain_rows = plain.to_numpy(dtype=bool)
+    lowered = text.where(plain, "").str.lower()
+    values = np.zeros((len(amenities), len(AMENITY_FLAGS)), dtype=np.int64)
+    for column, flag in enumerate(AMENITY_FLAGS):
+        found = lowered.str.contains(_AMENITY_PATTERNS[flag].pattern, regex=True)
+        values[:, column] = found.fillna(False).to_numpy(dtype=bool)
+    readable = plain_rows.copy()
+    for position in np.flatnonzero(~plain_rows):
+        parsed = parse_amenities(amenities.iloc[position])
+        if parsed is not None:
+            values[position] = [parsed[flag] for flag in AMENITY_FLAGS]
+            readable[position] = True
+    return (
+        pd.DataFrame(values, index=amenities.index, columns=list(AMENITY_FLAGS)),
+        pd.Series(readable, index=amenities.index),
+    )
+
+
+def _plain_matches(values: pd.Series, pattern: str) -> pd.DataFrame | None:
+    """pattern's named groups on each ASCII text value it matches (missing elsewhere), found
+    by pyarrow in one pass over the column; None unless the column holds text only."""
+    if not pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
+        return None
+    text = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
+    plain = pc.if_else(pc.string_is_ascii(text), text, pa.scalar(None, pa.string()))
+    found = pc.extract_regex(plain, pattern=pattern)
+    fields = {name: pc.struct_field(found, name).to_pandas() for name in found.type.names}
+    return pd.DataFrame(fields).set_axis(values.index)
+
+
+def _parsed_column(
+    values: pd.Series, plain: pd.Series | None, parse_one: Callable[[Any], float]
+) -> pd.Series:
+    """plain's numbers where given, parse_one on each remaining value."""
+    result = np.full(len(values), np.nan)
+    done = np.zeros(len(values), dtype=bool)
+    if plain is not None:
+        done = plain.notna().to_numpy(dtype=bool)
+        result[done] = plain[done].astype(float).to_numpy()
+    for position in np.flatnonzero(~done):
+        result[position] = parse_one(values.iloc[position])
+    return pd.Series(result, index=values.index)
+
+
+def parse_prices(prices: pd.Series) -> pd.Series:
+    """parse_price on every value, column-wide on the plain "$1,250.00" form."""
+    groups = _plain_matches(prices, _PLAIN_PRICE)
+    plain = None if groups is None else groups["whole"].str.replace(",", "", regex=False)
+    return _parsed_column(prices, plain, parse_price)
+
+
+def parse_bathroom_texts(texts: pd.Series) -> pd.Series:
+    """parse_bathrooms_text on every value, column-wide on the plain "1.5 baths" forms."""
+    groups = _plain_matches(texts, _PLAIN_BATHS)
+    if groups is None:
+        return _parsed_column(texts, None, parse_bathrooms_text)
+    # pyarrow leaves the group of the alternative that did not match empty, not missing.
+    plain = groups["count"].mask(groups["half"].fillna("") != "", "0.5")
+    return _parsed_column(texts, plain, parse_bathrooms_text)
+
+
 def categorize_prices(prices: pd.Series) -> pd.Series:
     """Bin nightly prices into Low / Mid / High / Lux (right-inclusive edges)."""
     edges = [-np.inf, *PRICE_BIN_EDGES, np.inf]
@@ -130,7 +218,7 @@ def _bathrooms(raw: pd.DataFrame) -> pd.Series:
     if "bathrooms" in raw.columns:
         numeric = pd.to_numeric(raw["bathrooms"], errors="coerce")
     if "bathrooms_text" in raw.columns:
-        from_text = raw["bathrooms_text"].map(parse_bathrooms_text).astype(float)
+        from_text = parse_bathroom_texts(raw["bathrooms_text"])
         numeric = numeric.fillna(from_text)
     return numeric
 
@@ -178,13 +266,7 @@ def _reasons(raw: pd.DataFrame, rows: pd.DataFrame, flags_ok: pd.Series) -> dict
 def clean_listings(raw: pd.DataFrame) -> tuple[pd.DataFrame, CleanReport]:
     """Clean raw listings into model inputs plus price and category, with a drop report."""
     check_columns(raw)
-    flags = raw["amenities"].map(parse_amenities)
-    flags_ok = flags.notna()
-    flag_frame = pd.DataFrame(
-        [f if f is not None else dict.fromkeys(AMENITY_FLAGS, 0) for f in flags],
-        index=raw.index,
-        columns=list(AMENITY_FLAGS),
-    )
+    flag_frame, flags_ok = amenity_flags(raw["amenities"])
     rows = pd.DataFrame(
         {
             "id": raw["id"],
@@ -197,7 +279,7 @@ def clean_listings(raw: pd.DataFrame) -> tuple[pd.DataFrame, CleanReport]:
             "beds": pd.to_numeric(raw["beds"], errors="coerce"),
             "latitude": pd.to_numeric(raw["latitude"], errors="coerce"),
             "longitude": pd.to_numeric(raw["longitude"], errors="coerce"),
-            "price": raw["price"].map(parse_price).astype(float),
+            "price": parse_prices(raw["price"]),
         },
         index=raw.index,
     ).join(flag_frame)

@@ -71,6 +71,49 @@ def replace_worker(
     return worker
 
 
+def wait_for_horse(
+    stack: Stack, run_id: str, workers: list[int], timeout: float = 120
+) -> tuple[int, int]:
+    """The work-horse forked for the run's candidate slow_rf (as the stage records its
+    process) and which of the given train workers forked it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        candidate = (stack.runs().get(run_id) or {}).get("candidates", {}).get("slow_rf", {})
+        if candidate.get("state") == "started":
+            for worker in workers:
+                if candidate["pid"] in children(worker):
+                    return worker, int(candidate["pid"])
+        time.sleep(0.2)
+    raise AssertionError(f"training of run {run_id} never started")
+
+
+class TwoTrainWorkers:
+    """The stack's train worker plus a second one, so that a job survives either's death."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.survivor = processes.start_worker("train", stack.folder, stack.env, "worker-train-2")
+        self.leftovers: set[int] = set()
+
+    def horse_of(self, run_id: str) -> tuple[int, int]:
+        """(worker, work-horse) training the run's candidate; the worker's other children
+        (its scheduler, orphaned once the worker is killed) are stopped at the end."""
+        parent, horse = wait_for_horse(
+            self.stack, run_id, [self.stack.workers["train"].pid, self.survivor.pid]
+        )
+        self.leftovers |= set(children(parent)) - {horse}
+        return parent, horse
+
+    def __enter__(self) -> "TwoTrainWorkers":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for pid in self.leftovers:
+            kill_tree(pid)
+        processes.stop(self.survivor)
+        replace_worker(self.stack, "train")
+
+
 def versions_of(stack: Stack, run_id: str) -> list:
     client = MlflowClient(stack.settings.mlflow_tracking_uri)
     return list(

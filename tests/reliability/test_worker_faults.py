@@ -6,36 +6,18 @@ import time
 
 import pytest
 
-from services.stack import processes
 from shared.launch import launch_run
 from shared.queues import connect
 from tests.integration.conftest import Stack, wait_for_run
 from tests.reliability.faults import (
     SHIPPED_DATA,
     SLOW_GRID,
-    children,
-    kill_tree,
-    replace_worker,
+    TwoTrainWorkers,
     versions_of,
+    wait_for_horse,
 )
 
 pytestmark = pytest.mark.reliability
-
-
-def wait_for_horse(
-    stack: Stack, run_id: str, workers: list[int], timeout: float = 120
-) -> tuple[int, int]:
-    """The work-horse forked for the run's candidate (as the stage records its process) and
-    which of the given train workers forked it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        candidate = (stack.runs().get(run_id) or {}).get("candidates", {}).get("slow_rf", {})
-        if candidate.get("state") == "started":
-            for worker in workers:
-                if candidate["pid"] in children(worker):
-                    return worker, int(candidate["pid"])
-        time.sleep(0.2)
-    raise AssertionError(f"training of run {run_id} never started")
 
 
 def test_killed_work_horse_is_retried_and_the_run_completes(isolated_stack: Stack):
@@ -58,12 +40,9 @@ def test_killed_parent_worker_leaves_its_horse_to_finish_one_version_one_explain
 ):
     stack = isolated_stack
     stack.write_grid(SLOW_GRID)
-    survivor = processes.start_worker("train", stack.folder, stack.env, "worker-train-2")
-    leftovers: set[int] = set()
-    try:
+    with TwoTrainWorkers(stack) as workers:
         run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
-        parent, horse = wait_for_horse(stack, run_id, [stack.workers["train"].pid, survivor.pid])
-        leftovers = set(children(parent)) - {horse}  # its scheduler, orphaned by the kill
+        parent, _ = workers.horse_of(run_id)
 
         os.kill(parent, signal.SIGKILL)  # the horse keeps running
 
@@ -72,22 +51,14 @@ def test_killed_parent_worker_leaves_its_horse_to_finish_one_version_one_explain
         assert len(versions_of(stack, run_id)) == 1
         assert run["stages"]["explain"]["attempts"] == 1  # one explain job
         assert run["stages"]["select"]["state"] == "finished"
-    finally:
-        for pid in leftovers:
-            kill_tree(pid)
-        processes.stop(survivor)
-        replace_worker(stack, "train")
 
 
 def test_killed_worker_and_horse_job_runs_again_on_a_survivor(isolated_stack: Stack):
     stack = isolated_stack
     stack.write_grid(SLOW_GRID)
-    survivor = processes.start_worker("train", stack.folder, stack.env, "worker-train-2")
-    leftovers: set[int] = set()
-    try:
+    with TwoTrainWorkers(stack) as workers:
         run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
-        parent, horse = wait_for_horse(stack, run_id, [stack.workers["train"].pid, survivor.pid])
-        leftovers = set(children(parent)) - {horse}
+        parent, horse = workers.horse_of(run_id)
         killed_at = time.time()  # wall clock, as run status records times
         os.kill(parent, signal.SIGKILL)
         os.kill(horse, signal.SIGKILL)
@@ -98,8 +69,3 @@ def test_killed_worker_and_horse_job_runs_again_on_a_survivor(isolated_stack: St
         retried_after = run["candidates"]["slow_rf"]["started_at"] - killed_at
         assert retried_after < 120  # found and run again within two minutes
         assert len(versions_of(stack, run_id)) == 1
-    finally:
-        for pid in leftovers:
-            kill_tree(pid)
-        processes.stop(survivor)
-        replace_worker(stack, "train")

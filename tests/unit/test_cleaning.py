@@ -3,13 +3,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from shared.cleaning import (
+    AMENITY_FLAGS,
+    amenity_flags,
     categorize_prices,
     clean_listings,
     parse_amenities,
+    parse_bathroom_texts,
     parse_bathrooms_text,
     parse_price,
+    parse_prices,
 )
 from shared.errors import DataError
 from tests.unit.listings import raw_frame
@@ -78,6 +84,59 @@ def test_parse_amenities_sets_flags(names, expected_on):
 @pytest.mark.parametrize("text", ["not json", '{"TV": 1}', "[1, 2]", None])
 def test_parse_amenities_rejects_non_lists(text):
     assert parse_amenities(text) is None
+
+
+# Names built from the patterns' words and the characters that could trip a column-wide search
+# up: quotes, backslashes, commas, control characters, non-ASCII letters, word boundaries.
+_NAME_PARTS = st.sampled_from(
+    ["TV", "hdtv", "Wifi", "wi-fi", "Internet", "ethernet", "air conditioning", "AC unit",
+     "Kitchen", "kitchenette", "Heating", "Elevator", "Breakfast", " ", ",", '"', "\\", "\n",
+     "\x00", "\x7f", "é", "tvé", "Ünit", "[", "]", "55\" ", "-", "_"]
+)  # fmt: skip
+_NAMES = st.lists(st.lists(_NAME_PARTS, max_size=4).map("".join), max_size=6)
+_AMENITY_VALUES = st.one_of(
+    _NAMES.map(json.dumps),  # escapes non-ASCII and control characters
+    _NAMES.map(lambda names: json.dumps(names, ensure_ascii=False)),  # keeps them raw
+    _NAMES.map(lambda names: "[" + ", ".join(f'"{n}"' for n in names) + "]"),  # unescaped
+    _NAMES.map(lambda names: " \n[ " + ",".join(f'"{n}"' for n in names) + " ]\t"),
+    st.text(max_size=30),
+    st.sampled_from([None, np.nan, 1.5, "[1, 2]", '["a", 1]', "[", "{}", '["TV"']),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_AMENITY_VALUES, min_size=1, max_size=12), st.sampled_from(["str", "object"]))
+def test_amenity_flags_answer_as_parsing_each_row_does(values, dtype):
+    column = pd.Series(values, dtype=dtype if dtype == "object" else None).astype(dtype)
+    flags, readable = amenity_flags(column)
+    for position, value in enumerate(values):
+        parsed = parse_amenities(column.iloc[position])
+        assert readable.iloc[position] == (parsed is not None), value
+        expected = [parsed[flag] for flag in AMENITY_FLAGS] if parsed else [0] * 8
+        assert list(flags.iloc[position]) == expected, value
+
+
+_TEXT_PARTS = st.sampled_from(
+    ["$", "1", "25", "250", ",", ".", "00", "5", " ", "\t", "\n", "\x0b", "\x1c", "\u00a0", "٣",
+     "bath", "baths", "Baths", "shared ", "Private ", "half-bath", "Half-Bath", "ſ", "K", "-"]
+)  # fmt: skip
+_TEXTS = st.one_of(st.lists(_TEXT_PARTS, max_size=6).map("".join), st.text(max_size=12), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TEXTS, min_size=1, max_size=12), st.sampled_from(["str", "object"]))
+@example(
+    ["$1,250.50", "$75.99", "75", "$1,2", "$", "1 bath", "1.5 Baths", "2 private baths"], "str"
+)
+@example(["Half-bath", "Shared half-bath", " 3 baths", "3  baths", "3 baths\n", None], "str")
+def test_column_wide_parsing_answers_as_parsing_each_value_does(values, dtype):
+    column = pd.Series(values, dtype=dtype)
+    for parse_column, parse_one in (
+        (parse_prices, parse_price),
+        (parse_bathroom_texts, parse_bathrooms_text),
+    ):
+        expected = pd.Series([parse_one(v) for v in column], dtype=float)
+        pd.testing.assert_series_equal(parse_column(column), expected, check_names=False)
 
 
 def test_categorize_prices_uses_right_inclusive_bins():
