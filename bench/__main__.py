@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         served = serving.measure_serving(folder / "serving", seconds, runs)
         retrains = retrain.measure_retraining(folder / "retrain", targets.CONFIG, RAW, runs)
-        scaled = scale.measure_scaling(folder / "scale", RAW, targets.CONFIG, factors)
+        scaled = scale.measure_scaling(folder / "scale", RAW, targets.CONFIG, factors, runs)
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # generated data is never kept
     goals = serving.goals(served) + retrain.goals(retrains) + scale.goals(scaled)

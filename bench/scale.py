@@ -9,6 +9,7 @@ import gc
 import gzip
 import json
 import logging
+import statistics
 import subprocess
 import sys
 import time
@@ -79,17 +80,24 @@ class ScalePoint:
     train: StepCost
 
 
+def median_cost(costs: list[StepCost]) -> StepCost:
+    return StepCost(
+        statistics.median(c.seconds for c in costs), statistics.median(c.peak_mib for c in costs)
+    )
+
+
 def measure_scaling(
-    folder: Path, raw: Path, config: Path, factors: tuple[int, ...]
+    folder: Path, raw: Path, config: Path, factors: tuple[int, ...], runs: int = 1
 ) -> list[ScalePoint]:
-    """Prep and champion-candidate training per data size; grown files deleted after."""
+    """Prep and champion-candidate training per data size, each the median of runs; grown
+    files deleted after."""
     folder.mkdir(parents=True, exist_ok=True)
     points = []
     for factor in factors:
         source = raw if factor == 1 else grow(raw, factor, folder / f"listings-x{factor}.csv.gz")
         processed = folder / f"processed-x{factor}.parquet"
-        prep = measure("prep", source, processed, config)
-        train = measure("train", processed, processed, config)
+        prep = median_cost([measure("prep", source, processed, config) for _ in range(runs)])
+        train = median_cost([measure("train", processed, processed, config) for _ in range(runs)])
         points.append(ScalePoint(factor, uncompressed_mib(source), prep, train))
         logging.info("scale x%d: prep %.1f s, train %.1f s", factor, prep.seconds, train.seconds)
         if source != raw:
@@ -131,7 +139,8 @@ def sections(points: list[ScalePoint]) -> dict[str, list[str]]:
     return {
         "Scale: prep and training as data grows": [
             "Shipped rows drawn with replacement, coordinates jittered by ~50 m, ids unique; "
-            "generated per run, deleted after. Each step runs in a fresh process; peak is "
+            "generated per run, deleted after. Each step runs in a fresh process (medians of "
+            "the runs, as everywhere); peak is "
             "resident memory above the process's own after warming up on a few rows. "
             f"Training fits the default grid's champion candidate ({CHAMPION_CANDIDATE}).",
             "",
