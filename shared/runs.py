@@ -78,9 +78,10 @@ class RunStore:
         candidates = {
             k.removeprefix("candidate:"): v for k, v in fields.items() if k.startswith("candidate:")
         }
-        stages = {k.removeprefix("stage:"): v for k, v in fields.items() if k.startswith("stage:")}
-        stages["train"] = summarize_training(candidates)
-        run["stages"] = {name: stages.get(name, {"state": "pending"}) for name in STAGE_FIELDS}
+        recorded = {
+            k.removeprefix("stage:"): v for k, v in fields.items() if k.startswith("stage:")
+        }
+        run["stages"] = run_stages(recorded, candidates)
         run["candidates"] = candidates
         run["state"] = overall_state(run["stages"])
         return run
@@ -97,6 +98,19 @@ class RunStore:
             if run["state"] in ("queued", "running"):
                 return run
         return None
+
+
+def run_stages(
+    recorded: dict[str, dict[str, Any]], candidates: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Every stage's record in pipeline order, training summarised from its candidates.
+
+    A run recorded before the archive stage existed has no archive field (new runs get one
+    when created): it ends with explain, rather than waiting forever for a stage it never had.
+    """
+    stages = {**recorded, "train": summarize_training(candidates)}
+    names = [name for name in STAGE_FIELDS if name != "archive" or name in recorded]
+    return {name: stages.get(name, {"state": "pending"}) for name in names}
 
 
 def summarize_training(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.runs import STAGE_FIELDS, overall_state, summarize_training
+from shared.runs import STAGE_FIELDS, overall_state, run_stages, summarize_training
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,18 @@ def _stages(*states: str) -> dict:
 )
 def test_overall_state(states, overall):
     assert overall_state(_stages(*states)) == overall
+
+
+def test_a_run_recorded_before_the_archive_stage_ends_with_explain():
+    finished = {"state": "finished"}
+    legacy = {"prep": finished, "select": finished, "explain": finished}
+    candidates = {"rf": finished}
+
+    stages = run_stages(legacy, candidates)
+
+    assert list(stages) == ["prep", "train", "select", "explain"]
+    assert overall_state(stages) == "finished"
+    # A new run records archive from the start, and is finished only once archive is.
+    current = run_stages({**legacy, "archive": {"state": "pending"}}, candidates)
+    assert list(current) == list(STAGE_FIELDS)
+    assert overall_state(current) == "running"
