@@ -11,6 +11,7 @@ import pandas as pd
 import requests
 
 from bench.wrk import LoadResult, run_load
+from services.stack.processes import children
 from shared.cleaning import clean_listings
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.settings import PROJECT_DIR
@@ -77,7 +78,7 @@ def resident_mib(pid: int) -> float:
     and its work-horse), as proportional set size: pages shared after a fork are split among
     the processes sharing them, so the sum is what the group really occupies."""
     total = 0.0
-    for process in [pid, *_children(pid)]:
+    for process in [pid, *children(pid)]:
         try:
             rollup = Path(f"/proc/{process}/smaps_rollup").read_text()
         except (FileNotFoundError, ProcessLookupError):
@@ -86,10 +87,3 @@ def resident_mib(pid: int) -> float:
             int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
         )
     return total / 1024
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found

@@ -156,14 +156,10 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
         return RetrainTiming(steps, run_end(run) - posted, memory.peak)
 
 
-def _wait_for_workers(redis_url: str, count: int, timeout: float = 120) -> None:
+def _wait_for_workers(redis_url: str, count: int) -> None:
     """Until every worker has registered with RQ, i.e. listens on its queue."""
     redis = connect(redis_url)
-    deadline = time.monotonic() + timeout
-    while len(Worker.all(connection=redis)) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{count} workers did not register within {timeout} s")
-        time.sleep(0.1)
+    processes.wait_until(lambda: len(Worker.all(connection=redis)) >= count, 120, "workers")
 
 
 def _intervals(run: dict[str, Any]) -> dict[str, tuple[float, float]]:

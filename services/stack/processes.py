@@ -111,6 +111,19 @@ def wait_until(
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
 
 
+def children(pid: int) -> list[int]:
+    """The process's direct children (a worker's work-horse and scheduler, gunicorn's workers);
+    none once it has ended."""
+    try:
+        return [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except FileNotFoundError:
+        return []
+
+
 def stop(process: subprocess.Popen, timeout: float = 15) -> None:
     """Stop a process we started, by its PID: TERM, then KILL if it lingers."""
     if process.poll() is None:

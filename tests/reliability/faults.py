@@ -6,7 +6,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import requests
 from mlflow.tracking import MlflowClient
@@ -37,20 +36,9 @@ SLOW_GRID = [
 ]
 
 
-def children(pid: int) -> list[int]:
-    try:
-        return [
-            int(c)
-            for task in Path(f"/proc/{pid}/task").iterdir()
-            for c in (task / "children").read_text().split()
-        ]
-    except FileNotFoundError:
-        return []
-
-
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and its children (a worker, its scheduler and any work-horse)."""
-    for process in [*children(pid), pid]:
+    for process in [*processes.children(pid), pid]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process, signal.SIGKILL)
 
@@ -61,7 +49,7 @@ def replace_worker(
     """Stop the queue's worker (and whatever it left behind) and start a fresh supervised one,
     with extra settings in its environment if given."""
     old = stack.workers[queue]
-    leftovers = children(old.pid)
+    leftovers = processes.children(old.pid)
     old.stop()
     for pid in leftovers:
         kill_tree(pid)
@@ -81,7 +69,7 @@ def wait_for_horse(
         candidate = (stack.runs().get(run_id) or {}).get("candidates", {}).get("slow_rf", {})
         if candidate.get("state") == "started":
             for worker in workers:
-                if candidate["pid"] in children(worker):
+                if candidate["pid"] in processes.children(worker):
                     return worker, int(candidate["pid"])
         time.sleep(0.2)
     raise AssertionError(f"training of run {run_id} never started")
@@ -101,7 +89,7 @@ class TwoTrainWorkers:
         parent, horse = wait_for_horse(
             self.stack, run_id, [self.stack.workers["train"].pid, self.survivor.pid]
         )
-        self.leftovers |= set(children(parent)) - {horse}
+        self.leftovers |= set(processes.children(parent)) - {horse}
         return parent, horse
 
     def __enter__(self) -> "TwoTrainWorkers":
