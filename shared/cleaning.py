@@ -39,8 +39,9 @@ REQUIRED_RAW_COLUMNS = (
 )
 OPTIONAL_RAW_COLUMNS = ("property_type", "bathrooms", "bathrooms_text")
 
-# "$75.00", "$1,250.00", "75": the thousands separator must be read, not cut at.
-_PRICE = re.compile(r"^\$?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+# "$75.00", "$1,250.00", "75", "$90.50": the thousands separator must be read, not cut at,
+# and the cents kept (90.50 is Mid, 90 is Low).
+_PRICE = re.compile(r"^\$?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?$")
 # "1 bath", "1.5 baths", "2 shared baths", "1 private bath"; half-baths handled apart.
 _BATHS = re.compile(r"^(\d+(?:\.\d+)?)\s+(?:shared\s+|private\s+)?baths?$", re.IGNORECASE)
 _HALF_BATH = re.compile(r"^(?:shared\s+|private\s+)?half-bath$", re.IGNORECASE)
@@ -69,7 +70,7 @@ _PLAIN_AMENITY_LIST = (
 )
 # The plain forms of prices and bathroom texts, ASCII with single spaces: on these, a
 # column-wide extraction answers as parse_price / parse_bathrooms_text would.
-_PLAIN_PRICE = r"^\$?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$"
+_PLAIN_PRICE = r"^\$?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?P<cents>\.[0-9]+)?$"
 _PLAIN_BATHS = (
     r"^(?i:(?P<count>[0-9]+(?:\.[0-9]+)?) (?:shared |private )?baths?"
     r"|(?:shared |private )?(?P<half>half)-bath)$"
@@ -104,7 +105,9 @@ def parse_price(value: Any) -> float:
     if not isinstance(value, str):
         return np.nan
     match = _PRICE.match(value.strip())
-    return float(match.group(1).replace(",", "")) if match else np.nan
+    if match is None:
+        return np.nan
+    return float(match.group(1).replace(",", "") + (match.group(2) or ""))
 
 
 def parse_bathrooms_text(value: Any) -> float:
@@ -192,7 +195,10 @@ def _parsed_column(
 def parse_prices(prices: pd.Series) -> pd.Series:
     """parse_price on every value, column-wide on the plain "$1,250.00" form."""
     groups = _plain_matches(prices, _PLAIN_PRICE)
-    plain = None if groups is None else groups["whole"].str.replace(",", "", regex=False)
+    if groups is None:
+        return _parsed_column(prices, None, parse_price)
+    # pyarrow leaves an optional group that did not take part empty, not missing.
+    plain = groups["whole"].str.replace(",", "", regex=False) + groups["cents"].fillna("")
     return _parsed_column(prices, plain, parse_price)
 
 

@@ -7,8 +7,12 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared.errors import ConfigError
 from shared.modeling import ESTIMATORS, CandidateSpec
+from shared.selection import GateRules
 
 SELECTABLE_METRICS = ("accuracy", "f1_macro", "roc_auc_ovr")
+# Each metric's default promotion floor: well above chance on four categories (ROC AUC 0.5,
+# majority-class accuracy about 0.4, macro F1 about 0.25) and below what the notebook scores.
+DEFAULT_FLOORS = {"accuracy": 0.5, "f1_macro": 0.45, "roc_auc_ovr": 0.75}
 
 
 class PrepParams(BaseModel):
@@ -59,6 +63,10 @@ class TrainParams(BaseModel):
 
 class SelectParams(BaseModel):
     metric: str = "roc_auc_ovr"
+    # No version scoring below this is promoted (default: DEFAULT_FLOORS for the metric).
+    min_score: float | None = Field(None, ge=0, le=1)
+    # No version more than this below the champion's score at its own promotion is promoted.
+    max_drop: float = Field(0.02, ge=0, le=1)
 
     @field_validator("metric")
     @classmethod
@@ -66,6 +74,11 @@ class SelectParams(BaseModel):
         if value not in SELECTABLE_METRICS:
             raise ValueError(f"metric must be one of {', '.join(SELECTABLE_METRICS)}")
         return value
+
+    def gate(self) -> GateRules:
+        """The promotion gate these parameters describe."""
+        floor = DEFAULT_FLOORS[self.metric] if self.min_score is None else self.min_score
+        return GateRules(self.metric, floor, self.max_drop)
 
 
 class ExplainParams(BaseModel):

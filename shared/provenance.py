@@ -1,8 +1,12 @@
 """What produced a model: the code's git commit and the versions of the libraries used."""
 
+import hashlib
+import json
 import os
 import subprocess
+from functools import cache
 from importlib import metadata
+from typing import Any
 
 from shared.settings import PROJECT_DIR
 
@@ -69,3 +73,26 @@ def model_requirements() -> list[str]:
 def provenance_tags() -> dict[str, str]:
     """The code's commit and library versions, as the tags runs and model versions carry."""
     return {"git_commit": git_commit(), **{f"lib.{n}": v for n, v in library_versions().items()}}
+
+
+@cache
+def source_hash() -> str:
+    """md5 of the shared package's sources: the code that turns raw data into a model. Unlike
+    the git commit it sees uncommitted edits, and it exists where .git does not (images)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for path in sorted((PROJECT_DIR / "shared").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def model_fingerprint(data_hash: str, training: dict[str, Any]) -> str:
+    """What a model is made of: data, code, parameters and libraries. Two versions with the
+    same fingerprint are the same model trained twice."""
+    document = {
+        "data_hash": data_hash,
+        "code": source_hash(),
+        "training": training,
+        "libraries": library_versions(),
+    }
+    encoded = json.dumps(document, sort_keys=True, default=str).encode()
+    return hashlib.md5(encoded, usedforsecurity=False).hexdigest()

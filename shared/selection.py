@@ -1,5 +1,7 @@
 """Choosing the winner of a run and deciding whether it replaces the champion. Pure."""
 
+from dataclasses import dataclass, field
+
 
 def pick_winner(scores: dict[str, dict[str, float]], metric: str) -> str:
     """The candidate with the highest metric; on a tie, the one listed first in the grid."""
@@ -9,9 +11,69 @@ def pick_winner(scores: dict[str, dict[str, float]], metric: str) -> str:
     return next(name for name, s in scores.items() if s[metric] == best)
 
 
-def should_promote(candidate_score: float, champion_score: float | None) -> bool:
-    """A new version takes the alias when there is no champion or it scores at least as well."""
-    return champion_score is None or candidate_score >= champion_score
+@dataclass(frozen=True)
+class GateRules:
+    """The promotion gate's settings (config/pipeline.yaml, select:)."""
+
+    metric: str
+    min_score: float  # absolute floor: a model near chance is never promoted
+    max_drop: float  # how far below the champion's score at its own promotion a version may be
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    """What the gate knows of the current champion."""
+
+    version: str
+    # On this run's test split; None when this code can no longer run the champion.
+    score_now: float | None
+    # As recorded when it was promoted; None for versions promoted before it was recorded.
+    score_at_promotion: float | None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a version takes the alias and, if not, every condition it failed, with numbers."""
+
+    promoted: bool
+    failed: dict[str, str] = field(default_factory=dict)  # condition -> why, with its numbers
+
+    @property
+    def decision(self) -> str:
+        return "promoted" if self.promoted else "not_promoted"
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.failed.values()) if self.failed else "passed every condition"
+
+
+def decide_promotion(
+    score: float, rules: GateRules, champion: ChampionScores | None
+) -> GateDecision:
+    """Promote only a version that clears the floor, is at least as good as the champion on
+    the same split, and has not dropped more than the margin below the champion's score at
+    its own promotion. The last two catch data that makes every model look alike: on
+    shuffled prices both the candidate and the re-scored champion sit near chance."""
+    metric, failed = rules.metric, {}
+    if score < rules.min_score:
+        failed["min_score"] = (
+            f"{metric} {score:.4f} is below the floor {rules.min_score:.4f} (select.min_score)"
+        )
+    if champion is not None and champion.score_now is not None and score < champion.score_now:
+        failed["champion_now"] = (
+            f"{metric} {score:.4f} is below champion v{champion.version}'s "
+            f"{champion.score_now:.4f} on this run's test split"
+        )
+    if (
+        champion is not None
+        and champion.score_at_promotion is not None
+        and score < champion.score_at_promotion - rules.max_drop
+    ):
+        failed["max_drop"] = (
+            f"{metric} {score:.4f} is more than {rules.max_drop:.4f} (select.max_drop) below "
+            f"champion v{champion.version}'s {champion.score_at_promotion:.4f} at its promotion"
+        )
+    return GateDecision(promoted=not failed, failed=failed)
 
 
 # The columns of a run's candidate report: (metric key, heading, scale, decimals).

@@ -199,8 +199,20 @@ class Tracker:
         return versions[0] if versions else None
 
     def register(self, model_uri: str, tags: dict[str, str]) -> ModelVersion:
-        """Register a logged model as a new version of the served model."""
-        return mlflow.register_model(model_uri, self.settings.model_name, tags=tags)
+        """Register a logged model as a new version of the served model, exactly once per
+        pipeline run (tags["pipeline_run_id"]): MLflow's client retries a POST whose reply was
+        lost, which can create a second version; the extra ones are deleted, the first kept."""
+        created = mlflow.register_model(model_uri, self.settings.model_name, tags=tags)
+        if "pipeline_run_id" not in tags:  # registered by hand: no run to keep it unique to
+            return created
+        query = (
+            f"name = '{self.settings.model_name}' "
+            f"and tags.pipeline_run_id = '{tags['pipeline_run_id']}'"
+        )
+        versions = sorted(self.client.search_model_versions(query), key=lambda v: int(v.version))
+        for extra in versions[1:]:
+            self.client.delete_model_version(self.settings.model_name, extra.version)
+        return versions[0]
 
     def champion(self) -> ModelVersion | None:
         """The version holding the champion alias, or None before the first promotion."""

@@ -75,12 +75,19 @@ def cmd_retrain(client: GatewayClient, args: argparse.Namespace) -> int:
         ]
         print("run failed: " + "; ".join(failed), file=sys.stderr)
         return 1
-    verdict = "promoted to champion" if select.get("promoted") else "champion kept"
-    print(
-        f"version {select['version']} ({select['winner']}, {select['metric']} "
-        f"{select['score']:.4f}): {verdict}"
-    )
+    print(decision_line(select))
     return 0
+
+
+def decision_line(select: dict[str, Any]) -> str:
+    """What select decided about a finished run's winner, and why when it was not promoted."""
+    scored = f"{select['winner']}, {select['metric']} {select['score']:.4f}"
+    if select.get("decision") == "unchanged":
+        return f"no new version ({scored}): {select['reason']}"
+    if select.get("promoted"):
+        return f"version {select['version']} ({scored}): promoted to champion"
+    reason = select.get("reason") or "not better than the champion"
+    return f"version {select['version']} ({scored}): champion kept: {reason}"
 
 
 def cmd_runs(client: GatewayClient, args: argparse.Namespace) -> int:
@@ -93,11 +100,11 @@ def cmd_runs(client: GatewayClient, args: argparse.Namespace) -> int:
                 run["run_id"],
                 created,
                 run["state"],
-                select.get("version", ""),
-                select.get("promoted", ""),
+                select.get("version") or "-",
+                select.get("decision", select.get("promoted", "")),
             ]
         )
-    print(table(["run", "created", "state", "version", "promoted"], rows))
+    print(table(["run", "created", "state", "version", "decision"], rows))
     return 0
 
 

@@ -69,7 +69,8 @@ def run_explain(context: StageContext, run_id: str, inputs: dict[str, Any]) -> d
     )
     for artifact, figure in result.figures.items():
         tracker.log_figure(winner_run, figure, artifact)
-    tracker.tag_version(inputs["version"], {"importances_artifact": IMPORTANCES_ARTIFACT})
+    if inputs["version"] is not None:  # None: the run registered nothing (an unchanged model)
+        tracker.tag_version(inputs["version"], {"importances_artifact": IMPORTANCES_ARTIFACT})
     return {
         "winner_run_id": winner_run,
         "importances_artifact": IMPORTANCES_ARTIFACT,

@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     GATEWAY_POLL_SECONDS,
     GATEWAY_TOKEN,
     Stack,
+    promotable_grid,
 )
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ def cli(gateway: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_two_promotions_swap_live_with_zero_failed_predictions(stack: Stack, gateway: str):
-    stack.write_grid(FAST_GRID)
+    stack.write_grid(promotable_grid())
     hammer = Hammer(gateway)
     hammer.start()
 
@@ -103,6 +104,7 @@ def test_two_promotions_swap_live_with_zero_failed_predictions(stack: Stack, gat
     swaps_from = len(hammer.answers)
 
     # The second promotion comes through the command-line client, while the hammer goes on.
+    stack.write_grid(promotable_grid())
     second_run = cli(gateway, "retrain", "--wait", "--reason", "second")
     assert second_run.returncode == 0, second_run.stderr
     assert "promoted to champion" in second_run.stdout
@@ -156,6 +158,14 @@ def test_idempotency_key_returns_the_same_run(stack: Stack, gateway: str):
     assert first.status_code == again.status_code == 202
     assert again.json()["run_id"] == first.json()["run_id"]
     run_id = first.json()["run_id"]
+    # The same key with another body is refused, naming the key; nothing new is queued.
+    for changed in ({"force": True}, {"reason": "other"}):
+        reused = requests.post(f"{gateway}/retrain", headers=headers, json=changed, timeout=10)
+        assert reused.status_code == 422, reused.text
+        assert reused.json()["error"] == "idempotency_key_reused"
+        assert [f["path"] for f in reused.json()["fields"]] == ["Idempotency-Key"]
+        assert reused.json()["run_id"] == run_id
+    assert requests.get(f"{gateway}/runs?limit=1", timeout=10).json()["runs"][0]["run_id"] == run_id
     wait_for(
         lambda: (
             requests.get(f"{gateway}/runs/{run_id}", timeout=10).json()["state"]

@@ -10,7 +10,13 @@ from services.workers.context import StageContext
 from services.workers.select import run_select
 from shared.launch import launch_run
 from shared.queues import connect, job_id
-from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack, wait_for_run
+from tests.integration.conftest import (
+    FAST_GRID,
+    WEAK_GRID,
+    Stack,
+    promotable_grid,
+    wait_for_run,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +42,7 @@ def published_versions(subscription: PubSub) -> list[str]:
 
 def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_data: str):
     client = MlflowClient(stack.settings.mlflow_tracking_uri)
-    stack.write_grid(FAST_GRID)
+    stack.write_grid(promotable_grid())
     subscription = connect(stack.settings.redis_url).pubsub()
     subscription.subscribe(stack.settings.promotion_channel)
 
@@ -113,8 +119,16 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     kept = client.get_model_version(
         stack.settings.model_name, second["stages"]["select"]["version"]
     )
-    assert kept.tags["decision"] == "kept_champion"
+    assert kept.tags["decision"] == "not_promoted"
     assert float(kept.tags["champion_score"]) > float(kept.tags["score"])
+    # The majority-class model is at chance: below the floor and below the champion, both named.
+    assert second["stages"]["select"]["failed_conditions"] == [
+        "champion_now",
+        "max_drop",
+        "min_score",
+    ]
+    assert "below the floor 0.7500" in kept.tags["reason"]
+    assert kept.tags["reason"] == second["stages"]["select"]["reason"]
     # The same raw file was cleaned once and reused; nothing was published this time.
     assert second["stages"]["prep"]["processed_path"] == prep["processed_path"]
     assert published_versions(subscription) == []

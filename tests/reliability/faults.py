@@ -1,6 +1,7 @@
 """What the fault tests share: process trees, workers replaced, a client predicting throughout."""
 
 import contextlib
+import itertools
 import os
 import signal
 import threading
@@ -34,6 +35,14 @@ SLOW_GRID = [
         "params": {"n_estimators": 500, "random_state": 0, "n_jobs": 1},
     }
 ]
+
+_seeds = itertools.count(1)
+
+
+def fresh_slow_grid() -> list[dict]:
+    """SLOW_GRID with a seed never used before: each run's model is new, so it is registered
+    (promoted or not), never found identical to a champion an earlier test trained."""
+    return [{**c, "params": {**c["params"], "random_state": next(_seeds)}} for c in SLOW_GRID]
 
 
 def kill_tree(pid: int) -> None:

@@ -14,7 +14,7 @@ from shared.queues import connect
 from shared.tracking import Tracker
 from tests.integration.conftest import Stack, wait_for_run
 from tests.integration.postgres import run_postgres, stop_postgres_immediately
-from tests.reliability.faults import SHIPPED_DATA, SLOW_GRID, kill_tree, versions_of
+from tests.reliability.faults import SHIPPED_DATA, fresh_slow_grid, kill_tree, versions_of
 
 pytestmark = pytest.mark.reliability
 OUTAGE_SECONDS = 5
@@ -52,7 +52,7 @@ def assert_completed_once(stack: Stack, run_id: str) -> None:
 
 def test_postgres_stopped_immediately_during_training(isolated_stack: Stack):
     stack = isolated_stack
-    stack.write_grid(SLOW_GRID)
+    stack.write_grid(fresh_slow_grid())
     run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
     wait_for_stage(stack, run_id, "candidate:slow_rf")
 
@@ -66,7 +66,7 @@ def test_postgres_stopped_immediately_during_training(isolated_stack: Stack):
 
 def test_mlflow_killed_while_a_model_is_logged(isolated_stack: Stack):
     stack = isolated_stack
-    stack.write_grid(SLOW_GRID)
+    stack.write_grid(fresh_slow_grid())
     run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
     # Select logs the winner's model (a 500-tree forest: seconds of serialising and uploading).
     wait_for_stage(stack, run_id, "stage:select")

@@ -11,8 +11,8 @@ from shared.queues import connect
 from tests.integration.conftest import Stack, wait_for_run
 from tests.reliability.faults import (
     SHIPPED_DATA,
-    SLOW_GRID,
     TwoTrainWorkers,
+    fresh_slow_grid,
     versions_of,
     wait_for_horse,
 )
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.reliability
 
 def test_killed_work_horse_is_retried_and_the_run_completes(isolated_stack: Stack):
     stack = isolated_stack
-    stack.write_grid(SLOW_GRID)
+    stack.write_grid(fresh_slow_grid())
     run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
     _, horse = wait_for_horse(stack, run_id, [stack.workers["train"].pid])
     time.sleep(1.0)  # well inside the fit
@@ -39,7 +39,7 @@ def test_killed_parent_worker_leaves_its_horse_to_finish_one_version_one_explain
     isolated_stack: Stack,
 ):
     stack = isolated_stack
-    stack.write_grid(SLOW_GRID)
+    stack.write_grid(fresh_slow_grid())
     with TwoTrainWorkers(stack) as workers:
         run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
         parent, _ = workers.horse_of(run_id)
@@ -55,7 +55,7 @@ def test_killed_parent_worker_leaves_its_horse_to_finish_one_version_one_explain
 
 def test_killed_worker_and_horse_job_runs_again_on_a_survivor(isolated_stack: Stack):
     stack = isolated_stack
-    stack.write_grid(SLOW_GRID)
+    stack.write_grid(fresh_slow_grid())
     with TwoTrainWorkers(stack) as workers:
         run_id = launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
         parent, horse = workers.horse_of(run_id)

@@ -18,6 +18,7 @@ from shared.cleaning import (
     parse_prices,
 )
 from shared.errors import DataError
+from shared.schema import PRICE_BIN_EDGES, PRICE_CATEGORIES
 from tests.unit.listings import raw_frame
 
 
@@ -29,7 +30,8 @@ from tests.unit.listings import raw_frame
         ("$12,345,678.00", 12345678.0),
         ("$10.00", 10.0),
         ("75", 75.0),
-        (" $90.50 ", 90.0),
+        (" $90.50 ", 90.5),
+        ("$1,250.75", 1250.75),
         (120.0, 120.0),
     ],
 )
@@ -137,6 +139,35 @@ def test_column_wide_parsing_answers_as_parsing_each_value_does(values, dtype):
     ):
         expected = pd.Series([parse_one(v) for v in column], dtype=float)
         pd.testing.assert_series_equal(parse_column(column), expected, check_names=False)
+
+
+def _category_by_definition(price: float) -> str:
+    """The category the bins define: the first whose (inclusive) upper edge holds the price."""
+    for edge, category in zip(PRICE_BIN_EDGES, PRICE_CATEGORIES, strict=False):
+        if price <= edge:
+            return category
+    return PRICE_CATEGORIES[-1]
+
+
+@pytest.mark.parametrize("edge", PRICE_BIN_EDGES)
+@pytest.mark.parametrize("cents", ["00", "01", "50", "99"])
+def test_a_raw_price_with_cents_lands_in_the_bin_its_exact_value_defines(edge, cents):
+    for whole in (int(edge) - 1, int(edge)):
+        text = f"${whole:,}.{cents}"
+        exact = whole + int(cents) / 100
+        clean, report = clean_listings(raw_frame({"price": text}))
+        assert report.rows_out == 1, text
+        assert clean.loc[0, "price"] == exact
+        assert clean.loc[0, "price_category"] == _category_by_definition(exact), text
+
+
+@pytest.mark.parametrize(("text", "kept"), [("$10.00", False), ("$10.01", True), ("$10.50", True)])
+def test_only_prices_of_10_or_less_are_dropped_cents_counted(text, kept):
+    clean, report = clean_listings(raw_frame({"price": text}, {}))
+    assert (len(clean) == 2) is kept
+    assert report.dropped == ({} if kept else {"price_at_most_10": 1})
+    if kept:
+        assert clean.loc[0, "price_category"] == "Low"
 
 
 def test_categorize_prices_uses_right_inclusive_bins():

@@ -1,6 +1,7 @@
 """POST /retrain starts a pipeline run; GET /runs and /runs/<id> report on them."""
 
 import hmac
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,31 @@ def _accepted(run_id: str, data_path: str) -> tuple[dict[str, Any], int, dict[st
     )
 
 
+def _request_fingerprint(data_path: str, body: RetrainRequest) -> dict[str, Any]:
+    """What an Idempotency-Key stands for: the request as understood (the resolved path)."""
+    return {"data_path": data_path, "reason": body.reason, "force": body.force}
+
+
+def _replayed_run(stored: bytes | str, request: dict[str, Any]) -> str:
+    """The run an Idempotency-Key already started; reusing the key for another request is an
+    error, not a silent answer about a run that ignored the new body."""
+    text = as_text(stored)
+    if not text.startswith("{"):  # a key stored before requests were recorded with it
+        return text
+    record = json.loads(text)
+    if record["request"] != request:
+        changed = sorted(k for k in request if record["request"].get(k) != request[k])
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            f"Idempotency-Key was used for run {record['run_id']} with a different request "
+            f"({', '.join(changed)} differ); send a new key for a new request",
+            fields=[{"path": "Idempotency-Key", "message": "already used with another body"}],
+            run_id=record["run_id"],
+        )
+    return str(record["run_id"])
+
+
 @blueprint.post("/retrain")
 def retrain() -> tuple[dict[str, Any], int, dict[str, str]]:
     state = gateway()
@@ -91,8 +117,9 @@ def retrain() -> tuple[dict[str, Any], int, dict[str, str]]:
     # The lock lives 10 s (a launch takes milliseconds) and a request waits up to 12 s for
     # it, so a lock taken by a request that then lost Redis (frozen, restarted) is outwaited.
     with state.redis.lock("retrain:launch", timeout=10, blocking_timeout=12):
+        fingerprint = _request_fingerprint(data_path, body)
         if key and (known := state.redis.get(f"idempotency:{key}")):
-            run_id = as_text(known)
+            run_id = _replayed_run(known, fingerprint)
             return _accepted(run_id, (state.runs.get(run_id) or {}).get("data_path", data_path))
         active = state.runs.active()
         if active and not body.force:
@@ -105,7 +132,8 @@ def retrain() -> tuple[dict[str, Any], int, dict[str, str]]:
         meta = {"reason": body.reason, "requested_via": "api", "forced": body.force}
         run_id = launch_run(state.redis, state.settings, data_path, meta)
         if key:
-            state.redis.set(f"idempotency:{key}", run_id, ex=IDEMPOTENCY_TTL)
+            record = json.dumps({"run_id": run_id, "request": fingerprint})
+            state.redis.set(f"idempotency:{key}", record, ex=IDEMPOTENCY_TTL)
     return _accepted(run_id, data_path)
 
 

@@ -1,0 +1,101 @@
+"""The promotion gate on real data gone wrong: meaningless prices never reach the champion, and
+retraining on what made the champion registers nothing new."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from shared.launch import launch_run
+from shared.queues import connect
+from shared.settings import PROJECT_DIR
+from tests.integration.conftest import FAST_GRID, Stack, promotable_grid, wait_for_run
+
+pytestmark = pytest.mark.integration
+
+
+def retrain(stack: Stack, data_path: str) -> dict:
+    run_id = launch_run(connect(stack.settings.redis_url), stack.settings, data_path)
+    return wait_for_run(stack, run_id)
+
+
+def champion(stack: Stack) -> str:
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    name, alias = stack.settings.model_name, stack.settings.champion_alias
+    return str(client.get_model_version_by_alias(name, alias).version)
+
+
+@pytest.fixture(scope="module")
+def shipped_listings() -> pd.DataFrame:
+    return pd.read_csv(PROJECT_DIR / "data" / "raw" / "listings.csv.gz", dtype=str)
+
+
+def shuffled_prices(listings: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The same file, columns and price distribution; each price moved to another listing."""
+    prices = listings["price"].sample(frac=1, random_state=seed).to_numpy()
+    return listings.assign(price=prices)
+
+
+def random_prices(listings: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Prices drawn at random over the categories' range, unrelated to the listings."""
+    drawn = np.random.default_rng(seed).uniform(11, 1000, len(listings))
+    return listings.assign(price=[f"${value:,.2f}" for value in drawn])
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(lambda frame: shuffled_prices(frame, 0), id="shuffled-0"),
+        pytest.param(lambda frame: shuffled_prices(frame, 1), id="shuffled-1"),
+        pytest.param(lambda frame: shuffled_prices(frame, 2), id="shuffled-2"),
+        pytest.param(lambda frame: random_prices(frame, 3), id="random"),
+    ],
+)
+def test_meaningless_prices_are_never_promoted_and_the_run_says_why(
+    stack: Stack, served_champion: str, shipped_listings, garbage, tmp_path
+):
+    stack.write_grid(FAST_GRID)
+    path = tmp_path / "listings.csv.gz"
+    garbage(shipped_listings).to_csv(path, index=False)
+    before = champion(stack)
+
+    run = retrain(stack, str(path))
+
+    assert run["state"] == "finished", run
+    select = run["stages"]["select"]
+    assert select["promoted"] is False
+    assert select["decision"] == "not_promoted"
+    # Near chance: under the floor, and far below what the champion scored when promoted.
+    assert {"min_score", "max_drop"} <= set(select["failed_conditions"])
+    assert f"{select['score']:.4f} is below the floor 0.7500" in select["reason"]
+    assert champion(stack) == before
+    version = MlflowClient(stack.settings.mlflow_tracking_uri).get_model_version(
+        stack.settings.model_name, select["version"]
+    )
+    assert version.tags["decision"] == "not_promoted"
+    assert version.tags["reason"] == select["reason"]
+
+
+def test_the_same_data_code_and_parameters_register_nothing_new(
+    stack: Stack, served_champion: str, shipped_data: str
+):
+    client = MlflowClient(stack.settings.mlflow_tracking_uri)
+    name = stack.settings.model_name
+    stack.write_grid(promotable_grid())
+    first = retrain(stack, shipped_data)
+    assert first["state"] == "finished", first
+    assert first["stages"]["select"]["decision"] == "promoted", first["stages"]["select"]
+    versions = len(client.search_model_versions(f"name = '{name}'"))
+
+    again = retrain(stack, shipped_data)  # the grid written above, unchanged
+
+    assert again["state"] == "finished", again
+    select = again["stages"]["select"]
+    assert select["decision"] == "unchanged"
+    assert select["promoted"] is False
+    assert select["version"] is None
+    assert f"identical to champion v{first['stages']['select']['version']}" in select["reason"]
+    assert len(client.search_model_versions(f"name = '{name}'")) == versions
+    assert champion(stack) == first["stages"]["select"]["version"]
+    # The run is still complete: explained and archived, every candidate's model logged.
+    assert set(again["stages"]["archive"]["models"]) == {c["name"] for c in FAST_GRID}
