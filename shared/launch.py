@@ -1,4 +1,4 @@
-"""Starting a pipeline run: record it, then enqueue its first stage."""
+"""Starting a pipeline run: record it and enqueue its first stage, as one transaction."""
 
 import uuid
 from typing import Any
@@ -13,10 +13,15 @@ from shared.settings import Settings
 def launch_run(
     redis: Redis, settings: Settings, data_path: str, meta: dict[str, Any] | None = None
 ) -> str:
-    """Create a run for a raw data file (path relative to the project) and queue its prep."""
+    """Create a run for a raw data file (path relative to the project) and queue its prep.
+
+    Both or neither: a run recorded without its first job would look queued forever."""
     run_id = str(uuid.uuid4())
-    RunStore(redis, settings.run_ttl_seconds).create(
-        run_id, {"data_path": data_path, **(meta or {})}
-    )
-    enqueue_prep(redis, settings, run_id, data_path)
+    with redis.pipeline(transaction=True) as transaction:
+        transaction.multi()  # explicit: RQ's enqueue then adds to this transaction as it is
+        RunStore(redis, settings.run_ttl_seconds).create(
+            run_id, {"data_path": data_path, **(meta or {})}, transaction
+        )
+        enqueue_prep(redis, settings, run_id, data_path, transaction)
+        transaction.execute()
     return run_id

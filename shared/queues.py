@@ -9,10 +9,13 @@ from enum import StrEnum
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, Retry, Worker
+from rq.exceptions import NoSuchJobError
 from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
+from shared.liveness import DEAD_STATUSES, JobView
 from shared.settings import Settings
 
 RESULT_TTL = 7 * 24 * 3600
@@ -71,8 +74,10 @@ def _enqueue_once(
     timeout: int,
     settings: Settings,
     depends_on: Dependency | None = None,
+    pipeline: Pipeline | None = None,
 ) -> Job:
-    """Enqueue a job unless one with this id exists already (a retry re-running the caller)."""
+    """Enqueue a job unless one with this id exists already (a retry re-running the caller);
+    given a pipeline, the job is written when the caller executes it."""
     if Job.exists(id_, connection=redis):
         return Job.fetch(id_, connection=redis, serializer=JSONSerializer)
     return queue(redis, name).enqueue(
@@ -85,10 +90,17 @@ def _enqueue_once(
         failure_ttl=RESULT_TTL,
         depends_on=depends_on,
         description=f"{function.rsplit('.', 1)[-1]} {id_}",
+        pipeline=pipeline,
     )
 
 
-def enqueue_prep(redis: Redis, settings: Settings, run_id: str, data_path: str) -> Job:
+def enqueue_prep(
+    redis: Redis,
+    settings: Settings,
+    run_id: str,
+    data_path: str,
+    pipeline: Pipeline | None = None,
+) -> Job:
     """Start a pipeline run: clean the raw listings."""
     return _enqueue_once(
         redis,
@@ -98,6 +110,7 @@ def enqueue_prep(redis: Redis, settings: Settings, run_id: str, data_path: str) 
         job_id(run_id, "prep"),
         settings.prep_timeout,
         settings,
+        pipeline=pipeline,
     )
 
 
@@ -157,6 +170,21 @@ def enqueue_archive(redis: Redis, settings: Settings, run_id: str, inputs: dict[
         settings.select_timeout,
         settings,
     )
+
+
+def job_view(redis: Redis, id_: str) -> JobView:
+    """A job's status (None when it does not exist) and, once dead, its error's last line."""
+    try:
+        job = Job.fetch(id_, connection=redis, serializer=JSONSerializer)
+    except (NoSuchJobError, ValueError):  # ValueError: an id RQ could never have created
+        return JobView(None)
+    found = job.get_status(refresh=False)
+    status = found.value if found is not None else "unknown"  # str() would give "JobStatus.X"
+    if status not in DEAD_STATUSES:
+        return JobView(status)
+    result = job.latest_result()
+    lines = (result.exc_string or "").strip().splitlines() if result else []
+    return JobView(status, lines[-1] if lines else f"job {status}")
 
 
 def publish_promotion(redis: Redis, settings: Settings, version: str) -> None:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 RUN_INDEX = "runs"
 STAGE_FIELDS = ("prep", "train", "select", "explain", "archive")
@@ -37,8 +38,11 @@ class RunStore:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
 
-    def create(self, run_id: str, meta: dict[str, Any]) -> None:
-        """Record a new run: prep queued, the rest pending until prep lists the candidates."""
+    def create(self, run_id: str, meta: dict[str, Any], pipeline: Pipeline | None = None) -> None:
+        """Record a new run: prep queued, the rest pending until prep lists the candidates.
+
+        Given a (transaction) pipeline, the writes join it: the caller makes them atomic with
+        enqueueing the run's first job."""
         created = now()
         fields = {
             "meta": {**meta, "run_id": run_id, "created_at": created},
@@ -47,11 +51,12 @@ class RunStore:
             "stage:explain": {"state": "pending"},
             "stage:archive": {"state": "pending"},
         }
-        with self.redis.pipeline() as pipe:
-            for name, record in fields.items():
-                pipe.hset(_run_key(run_id), name, json.dumps(record))
-            pipe.expire(_run_key(run_id), self.ttl_seconds)
-            pipe.zadd(RUN_INDEX, {run_id: created})
+        pipe = pipeline if pipeline is not None else self.redis.pipeline()
+        for name, record in fields.items():
+            pipe.hset(_run_key(run_id), name, json.dumps(record))
+        pipe.expire(_run_key(run_id), self.ttl_seconds)
+        pipe.zadd(RUN_INDEX, {run_id: created})
+        if pipeline is None:
             pipe.execute()
 
     def update(self, run_id: str, field: str, **changes: Any) -> dict[str, Any]:
@@ -94,10 +99,12 @@ class RunStore:
 
     def active(self) -> dict[str, Any] | None:
         """The newest run still queued or in progress, if any."""
-        for run in self.recent(limit=50):
-            if run["state"] in ("queued", "running"):
-                return run
-        return None
+        unfinished = self.unfinished()
+        return unfinished[0] if unfinished else None
+
+    def unfinished(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Runs still queued or in progress among the newest, newest first."""
+        return [run for run in self.recent(limit) if run["state"] in ("queued", "running")]
 
 
 def run_stages(

@@ -11,6 +11,7 @@ stays safe.
 # lazily while logging a model (GitPython for source tags, pyfunc, skops) and pyarrow's
 # Parquet reader, found by diffing sys.modules around one training job.
 import gc
+import logging
 
 import git  # noqa: F401
 import mlflow.models  # noqa: F401
@@ -26,6 +27,8 @@ import services.workers.explain  # noqa: F401
 import services.workers.prep  # noqa: F401
 import services.workers.select  # noqa: F401
 import services.workers.train  # noqa: F401
+from services.workers.context import job_context
+from services.workers.reconcile import reconcile_runs
 
 # Logging a model checks its pip requirements against the installed packages, mapping every
 # installed distribution to its modules first (~0.3 s). MLflow keeps that map for the life of
@@ -42,5 +45,16 @@ if _build_package_map is not None:
 gc.freeze()
 
 
+log = logging.getLogger(__name__)
+
+
 class PreloadedWorker(Worker):
-    """rq's Worker, whose module has the stage jobs and their libraries loaded."""
+    """rq's Worker, whose module has the stage jobs and their libraries loaded, and which ends
+    runs left without a live job each time it runs RQ's maintenance."""
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # first: RQ fails or retries dead workers' jobs
+        try:
+            reconcile_runs(job_context())
+        except Exception:  # noqa: BLE001 - never stop the worker; the next pass tries again
+            log.exception("reconciling runs with their jobs failed")

@@ -10,6 +10,7 @@ from shared.cleaning import CleanReport, clean_listings
 from shared.errors import DataError
 from shared.provenance import provenance_tags
 from shared.queues import enqueue_training
+from shared.runs import now
 from shared.storage import (
     file_md5,
     processed_path,
@@ -88,6 +89,6 @@ def prep_job(run_id: str, data_path: str) -> dict[str, Any]:
     }
     for name in outputs["candidates"]:
         if not context.runs.field(run_id, f"candidate:{name}"):  # a retry keeps their progress
-            context.runs.update(run_id, f"candidate:{name}", state="queued")
+            context.runs.update(run_id, f"candidate:{name}", state="queued", enqueued_at=now())
     enqueue_training(context.redis, context.settings, run_id, outputs["candidates"], inputs)
     return outputs
