@@ -2,8 +2,10 @@
 
 Starts Redis (append-only), an MLflow server (SQLite under .state/ unless
 MLFLOW_BACKEND_STORE_URI names another store, e.g. PostgreSQL) and one worker per stage
-queue; trains a first model when none is registered; prints where everything is; stops
-every process it started on Ctrl-C, and nothing else.
+queue; trains a first model when none is registered; prints where everything is; keeps every
+process running (one that exits is started again, with backoff, as compose's restart policy
+does; the runner gives up only on one that keeps dying at once); stops every process it
+started on Ctrl-C, and nothing else.
 """
 
 import json
@@ -73,30 +75,55 @@ def check_prerequisites() -> None:
             raise StackError(f"port {port_of(name)} for {name} is in use: set {variable}")
 
 
-def start_all(
-    state: Path,
-) -> tuple[list[subprocess.Popen], list[processes.SupervisedWorker], dict[str, str]]:
-    """Start Redis, MLflow, the gateway and the (supervised) workers; returns the processes,
-    the workers and the workers' settings."""
-    started: list[subprocess.Popen] = []
-    redis, redis_port = processes.start_redis(state / "redis", port_of("Redis"))
-    started.append(redis)
+def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, str]:
+    """Start Redis, MLflow, the workers and the gateway, each supervised (started again on the
+    same port when it exits), into children as each starts (so that a failed start stops
+    those before it); returns the settings the gateway and workers got."""
+    logs = state / "logs"
+    redis_port, mlflow_port = port_of("Redis"), port_of("MLflow")
     backend = os.environ.get("MLFLOW_BACKEND_STORE_URI", f"sqlite:///{state / 'mlflow.db'}")
-    log.info("starting MLflow on %s (first start migrates the store)", backend.split("@")[-1])
-    mlflow, mlflow_port = processes.start_mlflow(state / "mlflow", backend, port_of("MLflow"))
-    started.append(mlflow)
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
     }
-    workers = [
-        processes.SupervisedWorker(queue.value, state / "logs", env, f"worker-{queue.value}")
-        for queue in QueueName
-    ]
+    children.append(
+        processes.Supervised(
+            "redis-server",
+            lambda: processes.start_redis(state / "redis", redis_port)[0],
+            state / "redis" / "redis.log",
+        )
+    )
+    log.info("starting MLflow on %s (first start migrates the store)", backend.split("@")[-1])
+    children.append(
+        processes.Supervised(
+            "mlflow server",
+            lambda: processes.start_mlflow(state / "mlflow", backend, mlflow_port)[0],
+            state / "mlflow" / "mlflow.log",
+        )
+    )
+    for queue in QueueName:
+        children.append(processes.SupervisedWorker(queue.value, logs, env, f"worker-{queue.value}"))
     env |= local_secrets(state)
-    gateway, _ = processes.start_gateway(state / "logs", env, port_of("gateway"))
-    started.append(gateway)
-    return started, workers, env
+    children.append(
+        processes.Supervised(
+            "gateway (gunicorn)",
+            lambda: processes.start_gateway(logs, env, port_of("gateway"))[0],
+            logs / "gateway.log",
+        )
+    )
+    return env
+
+
+def supervise(children: list[processes.Supervised]) -> None:
+    """Keep every child running until Ctrl-C; raises StackError once one keeps dying."""
+    while True:
+        for child in children:
+            try:
+                if child.ensure_running():
+                    log.info("%s is running again (pid %s)", child.name, child.pid)
+            except processes.ChildGaveUpError as error:
+                raise StackError(str(error)) from None
+        time.sleep(1)
 
 
 def local_secrets(state: Path) -> dict[str, str]:
@@ -174,34 +201,27 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state = Path(os.environ.get("STATE_DIR", PROJECT_DIR / ".state"))
     (state / "logs").mkdir(parents=True, exist_ok=True)
-    started: list[subprocess.Popen] = []
-    workers: list[processes.SupervisedWorker] = []
+    children: list[processes.Supervised] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         check_prerequisites()
-        started, workers, env = start_all(state)
+        env = start_all(state, children)
         settings = Settings(
             redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
         )
         ensure_champion(settings, env)
         wait_until_served()
         print(banner(env, state), flush=True)
-        while all(p.poll() is None for p in started):
-            for worker in workers:  # a worker that exits (e.g. Redis gone a while) comes back
-                worker.ensure_running()
-            time.sleep(1)
-        dead = [str(p.args) for p in started if p.poll() is not None]
-        raise StackError(f"a process exited: {', '.join(dead)}; see {state / 'logs'}")
+        supervise(children)
     except StackError as error:
         log.error("%s", error)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        for worker in workers:
-            worker.stop()
-        for process in reversed(started):
-            processes.stop(process)
+        for child in reversed(children):  # the gateway and workers first, Redis last
+            child.stop()
+    return 0
 
 
 if __name__ == "__main__":

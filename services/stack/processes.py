@@ -4,10 +4,12 @@ The local runner and the integration tests start these same commands (and docker
 runs them too), so what is tested is what runs.
 """
 
+import contextlib
 import logging
 import os
 import pwd
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -111,6 +113,17 @@ def wait_until(
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
 
 
+def wait_for_start(
+    check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen
+) -> None:
+    """wait_until for a process just started; one that never comes up is stopped, not left."""
+    try:
+        wait_until(check, timeout, what, process)
+    except TimeoutError:
+        stop(process)
+        raise
+
+
 def children(pid: int) -> list[int]:
     """The process's direct children (a worker's work-horse and scheduler, gunicorn's workers);
     none once it has ended."""
@@ -138,7 +151,10 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> None:
 def start_logged(
     command: list[str], log_path: Path, env: dict[str, str] | None = None, user: str | None = None
 ) -> subprocess.Popen:
-    """Start a command with its output appended to a log file (as `user` when we are root)."""
+    """Start a command with its output appended to a log file (as `user` when we are root).
+
+    In a session (and process group) of its own: what it forks (gunicorn's workers, MLflow's
+    job runners, RQ's work-horses) can be found and stopped as a group after it died."""
     identity: dict[str, Any] = {}
     if user is not None and os.geteuid() == 0:
         record = pwd.getpwnam(user)
@@ -149,6 +165,7 @@ def start_logged(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            start_new_session=True,
             **identity,
         )
 
@@ -158,7 +175,7 @@ def start_redis(folder: Path, port: int | None = None) -> tuple[subprocess.Popen
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     process = start_logged(redis_command(port, folder), folder / "redis.log")
-    wait_until(lambda: tcp_open(port), 20, "redis-server", process)
+    wait_for_start(lambda: tcp_open(port), 20, "redis-server", process)
     return process, port
 
 
@@ -175,7 +192,7 @@ def start_mlflow(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
             return bool(reply.status == 200)
 
-    wait_until(healthy, 180, "mlflow server", process)
+    wait_for_start(healthy, 180, "mlflow server", process)
     return process, port
 
 
@@ -191,7 +208,7 @@ def start_gateway(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2) as reply:
             return bool(reply.status == 200)
 
-    wait_until(alive, 60, "gateway", process)
+    wait_for_start(alive, 60, "gateway", process)
     return process, port
 
 
@@ -205,21 +222,35 @@ def start_worker(
     return start_logged(worker_command(queue, rq_name or name), folder / f"{name}.log", env)
 
 
-class SupervisedWorker:
-    """A stage worker started again whenever it exits, as compose's `restart: unless-stopped`
-    does for the containers. RQ workers exit on purpose when Redis stops answering for a
-    while; a supervisor is what brings them back once it answers again."""
+class ChildGaveUpError(Exception):
+    """A supervised process kept exiting right after each start: restarting it cannot help."""
 
-    def __init__(self, queue: str, folder: Path, env: dict[str, str], name: str) -> None:
-        self.queue, self.folder, self.env, self.name = queue, folder, env, name
+
+class Supervised:
+    """A process started again whenever it exits unasked, as compose's `restart:` policy does:
+    after 1 s, then twice as long each time it dies again within STABLE_SECONDS of starting
+    (at most 30 s); after MAX_QUICK_FAILURES such deaths in a row it gives up, saying why."""
+
+    STABLE_SECONDS = 30.0
+    MAX_QUICK_FAILURES = 5
+
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[], subprocess.Popen],
+        log_path: Path,
+        kill_leftovers: bool = True,
+    ) -> None:
+        # kill_leftovers: once it died, its process group goes too before it starts again
+        # (gunicorn's orphaned workers would hold its port; MLflow's job runners its store).
+        self.name, self._start, self.log_path = name, start, log_path
+        self.kill_leftovers = kill_leftovers
         self.restarts = 0
+        self.quick_failures = 0
         self.wanted = True
-        self.process = self._start()
-
-    def _start(self) -> subprocess.Popen:
-        # A fresh RQ name each time: a killed worker's registration outlives it for a while.
-        rq_name = f"{self.name}-{secrets.token_hex(3)}"
-        return start_worker(self.queue, self.folder, self.env, self.name, rq_name)
+        self.restart_at: float | None = None
+        self.started_at = time.monotonic()
+        self.process = start()
 
     @property
     def pid(self) -> int:
@@ -229,18 +260,67 @@ class SupervisedWorker:
         return self.process.poll()
 
     def ensure_running(self) -> bool:
-        """Start the worker again if it exited unasked; True when it did."""
-        code = self.process.poll()
-        if not self.wanted or code is None:
+        """Schedule a restart of an exited process, or start it once its backoff is over; True
+        when it started it again. Raises ChildGaveUpError when it keeps dying."""
+        if not self.wanted or (self.restart_at is None and self.process.poll() is None):
             return False
-        log.warning("worker %s exited with code %s: starting it again", self.name, code)
+        now = time.monotonic()
+        if self.restart_at is None:
+            self._schedule_restart(now, f"exited with code {self.process.returncode}")
+            self._stop_leftovers()
+            return False
+        if now < self.restart_at:
+            return False
+        self.restart_at = None
+        self.started_at = now
+        try:
+            self.process = self._start()
+        except (RuntimeError, TimeoutError, OSError) as error:  # died or hung while starting
+            self._schedule_restart(time.monotonic(), f"did not start again ({error})", True)
+            return False
         self.restarts += 1
-        self.process = self._start()
         return True
+
+    def _schedule_restart(self, now: float, why: str, failed_start: bool = False) -> None:
+        up_for = now - self.started_at
+        stayed_up = up_for >= self.STABLE_SECONDS and not failed_start
+        self.quick_failures = 1 if stayed_up else self.quick_failures + 1
+        if self.quick_failures > self.MAX_QUICK_FAILURES:
+            raise ChildGaveUpError(
+                f"{self.name} {why}, its {self.quick_failures}th failure in a row within "
+                f"{self.STABLE_SECONDS:.0f} s of starting: giving up (see {self.log_path})"
+            )
+        delay = min(2.0 ** (self.quick_failures - 1), 30.0)
+        log.warning(
+            "%s %s after %.0f s up: starting it again in %.0f s", self.name, why, up_for, delay
+        )
+        self.restart_at = now + delay
+
+    def _stop_leftovers(self) -> None:
+        if self.kill_leftovers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         self.wanted = False
         stop(self.process)
+        self._stop_leftovers()
+
+
+class SupervisedWorker(Supervised):
+    """A stage worker under supervision. RQ workers exit on purpose when Redis stops answering
+    for a while; the supervisor is what brings them back once it answers again."""
+
+    def __init__(self, queue: str, folder: Path, env: dict[str, str], name: str) -> None:
+        self.queue, self.folder, self.env = queue, folder, env
+
+        def start() -> subprocess.Popen:
+            # A fresh RQ name each time: a killed worker's registration outlives it for a while.
+            rq_name = f"{name}-{secrets.token_hex(3)}"
+            return start_worker(queue, folder, env, name, rq_name)
+
+        # A killed worker's work-horse finishes its job on its own: left alone, not killed.
+        super().__init__(name, start, folder / f"{name}.log", kill_leftovers=False)
 
 
 def start_dashboard(folder: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
@@ -248,5 +328,5 @@ def start_dashboard(folder: Path, env: dict[str, str]) -> tuple[subprocess.Popen
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     process = start_logged(dashboard_command(port), folder / "rq-dashboard.log", env)
-    wait_until(lambda: tcp_open(port), 30, "rq-dashboard", process)
+    wait_for_start(lambda: tcp_open(port), 30, "rq-dashboard", process)
     return process, port
