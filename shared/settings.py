@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     experiment_name: str = "price-category"
+    # Experimentation mode (`dvc repro`) logs here, and registers or promotes nothing unless
+    # PROMOTE_EXPERIMENT is set; then through the same gate and lock as a queued run.
+    repro_experiment_name: str = "price-category-experiments"
+    promote_experiment: bool = False
     model_name: str = "price-category"
     champion_alias: str = "champion"
     pipeline_config: Path = PROJECT_DIR / "config" / "pipeline.yaml"

@@ -1,7 +1,10 @@
 """Experimentation mode: the same stage functions, run in-process by `dvc repro`, no Redis.
 
 Each stage reads the previous stage's report from reports/ and writes its own, so DVC can
-track them; everything is still logged to the MLflow server named by MLFLOW_TRACKING_URI.
+track them; everything is logged to the MLflow server named by MLFLOW_TRACKING_URI, in an
+experiment of its own (REPRO_EXPERIMENT_NAME). An experiment never deploys by accident: select
+registers and gates the winner only with PROMOTE_EXPERIMENT=1, and then as a queued run does,
+under the same promotion lock (so Redis is needed for that, and told of a promotion).
 """
 
 import argparse
@@ -17,6 +20,7 @@ from services.workers.explain import run_explain
 from services.workers.prep import run_prep
 from services.workers.select import run_select
 from services.workers.train import run_train
+from shared.queues import publish_promotion
 from shared.settings import get_settings
 from shared.storage import read_json, write_json_atomic
 
@@ -42,7 +46,11 @@ def run_stage(stage: str, context: StageContext, data_path: str) -> dict[str, An
             },
         }
     if stage == "select":
-        return {"run_id": run_id, **run_select(context, run_id, prep)}
+        promote = context.settings.promote_experiment
+        chosen = run_select(context, run_id, prep, register=promote)
+        if chosen["promoted"]:
+            publish_promotion(context.redis, context.settings, chosen["version"])
+        return {"run_id": run_id, **chosen}
     if stage == "archive":
         return {"run_id": run_id, **run_archive(context, run_id, prep)}
     chosen = _report("select")
@@ -56,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="data/raw/listings.csv.gz")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    report = run_stage(args.stage, StageContext(get_settings()), args.data)
+    settings = get_settings()
+    settings = settings.model_copy(update={"experiment_name": settings.repro_experiment_name})
+    report = run_stage(args.stage, StageContext(settings), args.data)
     write_json_atomic(report, REPORTS / f"{args.stage}.json")
     return 0
 

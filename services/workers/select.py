@@ -191,8 +191,20 @@ def _register_and_gate(
         return _gate(context, inputs, version, score, lock)
 
 
-def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Pick the winner, register it once, gate it against the champion, record the decision."""
+# What select decides when asked not to register (experimentation mode, by default).
+NOT_REGISTERED = {
+    "version": None,
+    "promoted": False,
+    "decision": "not_registered",
+    "reason": "experimentation mode registers and promotes only when asked (PROMOTE_EXPERIMENT=1)",
+}
+
+
+def run_select(
+    context: StageContext, run_id: str, inputs: dict[str, Any], register: bool = True
+) -> dict[str, Any]:
+    """Pick the winner and log its model; unless told not to register, register it once, gate
+    it against the champion and record the decision."""
     tracker, metric = context.tracker, context.params.select.metric
     candidates = finished_candidates(context, run_id, inputs["candidates"])
     scores = {name: candidate["metrics"] for name, candidate in candidates.items()}
@@ -211,6 +223,8 @@ def run_select(context: StageContext, run_id: str, inputs: dict[str, Any]) -> di
         "score": chosen["metrics"][metric],
         "candidates": scores,
     }
+    if not register:
+        return outputs | NOT_REGISTERED
     return outputs | _register_and_gate(context, run_id, inputs, winner, chosen)
 
 

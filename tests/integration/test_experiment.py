@@ -1,23 +1,39 @@
-"""Experimentation mode: `dvc repro` runs the same stage functions in-process, no Redis."""
+"""Experimentation mode: `dvc repro` runs the same stage functions in-process, no Redis, and
+never moves the production champion unless asked."""
 
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 from services.stack.processes import VENV_BIN
 from shared.settings import PROJECT_DIR
 from shared.storage import file_md5, read_json
-from tests.integration.conftest import FAST_GRID, Stack, write_pipeline_config
+from shared.tracking import Tracker
+from tests.integration.conftest import (
+    FAST_GRID,
+    GATEWAY_POLL_SECONDS,
+    Stack,
+    promotable_grid,
+    write_pipeline_config,
+)
 
 pytestmark = pytest.mark.integration
 
 COPIED = ("dvc.yaml", "shared", "services", "data/raw/listings.csv.gz")
 
 
-def test_dvc_repro_runs_every_stage_and_pins_the_data(stack: Stack, tmp_path):
+def served_version(gateway: str) -> str:
+    return requests.get(f"{gateway}/health/ready", timeout=10).json()["model_version"]
+
+
+def test_dvc_repro_runs_every_stage_pins_the_data_and_deploys_nothing(
+    stack: Stack, gateway: str, served_champion: str, tmp_path
+):
     project = tmp_path / "project"
     for name in COPIED:
         source, target = PROJECT_DIR / name, project / name
@@ -26,7 +42,8 @@ def test_dvc_repro_runs_every_stage_and_pins_the_data(stack: Stack, tmp_path):
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, target)
-    write_pipeline_config(project / "config" / "pipeline.yaml", FAST_GRID, project / "processed")
+    grid = promotable_grid()  # never "unchanged" from the champion when promotion is asked
+    write_pipeline_config(project / "config" / "pipeline.yaml", grid, project / "processed")
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
@@ -54,12 +71,38 @@ def test_dvc_repro_runs_every_stage_and_pins_the_data(stack: Stack, tmp_path):
         c["name"] for c in FAST_GRID
     }
     client = MlflowClient(stack.settings.mlflow_tracking_uri)
-    assert client.get_run(prep["parent_run_id"]).info.status == "FINISHED"
-    version = client.get_model_version(stack.settings.model_name, select["version"])
-    assert version.tags["pipeline_run_id"] == prep["run_id"]
+    parent = client.get_run(prep["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    # Logged to the experiments' own experiment, not the production pipeline's.
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.name == stack.settings.repro_experiment_name
     assert read_json(project / "reports/explain.json")["explained_rows"] == 100
     # Every candidate's model is logged to its run, and nothing staged is left behind.
     archived = read_json(project / "reports/archive.json")["models"]
     assert set(archived) == {c["name"] for c in FAST_GRID}
     assert archived[select["winner"]] == select["model_uri"]
-    assert not (project / "data/staged" / prep["run_id"]).exists()
+    assert (project / "staged").is_dir()  # where this config stages: training used it
+    assert not (project / "staged" / prep["run_id"]).exists()
+    # Nothing was registered, and the champion and the version served are as before.
+    assert select["decision"] == "not_registered" and select["version"] is None
+    assert versions_of(client, stack, prep["run_id"]) == []
+    assert str(Tracker(stack.settings).champion().version) == served_champion
+    time.sleep(GATEWAY_POLL_SECONDS + 1)  # a gateway process would have seen a moved alias
+    assert served_version(gateway) == served_champion
+
+    # Asked explicitly, select registers and gates the winner as a queued run would.
+    asked = {**env, "PROMOTE_EXPERIMENT": "1", "REDIS_URL": stack.settings.redis_url}
+    again = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "services.workers.experiment", "select"],
+        cwd=project, env=asked, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    decided = read_json(project / "reports/select.json")
+    (version,) = versions_of(client, stack, prep["run_id"])
+    assert decided["version"] == str(version.version)
+    assert version.tags["decision"] == decided["decision"] in ("promoted", "not_promoted")
+
+
+def versions_of(client: MlflowClient, stack: Stack, run_id: str) -> list:
+    query = f"name = '{stack.settings.model_name}' and tags.pipeline_run_id = '{run_id}'"
+    return list(client.search_model_versions(query))
