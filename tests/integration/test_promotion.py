@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._model_registry.client import ModelRegistryClient
 
-from services.workers import select
+from services.workers import promotion
 from services.workers.context import StageContext
 from shared.launch import launch_run
 from shared.queues import connect
@@ -40,7 +40,7 @@ def gate_in_process(stack: Stack, fast_run: dict, name: str) -> dict:
         "metrics": fast_run["candidates"][name]["metrics"],
     }
     run_id = f"test-{name}-{uuid.uuid4()}"
-    return select._register_and_gate(StageContext(stack.settings), run_id, inputs, name, chosen)
+    return promotion.register_and_gate(StageContext(stack.settings), run_id, inputs, name, chosen)
 
 
 def test_overlapping_selects_leave_the_better_version_champion(
@@ -59,7 +59,7 @@ def test_overlapping_selects_leave_the_better_version_champion(
     # one to have scored it too; the worse one moves the alias only after the better one did.
     # Without the lock the worse one decides against the weak champion and moves last.
     inside, worse_scored, better_moved = threading.Event(), threading.Event(), threading.Event()
-    original_scores, original_promote = select._champion_scores, Tracker.promote
+    original_scores, original_promote = promotion._champion_scores, Tracker.promote
 
     def champion_scores(*args, **kwargs):
         scores_now = original_scores(*args, **kwargs)
@@ -76,7 +76,7 @@ def test_overlapping_selects_leave_the_better_version_champion(
         if threading.current_thread().name == "better":
             better_moved.set()
 
-    monkeypatch.setattr(select, "_champion_scores", champion_scores)
+    monkeypatch.setattr(promotion, "_champion_scores", champion_scores)
     monkeypatch.setattr(Tracker, "promote", promote)
     decided = {}
 

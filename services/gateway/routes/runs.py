@@ -148,7 +148,8 @@ def run_status(run_id: str) -> tuple[dict[str, Any], int]:
 @blueprint.get("/runs")
 def recent_runs() -> tuple[dict[str, Any], int]:
     limit = request.args.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+    # isdecimal, not isdigit: "²" is a digit that int() refuses (schemathesis found it).
+    if not (limit.isascii() and limit.isdecimal()) or not 1 <= int(limit) <= 200:
         raise ApiError(
             422,
             "validation_error",

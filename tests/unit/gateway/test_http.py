@@ -97,3 +97,10 @@ def test_metrics_count_requests_and_predictions(client):
     assert "gateway_predictions_total{category=" in text
     assert "gateway_model_version 7.0" in text
     assert "gateway_request_seconds_bucket" in text
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "-1", "ten", "²", "１０", "1.5", ""])
+def test_a_bad_runs_limit_is_422_naming_it(client, limit):
+    reply = client.get("/runs", query_string={"limit": limit})
+    assert reply.status_code == 422
+    assert reply.get_json()["fields"] == [{"path": "?limit", "message": "1 to 200"}]

@@ -1,0 +1,144 @@
+"""Registering a run's winner once and gating it against the champion, as one critical
+section per registered model (a Redis lock, fenced before the alias moves)."""
+
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersion
+from redis.lock import Lock
+from skops.io.exceptions import UntrustedTypesFoundException
+
+from services.workers.context import StageContext
+from services.workers.train import load_split
+from shared.locks import fence, promotion_lock
+from shared.modeling import probabilities, score_predictions
+from shared.provenance import model_fingerprint, provenance_tags
+from shared.selection import ChampionScores, decide_promotion
+
+log = logging.getLogger(__name__)
+
+
+def _champion_scores(
+    context: StageContext, inputs: dict[str, Any], champion: ModelVersion, metric: str
+) -> ChampionScores:
+    """The champion's score on this run's test split, and the one it had at its promotion.
+
+    A champion this code can no longer load or run (its model needs code that has since
+    changed) cannot be compared now: it scores None there, and only its recorded score counts.
+    """
+    recorded = champion.tags.get("score")
+    at_promotion = float(recorded) if recorded and champion.tags.get("metric") == metric else None
+    split = load_split(context.params, inputs["processed_path"])
+    try:
+        model = context.tracker.load_model(f"models:/{champion.name}/{champion.version}")
+        proba = probabilities(model, split.x_test)
+    except (ImportError, AttributeError, UntrustedTypesFoundException) as error:
+        log.warning("champion v%s cannot run with this code: %s", champion.version, error)
+        return ChampionScores(str(champion.version), None, at_promotion)
+    now = score_predictions(split.y_test, proba)[metric]
+    return ChampionScores(str(champion.version), now, at_promotion)
+
+
+def _fingerprint(context: StageContext, inputs: dict[str, Any], winner: str) -> str:
+    """The winner's data, code, parameters and libraries, as one hash."""
+    params = context.params
+    spec = asdict(params.train.candidate(winner))
+    training = {"candidate": spec, "split": params.split.model_dump()}
+    return model_fingerprint(inputs["data_hash"], training)
+
+
+def _repeated_decision(version: ModelVersion) -> dict[str, Any]:
+    """The decision an earlier try of this select took: it stands."""
+    tags = version.tags
+    return {
+        "version": str(version.version),
+        "promoted": tags["decision"] == "promoted",
+        "decision": tags["decision"],
+        "reason": tags.get("reason", ""),
+        "champion_version": tags.get("champion_version") or None,
+    }
+
+
+def _gate(
+    context: StageContext,
+    inputs: dict[str, Any],
+    version: ModelVersion,
+    score: float,
+    lock: Lock,
+) -> dict[str, Any]:
+    """Move the alias if the version passes the gate; record the decision and why."""
+    tracker, rules = context.tracker, context.params.select.gate()
+    champion = tracker.champion()
+    scores = None if champion is None else _champion_scores(context, inputs, champion, rules.metric)
+    decision = decide_promotion(score, rules, scores)
+    if decision.promoted:
+        fence(lock)  # still ours, so nobody moved the alias since we read the champion
+        tracker.promote(str(version.version))
+    # Tagged after the alias moves: a select killed in between decides again, and the same way.
+    tracker.tag_version(
+        str(version.version),
+        {
+            "metric": rules.metric,
+            "score": str(score),
+            "champion_version": scores.version if scores else "",
+            "champion_score": str(scores.score_now if scores else None),
+            "decision": decision.decision,
+            "reason": decision.reason,
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    log.info("v%s: %s (%s)", version.version, decision.decision, decision.reason)
+    return {
+        "version": str(version.version),
+        "promoted": decision.promoted,
+        "decision": decision.decision,
+        "reason": decision.reason,
+        "failed_conditions": sorted(decision.failed),
+        "champion_version": scores.version if scores else None,
+        "champion_score": scores.score_now if scores else None,
+        "champion_score_at_promotion": scores.score_at_promotion if scores else None,
+    }
+
+
+def register_and_gate(
+    context: StageContext,
+    run_id: str,
+    inputs: dict[str, Any],
+    winner: str,
+    chosen: dict[str, Any],
+) -> dict[str, Any]:
+    """Register the winner once and gate it, as one critical section per registered model:
+    whatever selects overlap, each decides against the champion as it is when it decides."""
+    tracker = context.tracker
+    wait = context.settings.select_timeout
+    with promotion_lock(context.redis, context.settings.model_name, wait) as lock:
+        version = tracker.version_of_run(run_id)
+        if version is not None and "decision" in version.tags:
+            return _repeated_decision(version)
+        fingerprint = _fingerprint(context, inputs, winner)
+        champion = tracker.champion()
+        if (
+            version is None
+            and champion is not None
+            and champion.tags.get("fingerprint") == fingerprint
+        ):
+            return {
+                "version": None,
+                "promoted": False,
+                "decision": "unchanged",
+                "reason": f"identical to champion v{champion.version}: same data, code, "
+                "parameters and libraries; no version registered",
+                "champion_version": str(champion.version),
+            }
+        if version is None:
+            tags = provenance_tags() | {
+                "pipeline_run_id": run_id,
+                "data_hash": inputs["data_hash"],
+                "candidate": winner,
+                "fingerprint": fingerprint,
+            }
+            version = tracker.register(chosen["model_uri"], tags)
+        score = chosen["metrics"][context.params.select.metric]
+        return _gate(context, inputs, version, score, lock)
