@@ -233,6 +233,7 @@ class Supervised:
 
     STABLE_SECONDS = 30.0
     MAX_QUICK_FAILURES = 5
+    FIRST_DELAY, MAX_DELAY = 1.0, 30.0
 
     def __init__(
         self,
@@ -290,7 +291,7 @@ class Supervised:
                 f"{self.name} {why}, its {self.quick_failures}th failure in a row within "
                 f"{self.STABLE_SECONDS:.0f} s of starting: giving up (see {self.log_path})"
             )
-        delay = min(2.0 ** (self.quick_failures - 1), 30.0)
+        delay = min(self.FIRST_DELAY * 2.0 ** (self.quick_failures - 1), self.MAX_DELAY)
         log.warning(
             "%s %s after %.0f s up: starting it again in %.0f s", self.name, why, up_for, delay
         )
