@@ -67,7 +67,15 @@ class MlflowChampionSource:
             },
             "metrics": {k: metrics[k] for k in REPORTED_METRICS if k in metrics},
             "selection": {
-                k: tags.get(k) for k in ("metric", "score", "champion_version", "champion_score")
+                k: tags.get(k) or None
+                for k in (
+                    "metric",
+                    "score",
+                    "champion_version",
+                    "champion_score",
+                    "decision",
+                    "reason",
+                )
             },
         }
 

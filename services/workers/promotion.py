@@ -83,7 +83,9 @@ def _gate(
             "metric": rules.metric,
             "score": str(score),
             "champion_version": scores.version if scores else "",
-            "champion_score": str(scores.score_now if scores else None),
+            "champion_score": ""
+            if scores is None or scores.score_now is None
+            else str(scores.score_now),
             "decision": decision.decision,
             "reason": decision.reason,
             "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
