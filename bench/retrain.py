@@ -33,7 +33,7 @@ from shared.params import load_params
 from shared.queues import connect
 from shared.storage import read_raw_listings
 
-TOKEN = "bench"
+TOKEN = "bench-token-0123456789"
 FLOOR, ONE, TWO = "sequential floor", "1 training worker", "2 training workers"
 # Logging the other candidates' models, after the run is explained: outside the total.
 ARCHIVE = "after explain: archive other models"

@@ -64,7 +64,7 @@ def start_backing_services(bench: Bench) -> None:
     bench.env = {
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
-        "RETRAIN_TOKEN": "bench",
+        "RETRAIN_TOKEN": "bench-token-0123456789",
     }
 
 

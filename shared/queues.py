@@ -19,6 +19,45 @@ from shared.liveness import DEAD_STATUSES, JobView
 from shared.settings import Settings
 
 RESULT_TTL = 7 * 24 * 3600
+# The only functions a worker runs: the pipeline's stage jobs (PipelineJob refuses others).
+PREP_JOB = "services.workers.prep.prep_job"
+TRAIN_JOB = "services.workers.train.train_job"
+SELECT_JOB = "services.workers.select.select_job"
+EXPLAIN_JOB = "services.workers.explain.explain_job"
+ARCHIVE_JOB = "services.workers.archive.archive_job"
+STAGE_JOBS = frozenset({PREP_JOB, TRAIN_JOB, SELECT_JOB, EXPLAIN_JOB, ARCHIVE_JOB})
+
+
+class RefusedJobError(Exception):
+    """A job named a function that is not one of the pipeline's stages: it never runs."""
+
+
+class PipelineJob(Job):
+    """An RQ job that runs only a pipeline stage function, and no callbacks.
+
+    RQ imports and calls whatever function a job names. Anyone who can write to Redis could
+    otherwise run any importable function in a worker (os.system, say), bypassing the retrain
+    token; workers use this job class (`rq worker --job-class`) so that they cannot.
+    """
+
+    @property
+    def func(self) -> Any:
+        if self.func_name not in STAGE_JOBS or self.instance is not None:
+            raise RefusedJobError(f"refused: {self.func_name!r} is not a pipeline stage job")
+        return super().func
+
+    # The pipeline sets no callbacks; one named in Redis is never imported, let alone called.
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
 
 
 class QueueName(StrEnum):
@@ -105,7 +144,7 @@ def enqueue_prep(
     return _enqueue_once(
         redis,
         QueueName.PREP,
-        "services.workers.prep.prep_job",
+        PREP_JOB,
         [run_id, data_path],
         job_id(run_id, "prep"),
         settings.prep_timeout,
@@ -126,7 +165,7 @@ def enqueue_training(
         _enqueue_once(
             redis,
             QueueName.TRAIN,
-            "services.workers.train.train_job",
+            TRAIN_JOB,
             [run_id, name, inputs],
             job_id(run_id, "train", name),
             settings.train_timeout,
@@ -137,7 +176,7 @@ def enqueue_training(
     return _enqueue_once(
         redis,
         QueueName.TRAIN,
-        "services.workers.select.select_job",
+        SELECT_JOB,
         [run_id, inputs],
         job_id(run_id, "select"),
         settings.select_timeout,
@@ -151,7 +190,7 @@ def enqueue_explain(redis: Redis, settings: Settings, run_id: str, inputs: dict[
     return _enqueue_once(
         redis,
         QueueName.EXPLAIN,
-        "services.workers.explain.explain_job",
+        EXPLAIN_JOB,
         [run_id, inputs],
         job_id(run_id, "explain"),
         settings.explain_timeout,
@@ -164,7 +203,7 @@ def enqueue_archive(redis: Redis, settings: Settings, run_id: str, inputs: dict[
     return _enqueue_once(
         redis,
         QueueName.TRAIN,
-        "services.workers.archive.archive_job",
+        ARCHIVE_JOB,
         [run_id, inputs],
         job_id(run_id, "archive"),
         settings.select_timeout,

@@ -13,6 +13,7 @@ from services.gateway.registry import MlflowChampionSource
 from services.gateway.routes.model import blueprint as model_blueprint
 from services.gateway.routes.predict import blueprint as predict_blueprint
 from services.gateway.routes.runs import blueprint as runs_blueprint
+from services.gateway.secrets import check_secrets
 from services.gateway.state import DescribedSource, Gateway
 from shared.queues import connect
 from shared.runs import RunStore
@@ -29,6 +30,7 @@ def create_app(
     With watch_champion, background threads load the champion and follow promotions.
     """
     settings = settings or get_settings()
+    check_secrets(settings)  # before anything listens: a weak secret is no secret
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = FastJSONProvider(app)

@@ -51,6 +51,8 @@ def worker_command(queue: str, name: str | None = None) -> list[str]:
     command = [str(VENV_BIN / "rq"), "worker", "--serializer", "rq.serializers.JSONSerializer"]
     # The stage modules load once in the worker, not in every job's forked work-horse.
     command += ["--worker-class", "services.workers.preloaded.PreloadedWorker"]
+    # Only the pipeline's own stage functions run, whatever a job in Redis names.
+    command += ["--job-class", "shared.queues.PipelineJob"]
     command += ["--with-scheduler"] + (["--name", name] if name else [])
     # A dead worker's job is found and retried within two minutes, not RQ's default ten: its
     # heartbeat lapses 60 s after the last beat (every 10 s), and the sweep runs every 30 s.

@@ -25,7 +25,7 @@ from tests.integration.postgres import start_postgres
 STAGE_QUEUES = ("prep", "train", "explain")
 GATEWAY_TOKEN = "integration-token"
 GATEWAY_POLL_SECONDS = 5  # how often each gateway process checks the champion alias
-DASHBOARD = ("ops", "dash-pw-5c1e9")  # distinctive: tests grep logs for it
+DASHBOARD = ("ops", "dash-pw-5c1e9-7f3a2b8d")  # distinctive: tests grep logs for it
 
 # Small but real: the notebook's forest with fewer trees, and the default grid's kind of
 # gradient-boosted model on every field. Enough to exercise every stage in seconds.

@@ -5,12 +5,13 @@ secret reaches a log."""
 import base64
 import json
 import subprocess
+import time
 import uuid
 import zlib
 
 import pytest
 import requests
-from rq import Queue
+from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 
 from shared.queues import QueueName, connect, queue
@@ -136,3 +137,31 @@ def test_no_secret_in_the_repository_or_in_any_log(isolated_stack: Stack, fault_
     secret_lines = [line for line in example if "PASSWORD=" in line or "TOKEN=" in line]
     assert secret_lines
     assert all(line.endswith("=") for line in secret_lines)  # left for each deployment to set
+
+
+def test_workers_run_no_function_but_the_pipeline_stages(isolated_stack: Stack, tmp_path):
+    # Anyone who can write to Redis can enqueue a job naming any importable function.
+    redis = connect(isolated_stack.settings.redis_url)
+    marker = tmp_path / "ran"
+    attempts = {
+        "os.getpid": [],
+        "os.system": [f"touch {marker}"],
+        "subprocess.run": [["touch", str(marker)]],
+    }
+    jobs = [
+        Queue(QueueName.PREP.value, connection=redis, serializer=JSONSerializer).enqueue(
+            function,
+            args=args,
+            on_failure=Callback("os.abort"),  # a callback named in Redis, too
+        )
+        for function, args in attempts.items()
+    ]
+    for job in jobs:
+        deadline = time.monotonic() + 60
+        while job.get_status(refresh=True) not in ("failed", "finished"):
+            assert time.monotonic() < deadline, job.get_status()
+            time.sleep(0.2)
+        assert job.get_status() == "failed", job.func_name  # never run, so never finished
+        assert "is not a pipeline stage job" in job.latest_result().exc_string
+    assert not marker.exists()
+    assert isolated_stack.workers["prep"].poll() is None  # the callback did not abort it

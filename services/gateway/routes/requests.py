@@ -22,6 +22,8 @@ def json_body(required: bool = True) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+    except RecursionError:  # '[' * 1000: the parser's recursion, not the server, gives up
+        raise ApiError(400, "malformed_json", "the body's JSON is nested too deeply") from None
 
 
 def query_flag(name: str) -> bool:

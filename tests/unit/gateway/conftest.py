@@ -54,9 +54,9 @@ def settings(tmp_path: Path) -> Settings:
         mlflow_tracking_uri="http://127.0.0.1:9",
         max_batch=3,
         max_body_bytes=4096,
-        retrain_token="s3cret",
+        retrain_token="s3cret-token-0123456789",
         dashboard_user="admin",
-        dashboard_password="pw",
+        dashboard_password="dashboard-pw-0123456789",
     )
 
 

@@ -4,6 +4,9 @@ import pytest
 
 from shared.contracts import CHALLENGE_EXAMPLE
 
+BEARER = "Bearer s3cret-token-0123456789"  # the unit settings' token
+DASHBOARD_PASSWORD = "dashboard-pw-0123456789"  # and their dashboard password
+
 
 def test_request_ids_are_echoed_or_made(client):
     given = client.post("/predict", json=CHALLENGE_EXAMPLE, headers={"X-Request-ID": "abc-123"})
@@ -29,7 +32,7 @@ def test_http_errors_are_json(client, method, path, status):
     [
         {},
         {"Authorization": "Bearer wrong"},
-        {"Authorization": "Basic s3cret"},
+        {"Authorization": "Basic s3cret-token-0123456789"},
         {"Authorization": "Bearer"},
     ],
 )
@@ -42,7 +45,9 @@ def test_retrain_without_the_token_is_401(client, headers):
 @pytest.mark.parametrize("path", ["\x00", "data/raw/" + "x" * 300, "../../etc/passwd"])
 def test_unusable_data_paths_are_400_naming_the_field(client, path):
     reply = client.post(
-        "/retrain", json={"data_path": path}, headers={"Authorization": "Bearer s3cret"}
+        "/retrain",
+        json={"data_path": path},
+        headers={"Authorization": BEARER},
     )
     assert reply.status_code == 400
     assert reply.get_json()["fields"][0]["path"] == "data_path"
@@ -50,7 +55,7 @@ def test_unusable_data_paths_are_400_naming_the_field(client, path):
 
 def test_retrain_while_redis_is_away_is_503_naming_it(client):
     # The unit settings point Redis at a port where nothing listens.
-    reply = client.post("/retrain", json={}, headers={"Authorization": "Bearer s3cret"})
+    reply = client.post("/retrain", json={}, headers={"Authorization": BEARER})
     assert reply.status_code == 503
     assert reply.get_json()["error"] == "redis_unavailable"
     assert reply.headers["Retry-After"] == "5"
@@ -60,7 +65,9 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-@pytest.mark.parametrize("headers", [{}, _basic("admin", "wrong"), _basic("root", "pw")])
+@pytest.mark.parametrize(
+    "headers", [{}, _basic("admin", "wrong"), _basic("root", DASHBOARD_PASSWORD)]
+)
 def test_dashboard_needs_its_credentials(client, headers):
     reply = client.get("/rq/", headers=headers)
     assert reply.status_code == 401
@@ -104,3 +111,14 @@ def test_a_bad_runs_limit_is_422_naming_it(client, limit):
     reply = client.get("/runs", query_string={"limit": limit})
     assert reply.status_code == 422
     assert reply.get_json()["fields"] == [{"path": "?limit", "message": "1 to 200"}]
+
+
+@pytest.mark.parametrize("depth", [990, 2_000])  # 4,000 bytes: under the unit body cap
+@pytest.mark.parametrize("path", ["/predict", "/retrain"])
+def test_json_nested_too_deeply_is_400_not_500(client, path, depth):
+    body = "[" * depth + "]" * depth
+    reply = client.post(
+        path, data=body, content_type="application/json", headers={"Authorization": BEARER}
+    )
+    assert reply.status_code == 400, reply.get_data(as_text=True)[:200]
+    assert reply.get_json()["error"] == "malformed_json"
