@@ -79,7 +79,10 @@ def test_training_past_its_timeout_is_retried_then_failed_never_left_started(
     # The prep stage enqueues training, so its worker's settings set the training timeout.
     replace_worker(stack, "prep", {"TRAIN_TIMEOUT": "2"})
     try:
-        stack.write_grid(SLOW_GRID)
+        # Far past 2 s on any machine (500 trees took under 2 s once the suite had a core).
+        stack.write_grid(
+            [{**c, "params": {**c["params"], "n_estimators": 5000}} for c in SLOW_GRID]
+        )
         run = wait_for_run(
             stack, launch_run(connect(stack.settings.redis_url), stack.settings, SHIPPED_DATA)
         )
