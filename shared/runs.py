@@ -99,12 +99,10 @@ class RunStore:
 
     def active(self) -> dict[str, Any] | None:
         """The newest run still queued or in progress, if any."""
-        unfinished = self.unfinished()
-        return unfinished[0] if unfinished else None
-
-    def unfinished(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Runs still queued or in progress among the newest, newest first."""
-        return [run for run in self.recent(limit) if run["state"] in ("queued", "running")]
+        for run in self.recent(limit=50):
+            if run["state"] in ("queued", "running"):
+                return run
+        return None
 
 
 def run_stages(

@@ -190,12 +190,17 @@ class Tracker:
 
     # Registry ---------------------------------------------------------------------------
 
-    def version_of_run(self, pipeline_run_id: str) -> ModelVersion | None:
-        """The version a pipeline run registered, so a repeated select registers nothing new."""
+    def _versions_of_run(self, pipeline_run_id: str) -> list[ModelVersion]:
+        """The versions registered for a pipeline run, oldest first (one, unless a retried
+        registration left a second)."""
         query = (
             f"name = '{self.settings.model_name}' and tags.pipeline_run_id = '{pipeline_run_id}'"
         )
-        versions = list(self.client.search_model_versions(query))
+        return sorted(self.client.search_model_versions(query), key=lambda v: int(v.version))
+
+    def version_of_run(self, pipeline_run_id: str) -> ModelVersion | None:
+        """The version a pipeline run registered, so a repeated select registers nothing new."""
+        versions = self._versions_of_run(pipeline_run_id)
         return versions[0] if versions else None
 
     def register(self, model_uri: str, tags: dict[str, str]) -> ModelVersion:
@@ -205,11 +210,7 @@ class Tracker:
         created = mlflow.register_model(model_uri, self.settings.model_name, tags=tags)
         if "pipeline_run_id" not in tags:  # registered by hand: no run to keep it unique to
             return created
-        query = (
-            f"name = '{self.settings.model_name}' "
-            f"and tags.pipeline_run_id = '{tags['pipeline_run_id']}'"
-        )
-        versions = sorted(self.client.search_model_versions(query), key=lambda v: int(v.version))
+        versions = self._versions_of_run(tags["pipeline_run_id"])
         for extra in versions[1:]:
             self.client.delete_model_version(self.settings.model_name, extra.version)
         return versions[0]

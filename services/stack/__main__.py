@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 from services.client.api import ClientError, GatewayClient
 from services.client.cli import stage_line
@@ -114,7 +115,7 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
     return env
 
 
-def supervise(children: list[processes.Supervised]) -> None:
+def supervise(children: list[processes.Supervised]) -> NoReturn:
     """Keep every child running until Ctrl-C; raises StackError once one keeps dying."""
     while True:
         for child in children:
@@ -221,7 +222,6 @@ def main() -> int:
     finally:
         for child in reversed(children):  # the gateway and workers first, Redis last
             child.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -248,7 +248,6 @@ class Supervised:
         # (gunicorn's orphaned workers would hold its port; MLflow's job runners its store).
         self.name, self._start, self.log_path = name, start, log_path
         self.kill_leftovers = kill_leftovers
-        self.restarts = 0
         self.quick_failures = 0
         self.wanted = True
         self.restart_at: float | None = None
@@ -281,7 +280,6 @@ class Supervised:
         except (RuntimeError, TimeoutError, OSError) as error:  # died or hung while starting
             self._schedule_restart(time.monotonic(), f"did not start again ({error})", True)
             return False
-        self.restarts += 1
         return True
 
     def _schedule_restart(self, now: float, why: str, failed_start: bool = False) -> None:
@@ -315,8 +313,6 @@ class SupervisedWorker(Supervised):
     for a while; the supervisor is what brings them back once it answers again."""
 
     def __init__(self, queue: str, folder: Path, env: dict[str, str], name: str) -> None:
-        self.queue, self.folder, self.env = queue, folder, env
-
         def start() -> subprocess.Popen:
             # A fresh RQ name each time: a killed worker's registration outlives it for a while.
             rq_name = f"{name}-{secrets.token_hex(3)}"

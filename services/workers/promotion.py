@@ -66,11 +66,12 @@ def _gate(
     inputs: dict[str, Any],
     version: ModelVersion,
     score: float,
+    champion: ModelVersion | None,
     lock: Lock,
 ) -> dict[str, Any]:
-    """Move the alias if the version passes the gate; record the decision and why."""
+    """Move the alias if the version passes the gate against the champion read under the lock;
+    record the decision and why."""
     tracker, rules = context.tracker, context.params.select.gate()
-    champion = tracker.champion()
     scores = None if champion is None else _champion_scores(context, inputs, champion, rules.metric)
     decision = decide_promotion(score, rules, scores)
     if decision.promoted:
@@ -143,4 +144,4 @@ def register_and_gate(
             }
             version = tracker.register(chosen["model_uri"], tags)
         score = chosen["metrics"][context.params.select.metric]
-        return _gate(context, inputs, version, score, lock)
+        return _gate(context, inputs, version, score, champion, lock)
