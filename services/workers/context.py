@@ -107,12 +107,15 @@ def run_tracked(
 
 
 def fail_run(context: StageContext, run_id: str, field: str, reason: str) -> None:
-    """Mark a stage failed for good, close the run's MLflow parent run as failed and delete the
-    models it staged: nothing will log them now."""
+    """Delete the models the run staged (nothing will log them now), mark the stage failed for
+    good and close the run's MLflow parent run as failed.
+
+    The staged models go first: whoever sees the run failed may rely on its clean-up being done.
+    """
     log.error("run %s %s failed: %s", run_id, field, reason)
-    record = context.runs.update(run_id, field, state="failed", ended_at=now(), error=reason)
     with suppress(ConfigError):  # a run failed by its config has staged nothing
         remove_staged_models(context.staging_dir, run_id)
+    record = context.runs.update(run_id, field, state="failed", ended_at=now(), error=reason)
     parent = record.get("parent_run_id") or context.runs.field(run_id, "stage:prep").get(
         "parent_run_id"
     )

@@ -12,7 +12,10 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from services.stack import processes
+from services.workers.reconcile import stage_jobs
 from shared.contracts import CHALLENGE_EXAMPLE
+from shared.liveness import DEAD_STATUSES
+from shared.queues import connect, job_view
 from tests.integration.conftest import Stack
 
 SHIPPED_DATA = "data/raw/listings.csv.gz"
@@ -109,6 +112,20 @@ class TwoTrainWorkers:
             kill_tree(pid)
         processes.stop(self.survivor)
         replace_worker(self.stack, "train")
+
+
+def wait_for_jobs_to_end(stack: Stack, run_id: str, timeout: float = 120) -> dict:
+    """The run once none of its jobs is queued, deferred, scheduled or started (a run is
+    failed as soon as one stage fails, while select may still be cleaning up after it)."""
+    redis = connect(stack.settings.redis_url)
+    jobs = stage_jobs(run_id, list((stack.runs().get(run_id) or {}).get("candidates", {})))
+    ended = {None, "finished", *DEAD_STATUSES}
+
+    def all_ended() -> bool:
+        return all(job_view(redis, job.job_id).status in ended for job in jobs)
+
+    processes.wait_until(all_ended, timeout, f"the jobs of run {run_id} to end")
+    return stack.runs().get(run_id) or {}
 
 
 def versions_of(stack: Stack, run_id: str) -> list:

@@ -12,15 +12,17 @@ import pandas as pd
 import pytest
 import requests
 
-from services.stack import processes
-from services.workers.reconcile import stage_jobs
 from shared.launch import launch_run
-from shared.liveness import DEAD_STATUSES
-from shared.queues import connect, job_view
+from shared.queues import connect
 from shared.runs import RunStore, now
 from shared.settings import PROJECT_DIR
 from tests.integration.conftest import GATEWAY_TOKEN, Stack, wait_for_run
-from tests.reliability.faults import QUICK_GRID, fresh_slow_grid, replace_worker
+from tests.reliability.faults import (
+    QUICK_GRID,
+    fresh_slow_grid,
+    replace_worker,
+    wait_for_jobs_to_end,
+)
 
 pytestmark = pytest.mark.reliability
 AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
@@ -58,18 +60,6 @@ def wait_for_failed(stack: Stack, run_id: str, field: str) -> dict:
             return run
         time.sleep(0.5)
     raise AssertionError(f"{field} of {run_id} not failed: {stack.runs().get(run_id)}")
-
-
-def wait_for_jobs_to_end(stack: Stack, run_id: str) -> None:
-    """Until no job of the run is queued, deferred, scheduled or started."""
-    redis = connect(stack.settings.redis_url)
-    jobs = stage_jobs(run_id, list((stack.runs().get(run_id) or {}).get("candidates", {})))
-    ended = {None, "finished", *DEAD_STATUSES}
-
-    def all_ended() -> bool:
-        return all(job_view(redis, job.job_id).status in ended for job in jobs)
-
-    processes.wait_until(all_ended, BOUND_SECONDS, f"the jobs of run {run_id} to end")
 
 
 def retrain(gateway: str) -> requests.Response:
@@ -112,7 +102,8 @@ def test_each_stage_killed_on_its_last_attempt_fails_the_run_and_frees_retrain(
         # Nothing staged is left behind once the run's other jobs have ended (a candidate killed
         # for good fails the run while the next one may still be training and staging).
         wait_for_jobs_to_end(stack, run_id)
-        assert not (stack.staging_dir / run_id).exists()
+        staged = stack.staging_dir / run_id
+        assert not staged.exists(), (field, sorted(staged.iterdir()), stack.runs().get(run_id))
         # The next retrain is accepted (no 409) and, unless it is the last, the next victim.
         stack.write_grid([*fresh_slow_grid(), *QUICK_GRID])
         accepted = retrain(fault_gateway)

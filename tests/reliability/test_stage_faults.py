@@ -16,6 +16,7 @@ from tests.reliability.faults import (
     champion_version,
     replace_worker,
     versions_of,
+    wait_for_jobs_to_end,
 )
 from tests.unit.raw_fuzz import BROKEN_FILES
 
@@ -94,7 +95,10 @@ def test_training_past_its_timeout_is_retried_then_failed_never_left_started(
     assert slow["state"] == "failed"
     assert slow["attempts"] == 1 + len(stack.settings.retry_intervals)
     assert "timeout" in slow["error"].lower()
-    assert all(stage["state"] != "started" for stage in run["stages"].values())
+    # Select still runs after the failed candidate (to clean up); once it has ended, no stage
+    # is left looking started.
+    ended = wait_for_jobs_to_end(stack, run["run_id"])
+    assert all(stage["state"] != "started" for stage in ended["stages"].values()), ended
 
 
 def test_broken_raw_files_fail_their_runs_and_never_crash_the_prep_worker(
