@@ -1,5 +1,6 @@
-"""Serving, side by side for the same champion model: our gateway, MLflow's server, the
-notebook-era app and the in-process floor; single listings under load and one big batch."""
+"""Serving, side by side for the same champion model: our gateway (alone and behind its
+buffering front), MLflow's server, the notebook-era app and the in-process floor; single
+listings under load and one big batch."""
 
 import logging
 from dataclasses import dataclass
@@ -32,10 +33,13 @@ def single_listing(bench: targets.Bench, seconds: int, runs: int) -> dict:
                 bench.urls[stack], body, clients, seconds, runs
             )
             logging.info("%s x%d: %s", stack, clients, loads[(stack, clients)])
-    for clients in (4, 8):  # two gateway processes, for how throughput scales with processes
-        loads[("gateway-2proc", clients)] = measure.median_load(
-            bench.urls["gateway-2proc"], CHALLENGE_EXAMPLE, clients, seconds, runs
-        )
+    # Two gateway processes (how throughput scales with processes), as deployed: behind the
+    # buffering front and without it, one right after the other, for what the front costs.
+    for clients in (4, 8):
+        for stack in ("gateway-2proc", "gateway-2proc+front"):
+            loads[(stack, clients)] = measure.median_load(
+                bench.urls[stack], CHALLENGE_EXAMPLE, clients, seconds, runs
+            )
     return loads
 
 
@@ -48,6 +52,7 @@ def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
         pipeline = targets.train_champion(bench)
         targets.start_gateway(bench, "gateway", workers=1)
         targets.start_gateway(bench, "gateway-2proc", workers=2)
+        targets.start_front(bench, "gateway-2proc+front", behind="gateway-2proc")
         targets.start_mlflow_serve(bench)
         targets.start_notebook_app(bench)
         floor = measure.floor(pipeline, repeats=2000)
@@ -73,7 +78,10 @@ def goals(results: ServingResults) -> list[Goal]:
     loads, floor, batch = results.loads, results.floor, results.batch
     g1, m1, g4 = loads[("gateway", 1)], loads[("mlflow-serve", 1)], loads[("gateway", 4)]
     m4, g2 = loads[("mlflow-serve", 4)], loads[("gateway-2proc", 4)]
+    fronted = loads[("gateway-2proc+front", 4)]
     overhead = g1.p50_ms - floor.p50_ms
+    front_p50 = fronted.p50_ms / g2.p50_ms - 1
+    front_rps = 1 - fronted.requests_per_second / g2.requests_per_second
     return [
         ("gateway p50 - floor p50 <= 1 ms", f"{overhead:.2f} ms", overhead <= 1),
         (
@@ -100,6 +108,11 @@ def goals(results: ServingResults) -> list[Goal]:
             "2 processes >= 1.8x 1 process (4 clients)",
             f"{g2.requests_per_second / g4.requests_per_second:.2f}x",
             g2.requests_per_second >= 1.8 * g4.requests_per_second,
+        ),
+        (
+            "the front costs <= 10% of p50 and of rps (2 processes, 4 clients)",
+            f"p50 {front_p50:+.1%}, rps -{front_rps:.1%}, {fronted.errors} errors",
+            front_p50 <= 0.10 and front_rps <= 0.10 and fronted.errors == 0,
         ),
         (
             "batch of 10,000 >= 50,000 listings/s",

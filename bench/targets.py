@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.stack import processes
+from services.stack import front, processes
 from shared.cleaning import clean_listings
 from shared.modeling import fit_candidate, split_dataset
 from shared.params import load_params
@@ -73,6 +73,13 @@ def start_gateway(bench: Bench, name: str, workers: int) -> None:
     bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
     ready = f"http://127.0.0.1:{port}/health/ready"
     processes.wait_until(lambda: _answers(ready), 60, f"{name} serving the champion")
+
+
+def start_front(bench: Bench, name: str, behind: str) -> None:
+    """The buffering front (nginx, as deployed) before the gateway stack named behind."""
+    upstream = bench.urls[behind].removeprefix("http://").removesuffix("/predict")
+    process, port = front.start_front(bench.folder / name, upstream)
+    bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
 
 
 def start_mlflow_serve(bench: Bench) -> None:

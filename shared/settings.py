@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # The gateway answers 503 quickly rather than hang when Redis does not answer.
     gateway_redis_timeout: float = Field(2.0, gt=0)
     explain_top_features: int = Field(5, ge=1)
+    # Listings one ?explain=true request may hold: answered within a second by every model of
+    # the shipped grid (the 500-tree forest takes up to 40 ms a listing; LightGBM about 4).
+    max_explain_batch: int = Field(25, ge=1)
 
     @classmethod
     def settings_customise_sources(

@@ -1,11 +1,12 @@
 """`make run`: the whole system as local processes, with no Docker.
 
 Starts Redis (append-only), an MLflow server (SQLite under .state/ unless
-MLFLOW_BACKEND_STORE_URI names another store, e.g. PostgreSQL) and one worker per stage
-queue; trains a first model when none is registered; prints where everything is; keeps every
-process running (one that exits is started again, with backoff, as compose's restart policy
-does; the runner gives up only on one that keeps dying at once); stops every process it
-started on Ctrl-C, and nothing else.
+MLFLOW_BACKEND_STORE_URI names another store, e.g. PostgreSQL), one worker per stage queue
+and the gateway (gunicorn behind its buffering front, nginx, on GATEWAY_PORT); trains a first
+model when none is registered; prints where everything is; keeps every process running (one
+that exits is started again, with backoff, as compose's restart policy does; the runner gives
+up only on one that keeps dying at once); stops every process it started on Ctrl-C, and
+nothing else.
 """
 
 import json
@@ -25,6 +26,7 @@ from typing import NoReturn
 from services.client.api import ClientError, GatewayClient
 from services.client.cli import stage_line
 from services.stack import processes
+from services.stack.front import start_front
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.queues import QueueName
 from shared.settings import PROJECT_DIR, Settings
@@ -52,25 +54,38 @@ def port_of(name: str) -> int:
     return int(os.environ.get(variable, default))
 
 
-def ensure_redis_server() -> None:
-    """Find redis-server; as root with apt, install Debian's package; else say what to do."""
-    if shutil.which("redis-server"):
+# Programs the stack runs that pip does not install, each with its Debian package.
+SYSTEM_PROGRAMS = {"redis-server": "redis-server", "nginx": "nginx"}
+
+
+def missing_programs() -> list[str]:
+    """The Debian packages of the system programs not installed (nginx lives in /usr/sbin)."""
+    search = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+    return [
+        package
+        for program, package in SYSTEM_PROGRAMS.items()
+        if shutil.which(program, path=search) is None
+    ]
+
+
+def ensure_system_programs() -> None:
+    """Find Redis and nginx; as root with apt, install Debian's packages; else say what to do."""
+    missing = missing_programs()
+    if not missing:
         return
+    install = f"sudo apt-get install {' '.join(missing)}"
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise StackError("redis-server is not installed: run `sudo apt-get install redis-server`")
-    log.info("redis-server is missing: installing Debian's redis-server package")
+        raise StackError(f"not installed: {', '.join(missing)}; run `{install}`")
+    log.info("installing Debian's %s", ", ".join(missing))
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "redis-server"],
-    ):
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         if subprocess.run(command, env=env).returncode != 0:
-            raise StackError("installing redis-server failed: run `apt-get install redis-server`")
+            raise StackError(f"installing {', '.join(missing)} failed: run `{install}`")
 
 
 def check_prerequisites() -> None:
     """Fail early, naming the missing program or the busy port and the setting to change."""
-    ensure_redis_server()
+    ensure_system_programs()
     for name, (variable, _) in PORTS.items():
         if processes.tcp_open(port_of(name)):
             raise StackError(f"port {port_of(name)} for {name} is in use: set {variable}")
@@ -105,11 +120,20 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
     for queue in QueueName:
         children.append(processes.SupervisedWorker(queue.value, logs, env, f"worker-{queue.value}"))
     env |= local_secrets(state)
+    # gunicorn on a loopback port of its own; clients reach it only through the front.
+    app_port = processes.free_port()
     children.append(
         processes.Supervised(
             "gateway (gunicorn)",
-            lambda: processes.start_gateway(logs, env, port_of("gateway"))[0],
+            lambda: processes.start_gateway(logs, env, app_port)[0],
             logs / "gateway.log",
+        )
+    )
+    children.append(
+        processes.Supervised(
+            "front (nginx)",
+            lambda: start_front(state / "front", f"127.0.0.1:{app_port}", port_of("gateway"))[0],
+            state / "front" / "front.log",
         )
     )
     return env

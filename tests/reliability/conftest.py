@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.stack import processes
+from services.stack.front import start_front
 from shared.launch import launch_run
 from shared.queues import connect
 from tests.integration.conftest import (
@@ -52,5 +53,15 @@ def fault_gateway(isolated_stack: Stack) -> Iterator[str]:
     try:
         processes.wait_until(serving, 60, "gateway serving the champion")
         yield url
+    finally:
+        processes.stop(process)
+
+
+@pytest.fixture(scope="package")
+def fault_front(isolated_stack: Stack, fault_gateway: str) -> Iterator[str]:
+    """The buffering front (nginx, as deployed) before the fault gateway; its URL."""
+    process, port = start_front(isolated_stack.folder / "front", fault_gateway.split("//")[1])
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         processes.stop(process)

@@ -1,5 +1,6 @@
-"""`make run` keeps its processes up: Redis, MLflow and the gunicorn master each killed with
-SIGKILL come back on their own, predictions resume, and a retrain afterwards finishes."""
+"""`make run` keeps its processes up: Redis, MLflow, the gunicorn master and the front (nginx)
+each killed with SIGKILL come back on their own, predictions resume, and a retrain afterwards
+finishes."""
 
 import json
 import os
@@ -25,6 +26,7 @@ PROCESSES = {
     "mlflow": "mlflow server",
     "redis-server": "redis-server",
     "gunicorn": "gateway (gunicorn)",
+    "nginx:": "front (nginx)",  # nginx's master names itself "nginx: master process ..."
 }
 
 

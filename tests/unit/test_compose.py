@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from services.stack import processes
+from services.stack.front import TEMPLATE as FRONT_TEMPLATE
 from shared.settings import PROJECT_DIR
 
 COMPOSE = PROJECT_DIR / "docker-compose.yml"
@@ -26,7 +27,7 @@ SECRETS = (
     "DASHBOARD_USER",
     "DASHBOARD_PASSWORD",
 )
-SERVERS = ("redis", "postgres", "mlflow", "gateway", "rq-dashboard")
+SERVERS = ("redis", "postgres", "mlflow", "gateway", "front", "rq-dashboard")
 WORKERS = {"worker-prep": "prep", "worker-train": "train", "worker-explain": "explain"}
 # Values that differ between a container and a local process: replaced before comparing.
 PLACES = (
@@ -71,6 +72,27 @@ def test_servers_have_healthchecks(compose, name):
 def test_services_wait_for_healthy_dependencies(compose, name):
     depends = compose["services"][name]["depends_on"]
     assert depends["redis" if name != "mlflow" else "postgres"]["condition"] == "service_healthy"
+
+
+def test_only_the_front_is_published_beyond_this_host(compose):
+    published = {
+        name: [str(port) for port in service.get("ports", [])]
+        for name, service in compose["services"].items()
+        if service.get("ports")
+    }
+    assert published.pop("front") == ["${GATEWAY_PORT:-8000}:8000"]
+    # MLflow has no login, the standalone dashboard only its password: loopback only.
+    assert all(port.startswith("127.0.0.1:") for ports in published.values() for port in ports)
+    assert set(published) == {"mlflow", "rq-dashboard"}
+
+
+def test_the_front_fills_the_template_the_local_stack_uses(compose):
+    front = compose["services"]["front"]
+    template, target = front["volumes"][0].split(":")[:2]
+    assert (PROJECT_DIR / template).resolve() == FRONT_TEMPLATE
+    assert target.startswith("/etc/nginx/templates/")  # the nginx image fills these in
+    assert front["environment"]["GATEWAY_UPSTREAM"] == "gateway:8000"
+    assert front["depends_on"]["gateway"]["condition"] == "service_healthy"
 
 
 def test_mlflow_upgrades_its_database_once_before_serving(compose):

@@ -16,8 +16,11 @@ blueprint = Blueprint("predict", __name__)
 _listings = TypeAdapter(list[Listing])
 
 
-def _validate(payload: Any, max_batch: int) -> tuple[list[Listing], bool]:
-    """Validated listings and whether the request was a batch."""
+def _validate(
+    payload: Any, max_batch: int, max_explained: int | None
+) -> tuple[list[Listing], bool]:
+    """Validated listings and whether the request was a batch; max_explained caps a batch
+    asked to be explained (None when no explanation is asked)."""
     if isinstance(payload, dict):
         try:
             return [Listing.model_validate(payload)], False
@@ -37,6 +40,15 @@ def _validate(payload: Any, max_batch: int) -> tuple[list[Listing], bool]:
             "the array holds no listing",
             fields=[{"path": "(body)", "message": "at least one listing"}],
         )
+    if max_explained is not None and len(payload) > max_explained:
+        # SHAP costs 1 to 40 ms a listing, by model: a bigger batch would hold a worker for
+        # seconds while other clients wait.
+        raise ApiError(
+            413,
+            "explain_batch_too_large",
+            f"{len(payload)} listings to explain in one request; the limit is {max_explained} "
+            "(predict bigger batches without ?explain=true)",
+        )
     if len(payload) > max_batch:
         raise ApiError(
             413,
@@ -52,8 +64,10 @@ def _validate(payload: Any, max_batch: int) -> tuple[list[Listing], bool]:
 @blueprint.post("/predict")
 def predict() -> tuple[dict[str, Any], int]:
     state = gateway()
-    listings, batch = _validate(json_body(), state.settings.max_batch)
-    explain_top = state.settings.explain_top_features if query_flag("explain") else None
+    settings = state.settings
+    explain_top = settings.explain_top_features if query_flag("explain") else None
+    max_explained = settings.max_explain_batch if explain_top else None
+    listings, batch = _validate(json_body(), settings.max_batch, max_explained)
     model = state.champion()  # read once: a swap mid-request cannot mix two models
     answers = predict_listings(model, listings, explain_top)
     for category, count in Counter(a["price_category"] for a in answers).items():

@@ -13,6 +13,7 @@ _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 def json_body(required: bool = True) -> Any:
     """The parsed JSON body: 415 when it is not JSON, 400 when it does not parse."""
     raw = request.get_data(cache=False)
+    _refuse_a_chunked_body_over_the_cap(len(raw))
     if not raw.strip() and not required:
         return None
     if not request.is_json:
@@ -24,6 +25,16 @@ def json_body(required: bool = True) -> Any:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
     except RecursionError:  # '[' * 1000: the parser's recursion, not the server, gives up
         raise ApiError(400, "malformed_json", "the body's JSON is nested too deeply") from None
+
+
+def _refuse_a_chunked_body_over_the_cap(read: int) -> None:
+    """A chunked body (no Content-Length) is cut at the cap without a word by werkzeug; one
+    more byte there means the body was larger, so it is refused whole, not parsed truncated."""
+    cap = request.max_content_length
+    chunked = request.content_length is None
+    if chunked and cap is not None and read >= cap and request.environ["wsgi.input"].read(1):
+        raise ApiError(413, "request_entity_too_large",
+                           f"the body is larger than the limit of {cap} bytes")  # fmt: skip
 
 
 def query_flag(name: str) -> bool:

@@ -53,6 +53,7 @@ def settings(tmp_path: Path) -> Settings:
         redis_url="redis://127.0.0.1:9/0",  # nothing listens: these tests must not need Redis
         mlflow_tracking_uri="http://127.0.0.1:9",
         max_batch=3,
+        max_explain_batch=2,
         max_body_bytes=4096,
         retrain_token="s3cret-token-0123456789",
         dashboard_user="admin",

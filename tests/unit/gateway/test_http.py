@@ -1,4 +1,6 @@
 import base64
+import io
+import json
 
 import pytest
 
@@ -122,3 +124,34 @@ def test_json_nested_too_deeply_is_400_not_500(client, path, depth):
     )
     assert reply.status_code == 400, reply.get_data(as_text=True)[:200]
     assert reply.get_json()["error"] == "malformed_json"
+
+
+# gunicorn ends a chunked body itself and says so; werkzeug then reads it up to the cap.
+CHUNKED = {"wsgi.input_terminated": True}
+
+
+def test_a_chunked_body_over_the_cap_is_413_not_parsed_cut(client, settings):
+    cap = settings.max_body_bytes
+    over = b'"' + b"x" * cap + b'"'  # valid JSON once whole, invalid if cut at the cap
+    reply = client.post(
+        "/predict",
+        input_stream=io.BytesIO(over),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides=CHUNKED,
+    )
+    assert reply.status_code == 413, reply.get_data(as_text=True)[:200]
+    assert reply.get_json()["error"] == "request_entity_too_large"
+
+
+def test_a_chunked_body_at_the_cap_is_read_whole(client, settings):
+    body = json.dumps(CHALLENGE_EXAMPLE).encode()
+    body += b" " * (settings.max_body_bytes - len(body))  # exactly the cap
+    reply = client.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides=CHUNKED,
+    )
+    assert reply.status_code == 200, reply.get_data(as_text=True)[:200]

@@ -140,6 +140,18 @@ def test_explain_adds_signed_top_contributions(client, settings):
     assert "explanation" not in client.post("/predict", json=CHALLENGE_EXAMPLE).get_json()
 
 
+def test_explaining_more_than_the_explain_cap_is_413_naming_it(client, settings):
+    over = [CHALLENGE_EXAMPLE] * (settings.max_explain_batch + 1)
+    reply = client.post("/predict?explain=true", json=over)
+    assert reply.status_code == 413
+    assert reply.get_json()["error"] == "explain_batch_too_large"
+    assert f"the limit is {settings.max_explain_batch}" in reply.get_json()["message"]
+    # The same batch without explanations is answered; at the cap, explanations are too.
+    assert client.post("/predict", json=over).status_code == 200
+    at_cap = client.post("/predict?explain=true", json=over[:-1]).get_json()["predictions"]
+    assert all(answer["explanation"] for answer in at_cap)
+
+
 def test_explain_must_be_a_boolean(client):
     reply = client.post("/predict?explain=maybe", json=CHALLENGE_EXAMPLE)
     assert reply.status_code == 422
