@@ -80,8 +80,8 @@ def goals(results: ServingResults) -> list[Goal]:
     m4, g2 = loads[("mlflow-serve", 4)], loads[("gateway-2proc", 4)]
     fronted = loads[("gateway-2proc+front", 4)]
     overhead = g1.p50_ms - floor.p50_ms
-    front_p50 = fronted.p50_ms / g2.p50_ms - 1
-    front_rps = 1 - fronted.requests_per_second / g2.requests_per_second
+    front_p50 = fronted.p50_ms / g2.p50_ms - 1  # > 0: slower through the front
+    front_rps = fronted.requests_per_second / g2.requests_per_second - 1  # < 0: fewer
     return [
         ("gateway p50 - floor p50 <= 1 ms", f"{overhead:.2f} ms", overhead <= 1),
         (
@@ -111,8 +111,8 @@ def goals(results: ServingResults) -> list[Goal]:
         ),
         (
             "the front costs <= 10% of p50 and of rps (2 processes, 4 clients)",
-            f"p50 {front_p50:+.1%}, rps -{front_rps:.1%}, {fronted.errors} errors",
-            front_p50 <= 0.10 and front_rps <= 0.10 and fronted.errors == 0,
+            f"p50 {front_p50:+.1%}, rps {front_rps:+.1%}, {fronted.errors} errors",
+            front_p50 <= 0.10 and front_rps >= -0.10 and fronted.errors == 0,
         ),
         (
             "batch of 10,000 >= 50,000 listings/s",

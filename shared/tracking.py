@@ -23,23 +23,11 @@ from sklearn.pipeline import Pipeline
 
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.features import OPTIONAL_FLAGS
+from shared.model_files import TRUSTED_TYPES, load_trusted_model
 from shared.provenance import model_requirements
 from shared.schema import COORDINATE_FIELDS, REQUIRED_FLAGS
 from shared.settings import Settings
 
-# Types the logged pipelines reference beyond skops' defaults: our own feature transformer and
-# scikit-learn's fitted tree structures (as skops.io.get_untrusted_types lists them for the
-# estimators in modeling.ESTIMATORS). skops refuses to load anything not listed.
-TRUSTED_TYPES = [
-    "shared.features.ListingFeatures",
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils.validation.check_array",
-    "functools.partial",
-    "lightgbm.sklearn.LGBMClassifier",
-    "lightgbm.basic.Booster",
-    "collections.OrderedDict",
-]
 PARENT_TAG = "mlflow.parentRunId"
 # What the logged model accepts, written from the request contract rather than inferred from
 # a sample: the optional fields are optional. MLflow refuses to widen int64 to float64, so
@@ -161,6 +149,7 @@ class Tracker:
             signature=signature,
             input_example=example,
             pyfunc_predict_fn="predict_proba",
+            serialization_format="skops",  # load_model refuses any other
             skops_trusted_types=TRUSTED_TYPES,
             metadata={"labels": list(pipeline.classes_)},
             pip_requirements=model_requirements(),
@@ -225,8 +214,15 @@ class Tracker:
             return None
 
     def load_model(self, model_uri: str) -> Pipeline:
-        """Load a logged sklearn pipeline."""
-        return mlflow.sklearn.load_model(model_uri)
+        """Load a logged pipeline: only one stored with skops, using only the types this code
+        trusts (UntrustedModelError otherwise, and nothing of it deserialized)."""
+        with tempfile.TemporaryDirectory() as folder:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri,
+                dst_path=folder,
+                tracking_uri=self.settings.mlflow_tracking_uri,
+            )
+            return load_trusted_model(Path(local))  # type: ignore[no-any-return]
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():

@@ -66,6 +66,7 @@ class ChampionCache:
     def refresh(self) -> bool:
         """Load the alias's version if it is not the one served; True when a swap happened."""
         with self._refresh_lock:
+            version = None
             try:
                 version = self.source.champion_version()
                 if version is None or (self.current and self.current.version == version):
@@ -73,7 +74,8 @@ class ChampionCache:
                     return False
                 loaded = self.source.load(version)
             except Exception as error:  # noqa: BLE001 - keep serving the old model
-                self.last_error = f"{type(error).__name__}: {error}"
+                which = f"version {version}: " if version else ""
+                self.last_error = f"{which}{type(error).__name__}: {error}"
                 log.warning("champion refresh failed: %s", self.last_error)
                 return False
             previous = self.current.version if self.current else None

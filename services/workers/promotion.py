@@ -8,11 +8,11 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from redis.lock import Lock
-from skops.io.exceptions import UntrustedTypesFoundException
 
 from services.workers.context import StageContext
 from services.workers.train import load_split
 from shared.locks import fence, promotion_lock
+from shared.model_files import UntrustedModelError
 from shared.modeling import probabilities, score_predictions
 from shared.provenance import model_fingerprint, provenance_tags
 from shared.selection import ChampionScores, decide_promotion
@@ -26,7 +26,8 @@ def _champion_scores(
     """The champion's score on this run's test split, and the one it had at its promotion.
 
     A champion this code can no longer load or run (its model needs code that has since
-    changed) cannot be compared now: it scores None there, and only its recorded score counts.
+    changed) or will not load (not skops, or types it does not trust: it would run code) cannot
+    be compared now: it scores None there, and only its recorded score counts.
     """
     recorded = champion.tags.get("score")
     at_promotion = float(recorded) if recorded and champion.tags.get("metric") == metric else None
@@ -34,7 +35,7 @@ def _champion_scores(
     try:
         model = context.tracker.load_model(f"models:/{champion.name}/{champion.version}")
         proba = probabilities(model, split.x_test)
-    except (ImportError, AttributeError, UntrustedTypesFoundException) as error:
+    except (ImportError, AttributeError, UntrustedModelError) as error:
         log.warning("champion v%s cannot run with this code: %s", champion.version, error)
         return ChampionScores(str(champion.version), None, at_promotion)
     now = score_predictions(split.y_test, proba)[metric]

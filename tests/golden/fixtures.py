@@ -7,7 +7,7 @@ import pandas as pd
 import skops.io
 from sklearn.pipeline import Pipeline
 
-from shared.tracking import TRUSTED_TYPES
+from shared.model_files import TRUSTED_TYPES
 
 FOLDER = Path(__file__).parent
 TOLERANCE = 1e-9

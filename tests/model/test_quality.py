@@ -5,7 +5,7 @@ import io
 import pytest
 import skops.io
 
-from shared.tracking import TRUSTED_TYPES
+from shared.model_files import TRUSTED_TYPES
 
 pytestmark = pytest.mark.model
 

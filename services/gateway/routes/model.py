@@ -55,5 +55,8 @@ def ready() -> tuple[dict[str, Any], int]:
         "checks": checks,
         "failing": failing,
         "model_version": model.version if model else None,
+        # Why the alias's version is not the one served (MLflow away, or a model refused as
+        # untrusted); None once it is served.
+        "champion_error": state.cache.last_error,
     }
     return body, 200 if not failing else 503

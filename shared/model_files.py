@@ -1,0 +1,50 @@
+"""Loading a logged model without running code from it: skops only, this code's types only.
+
+A registry anyone on the network can write to must not be able to run code in the gateway or
+the workers. MLflow would load whatever serialization a model's MLmodel file names (pickle
+included, which runs code as it loads) and trust whatever types that same file lists. Here the
+format is checked before anything is read, and skops is given this code's own list of types.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import skops.io
+import yaml
+
+# Types the logged pipelines reference beyond skops' defaults: our own feature transformer and
+# the fitted tree structures of the estimators in modeling.ESTIMATORS (as
+# skops.io.get_untrusted_types lists them). skops refuses to load anything else.
+TRUSTED_TYPES = [
+    "shared.features.ListingFeatures",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+    "functools.partial",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.basic.Booster",
+    "collections.OrderedDict",
+]
+
+
+class UntrustedModelError(Exception):
+    """A logged model this code will not load: not skops, or types it does not trust."""
+
+
+def load_trusted_model(model_dir: Path) -> Any:
+    """The scikit-learn model in a downloaded MLflow model folder, if it is stored with skops
+    and uses only TRUSTED_TYPES; UntrustedModelError, before anything is deserialized, if not."""
+    try:
+        flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["sklearn"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise UntrustedModelError(f"not a scikit-learn model logged by MLflow ({error})") from None
+    serialization = flavor.get("serialization_format", "pickle")
+    if serialization != "skops":
+        raise UntrustedModelError(f"stored as {serialization!r}, not skops: refused")
+    path = (model_dir / str(flavor.get("pickled_model", ""))).resolve()
+    if not path.is_file() or not path.is_relative_to(model_dir.resolve()):
+        raise UntrustedModelError("its skops file is missing or lies outside the model")
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise UntrustedModelError(f"uses types this code does not trust: {', '.join(untrusted)}")
+    return skops.io.load(path, trusted=TRUSTED_TYPES)
