@@ -10,6 +10,7 @@ check, and the serving timings it records per candidate.
 import json
 import logging
 import pickle
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -121,14 +122,15 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
     """POST /retrain on a fresh stack until the run is explained; stage times from its status."""
     folder.mkdir(parents=True, exist_ok=True)
     with ExitStack() as started:
-        redis, redis_port = processes.start_redis(folder / "redis")
+        redis_password = secrets.token_urlsafe(18)
+        redis, redis_port = processes.start_redis(folder / "redis", redis_password)
         started.callback(processes.stop, redis)
         mlflow, mlflow_port = processes.start_mlflow(
             folder / "mlflow", f"sqlite:///{folder / 'mlflow.db'}"
         )
         started.callback(processes.stop, mlflow)
         env = {
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "REDIS_URL": processes.redis_url(redis_port, redis_password),
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
             "PIPELINE_CONFIG": str(bench_config(config, folder)),
             "RETRAIN_TOKEN": TOKEN,
@@ -142,7 +144,7 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
         gateway, port = processes.start_gateway(folder / "gateway", env, workers=1)
         started.callback(processes.stop, gateway)
         # Deployed workers run long before a retrain; their start-up is not the retrain's.
-        _wait_for_workers(f"redis://127.0.0.1:{redis_port}/0", len(queues))
+        _wait_for_workers(env["REDIS_URL"], len(queues))
         client = GatewayClient(f"http://127.0.0.1:{port}", TOKEN)
         with PeakMemory(workers) as memory:
             posted = time.time()

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import secrets
 import subprocess
 import urllib.request
 from contextlib import ExitStack
@@ -55,14 +56,15 @@ def train_champion(bench: Bench) -> object:
 
 
 def start_backing_services(bench: Bench) -> None:
-    redis, redis_port = processes.start_redis(bench.folder / "redis")
+    password = secrets.token_urlsafe(18)
+    redis, redis_port = processes.start_redis(bench.folder / "redis", password)
     bench.keep("redis", redis)
     mlflow, port = processes.start_mlflow(
         bench.folder / "mlflow", f"sqlite:///{bench.folder / 'mlflow.db'}"
     )
     bench.keep("mlflow", mlflow)
     bench.env = {
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": processes.redis_url(redis_port, password),
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
         "RETRAIN_TOKEN": "bench-token-0123456789",
     }

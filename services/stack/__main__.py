@@ -41,8 +41,8 @@ PORTS = {
     "MLflow": ("MLFLOW_PORT", 5000),
     "gateway": ("GATEWAY_PORT", 8000),
 }
-# Secrets the gateway needs; generated once into the state folder when not set.
-GENERATED_SECRETS = ("RETRAIN_TOKEN", "DASHBOARD_PASSWORD")
+# Secrets of the gateway and Redis; generated once into the state folder when not set.
+GENERATED_SECRETS = ("RETRAIN_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD")
 
 
 class StackError(Exception):
@@ -98,14 +98,18 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
     logs = state / "logs"
     redis_port, mlflow_port = port_of("Redis"), port_of("MLflow")
     backend = os.environ.get("MLFLOW_BACKEND_STORE_URI", f"sqlite:///{state / 'mlflow.db'}")
+    credentials = local_secrets(state)
+    redis_password = credentials.pop("REDIS_PASSWORD")
+    # The password reaches Redis on its standard input and the others in their environment,
+    # both private to this user (a command line is not: `ps` shows it to everyone).
     env = {
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": processes.redis_url(redis_port, redis_password),
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
     }
     children.append(
         processes.Supervised(
             "redis-server",
-            lambda: processes.start_redis(state / "redis", redis_port)[0],
+            lambda: processes.start_redis(state / "redis", redis_password, redis_port)[0],
             state / "redis" / "redis.log",
         )
     )
@@ -119,7 +123,7 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
     )
     for queue in QueueName:
         children.append(processes.SupervisedWorker(queue.value, logs, env, f"worker-{queue.value}"))
-    env |= local_secrets(state)
+    env |= credentials
     # gunicorn on a loopback port of its own; clients reach it only through the front.
     app_port = processes.free_port()
     children.append(
@@ -152,7 +156,8 @@ def supervise(children: list[processes.Supervised]) -> NoReturn:
 
 
 def local_secrets(state: Path) -> dict[str, str]:
-    """Gateway credentials: from the environment, else generated once and kept in state."""
+    """The gateway's credentials and Redis' password: from the environment, else generated
+    once and kept in state."""
     stored_file = state / "secrets.json"
     stored = read_json(stored_file) if stored_file.is_file() else {}
     for name in GENERATED_SECRETS:
@@ -226,6 +231,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state = Path(os.environ.get("STATE_DIR", PROJECT_DIR / ".state"))
     (state / "logs").mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)  # secrets, logs and Redis' data: this user's alone
     children: list[processes.Supervised] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

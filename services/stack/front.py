@@ -4,7 +4,6 @@ deploy/nginx/gateway.conf.template is the server block; here it is filled in and
 the few top-level lines a non-daemon nginx needs to keep its files in one folder.
 """
 
-import grp
 import os
 import pwd
 import shutil
@@ -34,11 +33,12 @@ def server_block(upstream: str, listen: str) -> str:
 
 
 def _worker_user() -> str:
-    """As root nginx drops its workers to nobody; Debian's group for it is not "nobody"."""
+    """As root, nginx would drop its workers to nobody, who cannot reach their buffer folders
+    in the state folder (mode 700, like any private folder above it): they run as the user
+    that runs the stack, as every other process of it does."""
     if os.geteuid() != 0:
         return ""  # nginx keeps the user it runs as
-    nobody = pwd.getpwnam("nobody")
-    return f"user nobody {grp.getgrgid(nobody.pw_gid).gr_name};\n"
+    return f"user {pwd.getpwuid(os.geteuid()).pw_name};\n"
 
 
 def nginx_config(folder: Path, upstream: str, port: int) -> str:

@@ -24,21 +24,30 @@ log = logging.getLogger(__name__)
 WORKER_TTL = 30  # seconds
 
 
-def redis_command(
-    port: int, folder: Path | str, host: str = "127.0.0.1", password: str | None = None
-) -> list[str]:
-    """redis-server with an append-only file, so a restart on the same folder keeps the jobs."""
-    command = ["redis-server", "--port", str(port), "--bind", host, "--dir", str(folder)]
+def redis_command(port: int, folder: Path | str, host: str = "127.0.0.1") -> list[str]:
+    """redis-server with an append-only file, so a restart on the same folder keeps the jobs.
+
+    Its password comes on standard input (`-`: read the configuration from stdin, see
+    redis_config), never on the command line, which every user of the host can read in `ps`.
+    """
+    command = ["redis-server", "-", "--port", str(port), "--bind", host, "--dir", str(folder)]
     # Every write reaches the disk before Redis answers: a queued job survives kill -9.
-    command += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
-    return command + (["--requirepass", password] if password else [])
+    return command + ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
 
 
-def mlflow_command(
-    port: int, backend_uri: str, artifacts: str, host: str = "127.0.0.1"
-) -> list[str]:
-    """An MLflow tracking server on a backend store, serving (proxying) its own artifacts."""
-    command = [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", backend_uri]
+def redis_config(password: str) -> str:
+    """What redis_command reads on standard input."""
+    return f"requirepass {password}\n"
+
+
+def redis_url(port: int, password: str, host: str = "127.0.0.1") -> str:
+    return f"redis://:{password}@{host}:{port}/0"
+
+
+def mlflow_command(port: int, artifacts: str, host: str = "127.0.0.1") -> list[str]:
+    """An MLflow tracking server serving (proxying) its own artifacts. Its backend store comes
+    from MLFLOW_BACKEND_STORE_URI in the environment: a database URI holds a password."""
+    command = [str(VENV_BIN / "mlflow"), "server"]
     command += ["--artifacts-destination", artifacts, "--serve-artifacts"]
     return command + ["--host", host, "--port", str(port), "--workers", "1"]
 
@@ -151,9 +160,14 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> None:
 
 
 def start_logged(
-    command: list[str], log_path: Path, env: dict[str, str] | None = None, user: str | None = None
+    command: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    stdin_text: str | None = None,
 ) -> subprocess.Popen:
-    """Start a command with its output appended to a log file (as `user` when we are root).
+    """Start a command with its output appended to a log file (as `user` when we are root),
+    writing stdin_text, if any, to its standard input (secrets kept off its command line).
 
     In a session (and process group) of its own: what it forks (gunicorn's workers, MLflow's
     job runners, RQ's work-horses) can be found and stopped as a group after it died."""
@@ -162,21 +176,30 @@ def start_logged(
         record = pwd.getpwnam(user)
         identity = {"user": record.pw_uid, "group": record.pw_gid, "extra_groups": []}
     with log_path.open("ab") as log_file:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
+        process = subprocess.Popen(
             command,
+            stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
             **identity,
         )
+    if process.stdin is not None:
+        with process.stdin:
+            process.stdin.write((stdin_text or "").encode())
+    return process
 
 
-def start_redis(folder: Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
-    """Start redis-server on a loopback port (a free one unless given) and wait for it."""
+def start_redis(
+    folder: Path, password: str, port: int | None = None
+) -> tuple[subprocess.Popen, int]:
+    """Start redis-server, requiring password, on a loopback port (a free one unless given)
+    and wait for it."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    process = start_logged(redis_command(port, folder), folder / "redis.log")
+    command = redis_command(port, folder)
+    process = start_logged(command, folder / "redis.log", stdin_text=redis_config(password))
     wait_for_start(lambda: tcp_open(port), 20, "redis-server", process)
     return process, port
 
@@ -187,8 +210,9 @@ def start_mlflow(
     """Start an MLflow server with its artifacts under folder, and wait until it is healthy."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    command = mlflow_command(port, backend_uri, str(folder / "artifacts"))
-    process = start_logged(command, folder / "mlflow.log")
+    command = mlflow_command(port, str(folder / "artifacts"))
+    env = {"MLFLOW_BACKEND_STORE_URI": backend_uri}
+    process = start_logged(command, folder / "mlflow.log", env)
 
     def healthy() -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:

@@ -10,8 +10,14 @@ stays safe.
 # Imported for their side effect, loaded modules. Besides the stages: what MLflow imports
 # lazily while logging a model (GitPython for source tags, pyfunc, skops) and pyarrow's
 # Parquet reader, found by diffing sys.modules around one training job.
+import ctypes
 import gc
 import logging
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import git  # noqa: F401
 import mlflow.models  # noqa: F401
@@ -47,13 +53,50 @@ gc.freeze()
 
 log = logging.getLogger(__name__)
 
+# Linux's prctl option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+# The worker's pid while it forks its scheduler process; None while it forks anything else.
+_scheduler_parent: int | None = None
+
+
+def _bind_scheduler_to_worker() -> None:
+    """Run in every child the worker forks: its scheduler gets SIGTERM when the worker dies
+    (RQ's scheduler would otherwise live on alone, holding the queue's scheduler lock). A
+    work-horse is left alone: it outlives a killed worker to finish its job."""
+    if _scheduler_parent is None:
+        return
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != _scheduler_parent:  # the worker died before the line above
+        os._exit(0)
+
+
+os.register_at_fork(after_in_child=_bind_scheduler_to_worker)
+
+
+@contextmanager
+def _forking_the_scheduler() -> Iterator[None]:
+    global _scheduler_parent
+    _scheduler_parent = os.getpid()
+    try:
+        yield
+    finally:
+        _scheduler_parent = None
+
 
 class PreloadedWorker(Worker):
-    """rq's Worker, whose module has the stage jobs and their libraries loaded, and which ends
-    runs left without a live job each time it runs RQ's maintenance."""
+    """rq's Worker, whose module has the stage jobs and their libraries loaded, which ends runs
+    left without a live job each time it runs RQ's maintenance, and whose scheduler process
+    ends with it."""
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        with _forking_the_scheduler():
+            super()._start_scheduler(*args, **kwargs)
 
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()  # first: RQ fails or retries dead workers' jobs
+        # First RQ's own: it fails or retries dead workers' jobs, and starts the scheduler
+        # again if it has died.
+        with _forking_the_scheduler():
+            super().run_maintenance_tasks()
         try:
             reconcile_runs(job_context())
         except Exception:  # noqa: BLE001 - never stop the worker; the next pass tries again

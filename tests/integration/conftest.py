@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import secrets
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ from shared.queues import connect
 from shared.runs import RunStore
 from shared.settings import PROJECT_DIR, Settings
 from shared.tracking import Tracker
-from tests.integration.postgres import start_postgres
+from tests.integration.postgres import remove_cluster, start_postgres
 
 STAGE_QUEUES = ("prep", "train", "explain")
 GATEWAY_TOKEN = "integration-token"
@@ -93,6 +94,7 @@ class Stack:
     # redis, postgres, mlflow: fault tests replace them when they restart one
     services: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     def write_grid(self, candidates: list[dict]) -> None:
         """Replace the candidate grid; workers read it afresh for every job."""
@@ -133,14 +135,16 @@ def running_stack(folder: Path) -> Iterator[Stack]:
 
     supervising = threading.Thread(target=supervise, daemon=True)
     try:
-        stack.services["redis"], redis_port = processes.start_redis(folder / "redis")
+        stack.services["redis"], redis_port = processes.start_redis(
+            folder / "redis", stack.redis_password
+        )
         stack.services["postgres"], pg_port = start_postgres(folder / "postgres")
         stack.services["mlflow"], mlflow_port = processes.start_mlflow(
             folder / "mlflow", f"postgresql+psycopg2://postgres@127.0.0.1:{pg_port}/mlflow"
         )
         stack.ports = {"redis": redis_port, "postgres": pg_port, "mlflow": mlflow_port}
         stack.env = {
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "REDIS_URL": processes.redis_url(redis_port, stack.redis_password),
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
             "PIPELINE_CONFIG": str(stack.pipeline_config),
             "RETRY_INTERVALS": "[1, 2]",
@@ -166,6 +170,7 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             worker.stop()
         for process in reversed(stack.services.values()):
             processes.stop(process)
+        remove_cluster(folder / "postgres")
 
 
 @pytest.fixture(scope="session")

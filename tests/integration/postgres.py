@@ -1,9 +1,11 @@
 """PostgreSQL for integration tests: a throwaway cluster run as an unprivileged user."""
 
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from services.stack.processes import free_port, start_logged, tcp_open, wait_until
@@ -15,18 +17,35 @@ def _as_postgres_user() -> str | None:
     return POSTGRES_USER if os.geteuid() == 0 else None
 
 
+def cluster_dir(folder: Path) -> Path:
+    """Where the cluster of a test folder keeps its files (its logs stay in folder).
+
+    As root, a folder of the server user's own under /tmp: not inside pytest's temporary tree,
+    whose root every pytest session starting meanwhile (`make test-unit` in another terminal)
+    makes private again, locking the server out of its own files."""
+    if _as_postgres_user() is None:
+        return folder
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"price-category-postgres-{digest}"
+
+
+def remove_cluster(folder: Path) -> None:
+    """Delete the files of a stopped cluster kept outside its test folder."""
+    if cluster_dir(folder) != folder:
+        shutil.rmtree(cluster_dir(folder), ignore_errors=True)
+
+
 def start_postgres(folder: Path) -> tuple[subprocess.Popen, int]:
     """A throwaway PostgreSQL cluster with an `mlflow` database, trust auth on loopback."""
     folder.mkdir(parents=True, exist_ok=True)
     user = _as_postgres_user()
+    cluster = cluster_dir(folder)
     if user is not None:
+        shutil.rmtree(cluster, ignore_errors=True)  # left by a run that was killed
+        cluster.mkdir(mode=0o700)
         record = pwd.getpwnam(user)
-        for path in (folder, *folder.parents):
-            if path == Path("/") or path.stat().st_uid == record.pw_uid:
-                break
-            os.chmod(path, path.stat().st_mode | 0o011)  # let the server user traverse
-        shutil.chown(folder, record.pw_uid, record.pw_gid)
-    data = folder / "data"
+        shutil.chown(cluster, record.pw_uid, record.pw_gid)
+    data = cluster / "data"
     init = start_logged(
         ["initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
         folder / "initdb.log",
@@ -59,7 +78,8 @@ def start_postgres(folder: Path) -> tuple[subprocess.Popen, int]:
 def run_postgres(folder: Path, port: int) -> subprocess.Popen:
     """The server on an initialised cluster in folder; also how a test restarts it."""
     process = start_logged(
-        ["postgres", "-D", str(folder / "data"), "-p", str(port), "-k", str(folder),
+        ["postgres", "-D", str(cluster_dir(folder) / "data"), "-p", str(port),
+         "-k", str(cluster_dir(folder)),
          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
         folder / "postgres.log",
         user=_as_postgres_user(),
@@ -71,7 +91,7 @@ def run_postgres(folder: Path, port: int) -> subprocess.Popen:
 def stop_postgres_immediately(folder: Path, process: subprocess.Popen) -> None:
     """`pg_ctl stop -m immediate`: no clean shutdown, as if the machine lost power."""
     stop = start_logged(
-        ["pg_ctl", "-D", str(folder / "data"), "stop", "-m", "immediate"],
+        ["pg_ctl", "-D", str(cluster_dir(folder) / "data"), "stop", "-m", "immediate"],
         folder / "pg_ctl.log",
         user=_as_postgres_user(),
     )

@@ -12,6 +12,7 @@ import requests
 from services.stack import processes
 from services.stack.processes import VENV_BIN
 from shared.contracts import CHALLENGE_EXAMPLE
+from shared.settings import PROJECT_DIR
 from tests.integration.conftest import (
     DASHBOARD,
     FAST_GRID,
@@ -93,6 +94,9 @@ def test_two_promotions_swap_live_with_zero_failed_predictions(stack: Stack, gat
     run = wait_for(finished, 300, "run end")
     assert run["state"] == "finished"
     assert run["reason"] == "<b>test</b>"  # stored as given, served as JSON text
+    # GET /runs needs no credentials: it names no absolute path of the server.
+    assert run["stages"]["prep"]["processed_path"].startswith(".../")
+    assert str(stack.folder) not in json.dumps(run) and str(PROJECT_DIR) not in json.dumps(run)
     first = run["stages"]["select"]["version"]
     assert run["stages"]["select"]["promoted"] is True
     assert set(run["candidates"]) == {c["name"] for c in FAST_GRID}

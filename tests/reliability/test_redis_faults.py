@@ -22,7 +22,9 @@ def restart_redis(stack: Stack) -> None:
     old = stack.services["redis"]
     os.kill(old.pid, signal.SIGKILL)
     old.wait(10)
-    stack.services["redis"], _ = processes.start_redis(stack.folder / "redis", stack.ports["redis"])
+    stack.services["redis"], _ = processes.start_redis(
+        stack.folder / "redis", stack.redis_password, stack.ports["redis"]
+    )
 
 
 def retrain(gateway: str, reason: str) -> requests.Response:

@@ -80,8 +80,13 @@ def test_dashboard_actions_need_credentials(isolated_stack: Stack, fault_gateway
     assert requests.get(f"{rq}/0/data/queues.json", timeout=10).status_code == 401
     assert untouched.job_ids == [job.id]  # nothing happened
 
-    # With the credentials the same action works: the 401s above guarded real endpoints.
-    emptied = requests.post(f"{rq}/queue/{untouched.name}/queued/empty", headers=BASIC, timeout=10)
+    # With the credentials, from the dashboard's own origin, the same action works: the 401s
+    # above guarded real endpoints.
+    emptied = requests.post(
+        f"{rq}/queue/{untouched.name}/queued/empty",
+        headers={**BASIC, "Origin": fault_gateway},
+        timeout=10,
+    )
     assert emptied.status_code == 200
     assert untouched.job_ids == []
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from services.stack import processes
@@ -89,9 +90,9 @@ class LocalStack:
             self.log.close()
 
 
-@pytest.fixture
-def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
-    stack = LocalStack(tmp_path)
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = LocalStack(tmp_path_factory.mktemp("make-run"))
     try:
         processes.wait_until(
             lambda: "Ctrl-C stops everything" in stack.output(),
@@ -102,6 +103,28 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         yield stack
     finally:
         stack.stop()
+
+
+def process_tree(pid: int) -> list[int]:
+    return [pid, *(p for child in processes.children(pid) for p in process_tree(child))]
+
+
+def test_secrets_stay_off_command_lines_and_redis_needs_its_password(local_stack: LocalStack):
+    stack = local_stack
+    state = stack.folder / "state"
+    generated = json.loads((state / "secrets.json").read_text())
+    assert set(generated) == {"RETRAIN_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD"}
+    assert state.stat().st_mode & 0o777 == 0o700  # secrets, logs, Redis' data: ours alone
+    # What `ps` shows every user of the host: no process of the stack carries a secret.
+    command_lines = [command_line(pid) for pid in process_tree(stack.runner.pid)]
+    assert len(command_lines) > 8  # Redis, MLflow, 3 workers, gunicorn, nginx and children
+    for secret in generated.values():
+        assert not [line for line in command_lines if secret in line]
+    # Without the password, Redis answers nothing: no job can be written into a queue.
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(port=stack.ports["REDIS"], socket_timeout=5).ping()
+    password = generated["REDIS_PASSWORD"]
+    assert redis.Redis(port=stack.ports["REDIS"], password=password, socket_timeout=5).ping()
 
 
 def test_killed_backing_services_and_gateway_come_back_and_a_retrain_finishes(

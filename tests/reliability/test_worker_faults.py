@@ -3,9 +3,11 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+from services.stack import processes
 from shared.launch import launch_run
 from shared.queues import connect
 from tests.integration.conftest import Stack, wait_for_run
@@ -13,6 +15,7 @@ from tests.reliability.faults import (
     SHIPPED_DATA,
     TwoTrainWorkers,
     fresh_slow_grid,
+    replace_worker,
     versions_of,
     wait_for_horse,
 )
@@ -69,3 +72,24 @@ def test_killed_worker_and_horse_job_runs_again_on_a_survivor(isolated_stack: St
         retried_after = run["candidates"]["slow_rf"]["started_at"] - killed_at
         assert retried_after < 120  # found and run again within two minutes
         assert len(versions_of(stack, run_id)) == 1
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and has not ended (a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_workers_scheduler_ends_with_it(isolated_stack: Stack):
+    stack = isolated_stack
+    # A fresh idle worker: its one child is its scheduler, once it holds the queue's lock
+    # (at start, or at a maintenance pass once a former scheduler's lock has lapsed).
+    worker = replace_worker(stack, "explain")
+    processes.wait_until(lambda: len(processes.children(worker.pid)) == 1, 150, "a scheduler")
+    [scheduler] = processes.children(worker.pid)
+
+    os.kill(worker.pid, signal.SIGKILL)
+
+    processes.wait_until(lambda: not running(scheduler), 15, f"scheduler {scheduler} to end")

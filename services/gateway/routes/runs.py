@@ -2,6 +2,7 @@
 
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 
 from services.gateway.errors import ApiError, validation_error
 from services.gateway.routes.requests import json_body
+from services.gateway.server_paths import without_server_paths
 from services.gateway.state import Gateway, gateway
 from shared.contracts import RetrainRequest
 from shared.launch import launch_run
@@ -18,6 +20,9 @@ from shared.runs import as_text
 blueprint = Blueprint("runs", __name__)
 IDEMPOTENCY_TTL = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 200
+# What a data_path may hold: its text reaches RQ jobs, and their pages in rq-dashboard, which
+# would render markup.
+SAFE_PATH = re.compile(r"[\w./-]+", re.ASCII)
 
 
 def _authorize(state: Gateway) -> None:
@@ -36,16 +41,25 @@ def _authorize(state: Gateway) -> None:
 def _data_path(state: Gateway, asked: str | None) -> str:
     """The raw file to train on, relative to the project; it must lie under data/raw/."""
     settings = state.settings
+    if asked is not None and not SAFE_PATH.fullmatch(asked):
+        raise ApiError(
+            400,
+            "bad_data_path",
+            "data_path may hold only letters, digits, '.', '_', '-' and '/'",
+            fields=[{"path": "data_path", "message": "characters outside [A-Za-z0-9._/-]"}],
+        )
     relative = Path(asked) if asked else settings.default_data_path
     raw_dir = settings.resolve(settings.raw_data_dir).resolve()
     try:
         resolved = settings.resolve(relative).resolve()
         exists = resolved.is_file()
     except (ValueError, OSError) as error:  # a NUL byte, a name too long for the file system
+        # The reason alone: an OSError's text names the absolute path.
+        why = error.strerror if isinstance(error, OSError) else str(error)
         raise ApiError(
             400,
             "bad_data_path",
-            f"data_path is not a usable path: {error}",
+            f"data_path is not a usable path: {why}",
             fields=[{"path": "data_path", "message": "not a usable path"}],
         ) from None
     if not resolved.is_relative_to(raw_dir):
@@ -142,7 +156,7 @@ def run_status(run_id: str) -> tuple[dict[str, Any], int]:
     run = gateway().runs.get(run_id)
     if run is None:
         raise ApiError(404, "not_found", f"no run {run_id}")
-    return run, 200
+    return without_server_paths(run, gateway().settings.project_dir), 200
 
 
 @blueprint.get("/runs")
@@ -156,4 +170,6 @@ def recent_runs() -> tuple[dict[str, Any], int]:
             "limit must be a whole number from 1 to 200",
             fields=[{"path": "?limit", "message": "1 to 200"}],
         )
-    return {"runs": gateway().runs.recent(int(limit))}, 200
+    state = gateway()
+    runs = state.runs.recent(int(limit))
+    return {"runs": without_server_paths(runs, state.settings.project_dir)}, 200

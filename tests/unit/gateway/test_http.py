@@ -44,7 +44,18 @@ def test_retrain_without_the_token_is_401(client, headers):
     assert reply.get_json()["error"] == "unauthorized"
 
 
-@pytest.mark.parametrize("path", ["\x00", "data/raw/" + "x" * 300, "../../etc/passwd"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "\x00",
+        "data/raw/" + "x" * 300,
+        "../../etc/passwd",
+        # Markup in a file name would reach the job and its error text, which rq-dashboard
+        # renders as HTML.
+        "data/raw/x-<img src=x onerror=alert(1)>.csv",
+        'data/raw/a"b.csv',
+    ],
+)
 def test_unusable_data_paths_are_400_naming_the_field(client, path):
     reply = client.post(
         "/retrain",
