@@ -43,7 +43,7 @@ typecheck: $(INSTALLED) ## mypy on shared/ and services/
 retrain: $(INSTALLED) ## queue a pipeline run through the running gateway and follow it
 	$(VENV)/bin/price-category retrain --wait
 
-repro: $(INSTALLED) ## experimentation mode: the stages in-process (dvc repro); PROMOTE_EXPERIMENT=1 may deploy
+repro: $(INSTALLED) ## experimentation mode: the stages in-process (dvc repro); PRICE_CATEGORY_PROMOTE_EXPERIMENT=1 may deploy
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc repro
 
 bench: $(INSTALLED) ## serving benchmarks, medians of 3 runs; writes bench/results.md and .png

@@ -132,7 +132,7 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
         env = {
             "REDIS_URL": processes.redis_url(redis_port, redis_password),
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
-            "PIPELINE_CONFIG": str(bench_config(config, folder)),
+            "PRICE_CATEGORY_PIPELINE_CONFIG": str(bench_config(config, folder)),
             "RETRAIN_TOKEN": TOKEN,
         }
         queues = ["prep", *["train"] * train_workers, "explain"]

@@ -1,9 +1,15 @@
-"""One typed settings object: environment variables over config/settings.yaml over defaults."""
+"""One typed settings object: environment variables over config/settings.yaml over defaults.
+
+Environment variables carry the PRICE_CATEGORY_ prefix (PRICE_CATEGORY_PIPELINE_CONFIG, ...):
+a shell that exports a generic name such as PROJECT_DIR for another tool must not redirect
+this one. The well-known names keep theirs: REDIS_URL, MLFLOW_TRACKING_URI, and the three
+secrets a deployment sets (RETRAIN_TOKEN, DASHBOARD_USER, DASHBOARD_PASSWORD).
+"""
 
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -12,21 +18,29 @@ from pydantic_settings import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "PRICE_CATEGORY_"
+
+
+def well_known(name: str) -> AliasChoices:
+    """A setting read from its unprefixed environment variable (and given by field name)."""
+    return AliasChoices(name.upper(), name)
 
 
 class Settings(BaseSettings):
     """Where the services are and how stages behave; secrets come only from the environment."""
 
     model_config = SettingsConfigDict(
-        yaml_file=PROJECT_DIR / "config" / "settings.yaml", extra="ignore"
+        yaml_file=PROJECT_DIR / "config" / "settings.yaml", extra="ignore", env_prefix=ENV_PREFIX
     )
 
     project_dir: Path = PROJECT_DIR
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=well_known("redis_url"))
+    mlflow_tracking_uri: str = Field(
+        "http://127.0.0.1:5000", validation_alias=well_known("mlflow_tracking_uri")
+    )
     experiment_name: str = "price-category"
     # Experimentation mode (`dvc repro`) logs here, and registers or promotes nothing unless
-    # PROMOTE_EXPERIMENT is set; then through the same gate and lock as a queued run.
+    # PRICE_CATEGORY_PROMOTE_EXPERIMENT is set; then through the same gate and lock as a queued run.
     repro_experiment_name: str = "price-category-experiments"
     promote_experiment: bool = False
     model_name: str = "price-category"
@@ -45,9 +59,11 @@ class Settings(BaseSettings):
     run_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
 
     # Gateway. Secrets have no default: without them, retrain and the dashboard answer 401.
-    retrain_token: SecretStr | None = None
-    dashboard_user: str | None = None
-    dashboard_password: SecretStr | None = None
+    retrain_token: SecretStr | None = Field(None, validation_alias=well_known("retrain_token"))
+    dashboard_user: str | None = Field(None, validation_alias=well_known("dashboard_user"))
+    dashboard_password: SecretStr | None = Field(
+        None, validation_alias=well_known("dashboard_password")
+    )
     raw_data_dir: Path = Path("data/raw")
     max_batch: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)

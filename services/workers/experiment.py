@@ -2,9 +2,10 @@
 
 Each stage reads the previous stage's report from reports/ and writes its own, so DVC can
 track them; everything is logged to the MLflow server named by MLFLOW_TRACKING_URI, in an
-experiment of its own (REPRO_EXPERIMENT_NAME). An experiment never deploys by accident: select
-registers and gates the winner only with PROMOTE_EXPERIMENT=1, and then as a queued run does,
-under the same promotion lock (so Redis is needed for that, and told of a promotion).
+experiment of its own (PRICE_CATEGORY_REPRO_EXPERIMENT_NAME). An experiment never deploys by
+accident: select registers and gates the winner only with PRICE_CATEGORY_PROMOTE_EXPERIMENT=1,
+and then as a queued run does, under the same promotion lock (so Redis is needed for that, and
+told of a promotion).
 """
 
 import argparse

@@ -57,7 +57,10 @@ NOT_REGISTERED = {
     "version": None,
     "promoted": False,
     "decision": "not_registered",
-    "reason": "experimentation mode registers and promotes only when asked (PROMOTE_EXPERIMENT=1)",
+    "reason": (
+        "experimentation mode registers and promotes only when asked "
+        "(PRICE_CATEGORY_PROMOTE_EXPERIMENT=1)"
+    ),
 }
 
 

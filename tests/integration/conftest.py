@@ -146,8 +146,8 @@ def running_stack(folder: Path) -> Iterator[Stack]:
         stack.env = {
             "REDIS_URL": processes.redis_url(redis_port, stack.redis_password),
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
-            "PIPELINE_CONFIG": str(stack.pipeline_config),
-            "RETRY_INTERVALS": "[1, 2]",
+            "PRICE_CATEGORY_PIPELINE_CONFIG": str(stack.pipeline_config),
+            "PRICE_CATEGORY_RETRY_INTERVALS": "[1, 2]",
         }
         stack.settings = Settings(
             redis_url=stack.env["REDIS_URL"],
@@ -202,7 +202,7 @@ def gateway(stack: Stack) -> Iterator[str]:
         "RETRAIN_TOKEN": GATEWAY_TOKEN,
         "DASHBOARD_USER": DASHBOARD[0],
         "DASHBOARD_PASSWORD": DASHBOARD[1],
-        "ALIAS_POLL_SECONDS": str(GATEWAY_POLL_SECONDS),
+        "PRICE_CATEGORY_ALIAS_POLL_SECONDS": str(GATEWAY_POLL_SECONDS),
     }
     process, port = processes.start_gateway(stack.folder / "gateway", env)
     yield f"http://127.0.0.1:{port}"

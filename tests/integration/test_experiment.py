@@ -48,8 +48,8 @@ def test_dvc_repro_runs_every_stage_pins_the_data_and_deploys_nothing(
         **os.environ,
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
         "MLFLOW_TRACKING_URI": stack.settings.mlflow_tracking_uri,
-        "PIPELINE_CONFIG": str(project / "config" / "pipeline.yaml"),
-        "PROJECT_DIR": str(project),
+        "PRICE_CATEGORY_PIPELINE_CONFIG": str(project / "config" / "pipeline.yaml"),
+        "PRICE_CATEGORY_PROJECT_DIR": str(project),
         "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens there: Redis must not be needed
     }
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
@@ -91,7 +91,7 @@ def test_dvc_repro_runs_every_stage_pins_the_data_and_deploys_nothing(
     assert served_version(gateway) == served_champion
 
     # Asked explicitly, select registers and gates the winner as a queued run would.
-    asked = {**env, "PROMOTE_EXPERIMENT": "1", "REDIS_URL": stack.settings.redis_url}
+    asked = {**env, "PRICE_CATEGORY_PROMOTE_EXPERIMENT": "1", "REDIS_URL": stack.settings.redis_url}
     again = subprocess.run(
         [str(VENV_BIN / "python"), "-m", "services.workers.experiment", "select"],
         cwd=project, env=asked, capture_output=True, text=True, timeout=300,

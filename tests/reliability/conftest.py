@@ -41,7 +41,7 @@ def fault_gateway(isolated_stack: Stack) -> Iterator[str]:
         "RETRAIN_TOKEN": GATEWAY_TOKEN,
         "DASHBOARD_USER": DASHBOARD[0],
         "DASHBOARD_PASSWORD": DASHBOARD[1],
-        "ALIAS_POLL_SECONDS": "2",
+        "PRICE_CATEGORY_ALIAS_POLL_SECONDS": "2",
     }
     process, port = processes.start_gateway(stack.folder / "gateway", env)
     url = f"http://127.0.0.1:{port}"

@@ -70,7 +70,7 @@ def retrain(gateway: str) -> requests.Response:
 def no_retries(isolated_stack: Stack):
     """Workers whose jobs get no retry, so that every attempt is the last."""
     for queue in ("prep", "train", "explain"):
-        replace_worker(isolated_stack, queue, {"JOB_RETRIES": "0"})
+        replace_worker(isolated_stack, queue, {"PRICE_CATEGORY_JOB_RETRIES": "0"})
     yield
     for queue in ("prep", "train", "explain"):
         replace_worker(isolated_stack, queue)

@@ -78,7 +78,7 @@ def test_training_past_its_timeout_is_retried_then_failed_never_left_started(
 ):
     stack = isolated_stack
     # The prep stage enqueues training, so its worker's settings set the training timeout.
-    replace_worker(stack, "prep", {"TRAIN_TIMEOUT": "2"})
+    replace_worker(stack, "prep", {"PRICE_CATEGORY_TRAIN_TIMEOUT": "2"})
     try:
         # Far past 2 s on any machine (500 trees took under 2 s once the suite had a core).
         stack.write_grid(

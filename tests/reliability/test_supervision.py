@@ -57,7 +57,7 @@ class LocalStack:
         env = {f"{name}_PORT": str(port) for name, port in self.ports.items()}
         env |= {
             "STATE_DIR": str(folder / "state"),
-            "PIPELINE_CONFIG": str(folder / "pipeline.yaml"),
+            "PRICE_CATEGORY_PIPELINE_CONFIG": str(folder / "pipeline.yaml"),
         }
         self.log = (folder / "runner.log").open("wb")
         self.runner = subprocess.Popen(

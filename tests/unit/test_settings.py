@@ -1,0 +1,49 @@
+"""Settings come only from prefixed environment variables, and from the well-known names."""
+
+import pytest
+
+from shared.settings import PROJECT_DIR, Settings
+
+
+def test_generic_names_exported_for_other_tools_change_nothing(monkeypatch, tmp_path):
+    for name in ("PROJECT_DIR", "PIPELINE_CONFIG", "MAX_BATCH", "MODEL_NAME", "JOB_RETRIES"):
+        monkeypatch.setenv(name, str(tmp_path) if "DIR" in name or "CONFIG" in name else "7")
+    settings = Settings()
+    assert settings.project_dir == PROJECT_DIR
+    assert settings.pipeline_config == PROJECT_DIR / "config" / "pipeline.yaml"
+    assert (settings.max_batch, settings.model_name, settings.job_retries) == (
+        10_000,
+        "price-category",
+        2,
+    )
+
+
+def test_prefixed_names_set_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("PRICE_CATEGORY_PIPELINE_CONFIG", str(tmp_path / "grid.yaml"))
+    monkeypatch.setenv("PRICE_CATEGORY_MAX_BATCH", "7")
+    monkeypatch.setenv("PRICE_CATEGORY_RETRY_INTERVALS", "[1, 2]")
+    settings = Settings()
+    assert settings.pipeline_config == tmp_path / "grid.yaml"
+    assert settings.max_batch == 7
+    assert settings.retry_intervals == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("variable", "field", "value"),
+    [
+        ("REDIS_URL", "redis_url", "redis://:pw@10.0.0.1:6379/0"),
+        ("MLFLOW_TRACKING_URI", "mlflow_tracking_uri", "http://mlflow:5000"),
+        ("DASHBOARD_USER", "dashboard_user", "ops"),
+    ],
+)
+def test_well_known_names_keep_theirs(monkeypatch, variable, field, value):
+    monkeypatch.setenv(variable, value)
+    assert getattr(Settings(), field) == value
+
+
+def test_secrets_keep_their_names_too(monkeypatch):
+    monkeypatch.setenv("RETRAIN_TOKEN", "token-0123456789abcdef")
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "password-0123456789")
+    settings = Settings()
+    assert settings.retrain_token.get_secret_value() == "token-0123456789abcdef"
+    assert settings.dashboard_password.get_secret_value() == "password-0123456789"
