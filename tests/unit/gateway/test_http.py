@@ -137,20 +137,21 @@ def test_json_nested_too_deeply_is_400_not_500(client, path, depth):
     assert reply.get_json()["error"] == "malformed_json"
 
 
-# gunicorn ends a chunked body itself and says so; werkzeug then reads it up to the cap.
-CHUNKED = {"wsgi.input_terminated": True}
+def post_chunked(client, body: bytes):
+    """POST /predict with a chunked body (no Content-Length), as gunicorn hands it on: it ends
+    the body itself and says so (wsgi.input_terminated); werkzeug reads it up to the cap."""
+    return client.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
 
 
 def test_a_chunked_body_over_the_cap_is_413_not_parsed_cut(client, settings):
-    cap = settings.max_body_bytes
-    over = b'"' + b"x" * cap + b'"'  # valid JSON once whole, invalid if cut at the cap
-    reply = client.post(
-        "/predict",
-        input_stream=io.BytesIO(over),
-        content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides=CHUNKED,
-    )
+    over = b'"' + b"x" * settings.max_body_bytes + b'"'  # valid JSON whole, invalid cut
+    reply = post_chunked(client, over)
     assert reply.status_code == 413, reply.get_data(as_text=True)[:200]
     assert reply.get_json()["error"] == "request_entity_too_large"
 
@@ -158,11 +159,5 @@ def test_a_chunked_body_over_the_cap_is_413_not_parsed_cut(client, settings):
 def test_a_chunked_body_at_the_cap_is_read_whole(client, settings):
     body = json.dumps(CHALLENGE_EXAMPLE).encode()
     body += b" " * (settings.max_body_bytes - len(body))  # exactly the cap
-    reply = client.post(
-        "/predict",
-        input_stream=io.BytesIO(body),
-        content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides=CHUNKED,
-    )
+    reply = post_chunked(client, body)
     assert reply.status_code == 200, reply.get_data(as_text=True)[:200]
