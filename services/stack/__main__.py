@@ -124,23 +124,34 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
     for queue in QueueName:
         children.append(processes.SupervisedWorker(queue.value, logs, env, f"worker-{queue.value}"))
     env |= credentials
-    # gunicorn on a loopback port of its own; clients reach it only through the front.
-    app_port = processes.free_port()
+    # gunicorn on a unix socket in the state folder (mode 700): clients reach it only
+    # through the front, and no other user of the host reaches it at all.
+    app_socket = gateway_socket(state)
     children.append(
         processes.Supervised(
             "gateway (gunicorn)",
-            lambda: processes.start_gateway(logs, env, app_port)[0],
+            lambda: processes.start_private_gateway(app_socket, logs, env),
             logs / "gateway.log",
         )
     )
     children.append(
         processes.Supervised(
             "front (nginx)",
-            lambda: start_front(state / "front", f"127.0.0.1:{app_port}", port_of("gateway"))[0],
+            lambda: start_front(state / "front", f"unix:{app_socket}", port_of("gateway"))[0],
             state / "front" / "front.log",
         )
     )
     return env
+
+
+def gateway_socket(state: Path) -> Path:
+    """The gunicorn socket's path; a unix socket's path holds at most 107 bytes."""
+    path = state.resolve() / "gateway.sock"
+    if len(str(path).encode()) > 100:
+        raise StackError(
+            f"the state folder's path is too long for a socket ({path}): set STATE_DIR"
+        )
+    return path
 
 
 def supervise(children: list[processes.Supervised]) -> NoReturn:

@@ -5,6 +5,7 @@ runs them too), so what is tested is what runs.
 """
 
 import contextlib
+import http.client
 import logging
 import os
 import pwd
@@ -76,10 +77,11 @@ def worker_command(queue: str, name: str | None = None) -> list[str]:
     return command + [queue]
 
 
-def gateway_command(port: int, workers: int | None = None, host: str = "127.0.0.1") -> list[str]:
-    """The gateway under gunicorn: one process per core (prediction is CPU-bound, and threads
-    would serialise on the GIL), each single-threaded, each following promotions itself."""
-    command = [str(VENV_BIN / "gunicorn"), "--bind", f"{host}:{port}"]
+def gateway_command(bind: str, workers: int | None = None) -> list[str]:
+    """The gateway under gunicorn, listening at bind (host:port, or unix:path): one process per
+    core (prediction is CPU-bound, and threads would serialise on the GIL), each
+    single-threaded, each following promotions itself."""
+    command = [str(VENV_BIN / "gunicorn"), "--bind", bind]
     command += ["--workers", str(workers or os.cpu_count() or 1), "--threads", "1"]
     command += ["--timeout", "120", "--graceful-timeout", "20", "--no-control-socket"]
     # gunicorn answers an over-long request line itself, in HTML; at its maximum (8190) the
@@ -228,14 +230,49 @@ def start_gateway(
     """Start the gateway with its settings in the environment; wait until it answers."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    process = start_logged(gateway_command(port, workers), folder / "gateway.log", env)
+    bind = f"127.0.0.1:{port}"
+    process = start_logged(gateway_command(bind, workers), folder / "gateway.log", env)
 
     def alive() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2) as reply:
+        with urllib.request.urlopen(f"http://{bind}/health/live", timeout=2) as reply:
             return bool(reply.status == 200)
 
     wait_for_start(alive, 60, "gateway", process)
     return process, port
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket."""
+
+    def __init__(self, socket_path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.socket_path))
+
+
+def start_private_gateway(
+    socket_path: Path, folder: Path, env: dict[str, str], workers: int | None = None
+) -> subprocess.Popen:
+    """Start the gateway on a unix socket (only users who may enter its folder can connect:
+    nobody else can reach gunicorn around its front); wait until it answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = gateway_command(f"unix:{socket_path}", workers)
+    process = start_logged(command, folder / "gateway.log", env)
+
+    def alive() -> bool:
+        connection = _UnixHTTPConnection(socket_path, timeout=2)
+        try:
+            connection.request("GET", "/health/live")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+
+    wait_for_start(alive, 60, "gateway", process)
+    return process
 
 
 def start_worker(

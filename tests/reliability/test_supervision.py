@@ -2,6 +2,7 @@
 each killed with SIGKILL come back on their own, predictions resume, and a retrain afterwards
 finishes."""
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 import requests
@@ -109,6 +111,16 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *(p for child in processes.children(pid) for p in process_tree(child))]
 
 
+def listening_ports(pids: list[int]) -> set[int]:
+    ports = set()
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a work-horse may end meanwhile
+            for connection in psutil.Process(pid).net_connections(kind="inet"):
+                if connection.status == psutil.CONN_LISTEN:
+                    ports.add(connection.laddr.port)
+    return ports
+
+
 def test_secrets_stay_off_command_lines_and_redis_needs_its_password(local_stack: LocalStack):
     stack = local_stack
     state = stack.folder / "state"
@@ -120,6 +132,9 @@ def test_secrets_stay_off_command_lines_and_redis_needs_its_password(local_stack
     assert len(command_lines) > 8  # Redis, MLflow, 3 workers, gunicorn, nginx and children
     for secret in generated.values():
         assert not [line for line in command_lines if secret in line]
+    # On TCP, only Redis (password), MLflow and the front listen: gunicorn is on a unix socket
+    # in the state folder, where no other user reaches it around the front.
+    assert listening_ports(process_tree(stack.runner.pid)) == set(stack.ports.values())
     # Without the password, Redis answers nothing: no job can be written into a queue.
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(port=stack.ports["REDIS"], socket_timeout=5).ping()

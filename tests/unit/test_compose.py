@@ -153,7 +153,7 @@ def test_commands_are_the_ones_the_stack_and_tests_start(compose):
     expected = {
         "redis": processes.redis_command(0, "x"),
         "mlflow": processes.mlflow_command(0, "x"),
-        "gateway": processes.gateway_command(8000, workers=2),
+        "gateway": processes.gateway_command("0.0.0.0:8000", workers=2),
         "rq-dashboard": processes.dashboard_command(0),
         **{name: processes.worker_command(queue) for name, queue in WORKERS.items()},
     }
