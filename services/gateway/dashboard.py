@@ -94,7 +94,5 @@ def mount_dashboard(app: Flask, settings: Settings) -> None:
             response.set_data(page.replace(INLINE_SCRIPT, f'{INLINE_SCRIPT[:-1]} nonce="{nonce}">'))
             response.headers["Content-Security-Policy"] = POLICY.format(nonce=nonce)
         else:  # JSON, scripts, styles, refusals: nothing in them may run or load anything
-            response.headers["Content-Security-Policy"] = (
-                "default-src 'none'; frame-ancestors 'none'"
-            )
+            response.headers["Content-Security-Policy"] = NOTHING_RUNS
         return response

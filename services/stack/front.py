@@ -26,7 +26,8 @@ def nginx_binary() -> str:
 
 
 def server_block(upstream: str, listen: str) -> str:
-    """The template's server block for a gunicorn at upstream (host:port), listening at listen."""
+    """The template's server block for the gunicorn at upstream (host:port or unix:path),
+    listening at listen ([host:]port)."""
     return Template(TEMPLATE.read_text()).safe_substitute(
         GATEWAY_UPSTREAM=upstream, FRONT_LISTEN=listen
     )
