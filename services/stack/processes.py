@@ -224,23 +224,6 @@ def start_mlflow(
     return process, port
 
 
-def start_gateway(
-    folder: Path, env: dict[str, str], port: int | None = None, workers: int | None = None
-) -> tuple[subprocess.Popen, int]:
-    """Start the gateway with its settings in the environment; wait until it answers."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    bind = f"127.0.0.1:{port}"
-    process = start_logged(gateway_command(bind, workers), folder / "gateway.log", env)
-
-    def alive() -> bool:
-        with urllib.request.urlopen(f"http://{bind}/health/live", timeout=2) as reply:
-            return bool(reply.status == 200)
-
-    wait_for_start(alive, 60, "gateway", process)
-    return process, port
-
-
 class _UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP over a unix socket."""
 
@@ -254,25 +237,46 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(str(self.socket_path))
 
 
+def _gateway_lives(bind: str) -> bool:
+    """Whether the gateway at bind (host:port or unix:path) answers /health/live."""
+    if bind.startswith("unix:"):
+        connection: http.client.HTTPConnection = _UnixHTTPConnection(
+            Path(bind.removeprefix("unix:")), timeout=2
+        )
+    else:
+        host, port = bind.rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=2)
+    try:
+        connection.request("GET", "/health/live")
+        return connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
+def _start_gateway_at(
+    bind: str, folder: Path, env: dict[str, str], workers: int | None
+) -> subprocess.Popen:
+    folder.mkdir(parents=True, exist_ok=True)
+    process = start_logged(gateway_command(bind, workers), folder / "gateway.log", env)
+    wait_for_start(lambda: _gateway_lives(bind), 60, "gateway", process)
+    return process
+
+
+def start_gateway(
+    folder: Path, env: dict[str, str], port: int | None = None, workers: int | None = None
+) -> tuple[subprocess.Popen, int]:
+    """Start the gateway on a loopback port (a free one unless given) with its settings in the
+    environment; wait until it answers."""
+    port = port or free_port()
+    return _start_gateway_at(f"127.0.0.1:{port}", folder, env, workers), port
+
+
 def start_private_gateway(
     socket_path: Path, folder: Path, env: dict[str, str], workers: int | None = None
 ) -> subprocess.Popen:
     """Start the gateway on a unix socket (only users who may enter its folder can connect:
     nobody else can reach gunicorn around its front); wait until it answers."""
-    folder.mkdir(parents=True, exist_ok=True)
-    command = gateway_command(f"unix:{socket_path}", workers)
-    process = start_logged(command, folder / "gateway.log", env)
-
-    def alive() -> bool:
-        connection = _UnixHTTPConnection(socket_path, timeout=2)
-        try:
-            connection.request("GET", "/health/live")
-            return connection.getresponse().status == 200
-        finally:
-            connection.close()
-
-    wait_for_start(alive, 60, "gateway", process)
-    return process
+    return _start_gateway_at(f"unix:{socket_path}", folder, env, workers)
 
 
 def start_worker(

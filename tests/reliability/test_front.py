@@ -53,7 +53,7 @@ def test_a_chunked_body_over_the_cap_is_413_json(fault_front: str):
     )
     assert reply.status_code == 413, reply.text
     assert reply.json()["error"] == "request_entity_too_large"
-    # A body just under the cap still reaches the gateway (which answers it).
+    # A body within the cap still reaches the gateway (which answers it).
     assert requests.post(f"{fault_front}/predict", json=CHALLENGE_EXAMPLE, timeout=10).ok
 
 

@@ -8,8 +8,7 @@ and no body, held both workers: no other prediction was answered in 30 s.
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 import numpy as np
 import pytest
@@ -35,7 +34,6 @@ class SlowClients:
         host, port = url.removeprefix("http://").split(":")
         self.address = (host, int(port))
         self.kinds = ["slowloris"] * slowloris + ["stalled_body"] * stalled_bodies
-        self.reopened = 0
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(k,)) for k in self.kinds]
 
@@ -62,7 +60,6 @@ class SlowClients:
                             raise ConnectionResetError
             except OSError:
                 sock.close()
-                self.reopened += 1
                 sock = self._open(kind)
         sock.close()
 
@@ -78,15 +75,10 @@ class SlowClients:
             thread.join()
 
 
-@contextmanager
-def slow_clients(url: str) -> Iterator[SlowClients]:
-    with SlowClients(url, SLOWLORIS_SOCKETS, STALLED_BODIES) as clients:
-        yield clients
-
-
 def test_slow_clients_do_not_starve_a_well_behaved_one(fault_front: str):
     latencies, failures = [], []
-    with slow_clients(fault_front), requests.Session() as session:
+    slow = SlowClients(fault_front, SLOWLORIS_SOCKETS, STALLED_BODIES)
+    with slow, requests.Session() as session:
         for _ in range(SINGLE_PREDICTIONS):
             started = time.perf_counter()
             try:

@@ -17,7 +17,7 @@ import yaml
 
 from services.stack import processes
 from services.stack.front import TEMPLATE as FRONT_TEMPLATE
-from shared.settings import PROJECT_DIR
+from shared.settings import PROJECT_DIR, Settings
 
 COMPOSE = PROJECT_DIR / "docker-compose.yml"
 SECRETS = (
@@ -194,3 +194,15 @@ def test_docker_compose_validates_the_file(tmp_path):
     missing = _compose_config(_filled_env(tmp_path, drop="RETRAIN_TOKEN"))
     assert missing.returncode != 0
     assert "set RETRAIN_TOKEN in .env" in missing.stderr
+
+
+def test_the_fronts_limits_are_the_gateways():
+    """The README promises the front refuses exactly what the gateway would: the same body cap
+    (MAX_BODY_BYTES) and gunicorn's request-line and header-field limits."""
+    template = FRONT_TEMPLATE.read_text()
+    body_mib = int(re.search(r"client_max_body_size (\d+)m;", template).group(1))
+    assert body_mib * 1024 * 1024 == Settings().max_body_bytes
+    header_kib = int(re.search(r"large_client_header_buffers \d+ (\d+)k;", template).group(1))
+    command = processes.gateway_command("x")
+    line_limit = int(command[command.index("--limit-request-line") + 1])
+    assert line_limit <= header_kib * 1024 <= 8190 + 2  # 8190 is gunicorn's field maximum
