@@ -39,7 +39,23 @@ def body_for(target: str, listings: list[dict[str, Any]] | dict[str, Any]) -> ob
 
 def median_load(url: str, body: object, connections: int, seconds: int, runs: int) -> LoadResult:
     """Median of each figure over several wrk runs (errors summed)."""
-    results = [run_load(url, body, connections, seconds) for _ in range(runs)]
+    return _median([run_load(url, body, connections, seconds) for _ in range(runs)])
+
+
+def interleaved_loads(
+    urls: dict[str, str], body: object, connections: int, seconds: int, runs: int
+) -> dict[str, LoadResult]:
+    """Several stacks loaded in turn, run after run (A B A B ...), each one's median: a drift
+    of the machine over the minutes of the runs falls on all of them alike, so their ratio
+    is what the stacks differ by, not when each was measured."""
+    results: dict[str, list[LoadResult]] = {name: [] for name in urls}
+    for _ in range(runs):
+        for name, url in urls.items():
+            results[name].append(run_load(url, body, connections, seconds))
+    return {name: _median(loads) for name, loads in results.items()}
+
+
+def _median(results: list[LoadResult]) -> LoadResult:
     return LoadResult(
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),

@@ -33,13 +33,12 @@ def single_listing(bench: targets.Bench, seconds: int, runs: int) -> dict:
                 bench.urls[stack], body, clients, seconds, runs
             )
             logging.info("%s x%d: %s", stack, clients, loads[(stack, clients)])
-    # Two gateway processes (how throughput scales with processes), as deployed: behind the
-    # buffering front and without it, one right after the other, for what the front costs.
+    # Two gateway processes (how throughput scales with processes): the same processes reached
+    # directly and through the buffering front, run after run in turn, for what the front costs.
+    pair = {name: bench.urls[name] for name in ("gateway-2proc", "gateway-2proc+front")}
     for clients in (4, 8):
-        for stack in ("gateway-2proc", "gateway-2proc+front"):
-            loads[(stack, clients)] = measure.median_load(
-                bench.urls[stack], CHALLENGE_EXAMPLE, clients, seconds, runs
-            )
+        measured = measure.interleaved_loads(pair, CHALLENGE_EXAMPLE, clients, seconds, runs)
+        loads |= {(name, clients): load for name, load in measured.items()}
     return loads
 
 

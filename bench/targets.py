@@ -71,17 +71,24 @@ def start_backing_services(bench: Bench) -> None:
 
 
 def start_gateway(bench: Bench, name: str, workers: int) -> None:
-    process, port = processes.start_gateway(bench.folder / name, bench.env, workers=workers)
+    """The gateway on a loopback port, and on a unix socket for a front to reach it by."""
+    process, port = processes.start_gateway(
+        bench.folder / name, bench.env, workers=workers, also_socket=_socket(bench, name)
+    )
     bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
     ready = f"http://127.0.0.1:{port}/health/ready"
     processes.wait_until(lambda: _answers(ready), 60, f"{name} serving the champion")
 
 
 def start_front(bench: Bench, name: str, behind: str) -> None:
-    """The buffering front (nginx, as deployed) before the gateway stack named behind."""
-    upstream = bench.urls[behind].removeprefix("http://").removesuffix("/predict")
-    process, port = front.start_front(bench.folder / name, upstream)
+    """The buffering front before the gateway stack named behind, as `make run` deploys it:
+    nginx reaching the same gunicorn processes on their unix socket."""
+    process, port = front.start_front(bench.folder / name, f"unix:{_socket(bench, behind)}")
     bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
+
+
+def _socket(bench: Bench, name: str) -> Path:
+    return bench.folder / f"{name}.sock"
 
 
 def start_mlflow_serve(bench: Bench) -> None:

@@ -77,11 +77,13 @@ def worker_command(queue: str, name: str | None = None) -> list[str]:
     return command + [queue]
 
 
-def gateway_command(bind: str, workers: int | None = None) -> list[str]:
-    """The gateway under gunicorn, listening at bind (host:port, or unix:path): one process per
-    core (prediction is CPU-bound, and threads would serialise on the GIL), each
+def gateway_command(*binds: str, workers: int | None = None) -> list[str]:
+    """The gateway under gunicorn, listening at each bind (host:port, or unix:path): one process
+    per core (prediction is CPU-bound, and threads would serialise on the GIL), each
     single-threaded, each following promotions itself."""
-    command = [str(VENV_BIN / "gunicorn"), "--bind", bind]
+    command = [str(VENV_BIN / "gunicorn")]
+    for bind in binds:
+        command += ["--bind", bind]
     command += ["--workers", str(workers or os.cpu_count() or 1), "--threads", "1"]
     command += ["--timeout", "120", "--graceful-timeout", "20", "--no-control-socket"]
     # gunicorn answers an over-long request line itself, in HTML; at its maximum (8190) the
@@ -254,21 +256,27 @@ def _gateway_lives(bind: str) -> bool:
 
 
 def _start_gateway_at(
-    bind: str, folder: Path, env: dict[str, str], workers: int | None
+    binds: list[str], folder: Path, env: dict[str, str], workers: int | None
 ) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
-    process = start_logged(gateway_command(bind, workers), folder / "gateway.log", env)
-    wait_for_start(lambda: _gateway_lives(bind), 60, "gateway", process)
+    command = gateway_command(*binds, workers=workers)
+    process = start_logged(command, folder / "gateway.log", env)
+    wait_for_start(lambda: all(map(_gateway_lives, binds)), 60, "gateway", process)
     return process
 
 
 def start_gateway(
-    folder: Path, env: dict[str, str], port: int | None = None, workers: int | None = None
+    folder: Path,
+    env: dict[str, str],
+    port: int | None = None,
+    workers: int | None = None,
+    also_socket: Path | None = None,
 ) -> tuple[subprocess.Popen, int]:
     """Start the gateway on a loopback port (a free one unless given) with its settings in the
-    environment; wait until it answers."""
+    environment, and on a unix socket too if given; wait until it answers."""
     port = port or free_port()
-    return _start_gateway_at(f"127.0.0.1:{port}", folder, env, workers), port
+    binds = [f"127.0.0.1:{port}"] + ([f"unix:{also_socket}"] if also_socket else [])
+    return _start_gateway_at(binds, folder, env, workers), port
 
 
 def start_private_gateway(
@@ -276,7 +284,7 @@ def start_private_gateway(
 ) -> subprocess.Popen:
     """Start the gateway on a unix socket (only users who may enter its folder can connect:
     nobody else can reach gunicorn around its front); wait until it answers."""
-    return _start_gateway_at(f"unix:{socket_path}", folder, env, workers)
+    return _start_gateway_at([f"unix:{socket_path}"], folder, env, workers)
 
 
 def start_worker(
