@@ -1,28 +1,47 @@
 # One image for every Python service: gateway, workers, MLflow server, rq-dashboard.
-FROM python:3.11-slim
+# BASE_IMAGE: any Debian-based image with Python 3.11; where no registry is reachable,
+# deploy/offline-images.sh builds one from Debian's packages and passes it here.
+ARG BASE_IMAGE=python:3.11-slim
 
+FROM ${BASE_IMAGE} AS system
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+# No git in the image (GIT_COMMIT names the code): GitPython, which MLflow and the workers
+# import, then stays quiet instead of failing the import.
+ENV GIT_PYTHON_REFRESH=quiet
+# LightGBM's OpenMP runtime, and the user every service runs as.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+ && useradd --create-home --uid 10001 app
 
+# The dependencies, in a stage of their own: the wheels copied in for the install stay here,
+# out of the final image. Every package is pinned with its hashes by requirements.lock. A
+# wheelhouse/ folder in the build context (deploy/offline-images.sh fills it with the host's
+# pip) is installed from with no index at all; without one, pip reaches its index as usual.
+# (The wildcard lets COPY succeed when there is no wheelhouse.)
+FROM system AS dependencies
+COPY requirements.lock wheelhouse* /tmp/install/
+RUN python3 -m venv /opt/venv \
+ && if ls /tmp/install/*.whl >/dev/null 2>&1; then offline="--no-index --find-links /tmp/install"; fi \
+ && pip install --require-hashes ${offline:-} -r /tmp/install/requirements.lock
+
+FROM system
+COPY --from=dependencies /opt/venv /opt/venv
 WORKDIR /app
-RUN useradd --create-home --uid 10001 app
-
-# Dependencies in their own layer: rebuilt only when pyproject.toml changes, not the code.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
-
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 COPY config ./config
 COPY data/raw ./data/raw
-# Editable, so the code stays in /app beside config/ and data/, as in a checkout. Named
-# volumes mounted on data/ and /mlartifacts start with this ownership: no service needs root.
-RUN pip install --no-deps -e . \
+# Editable, so the code stays in /app beside config/ and data/, as in a checkout (setuptools
+# comes from the lock, hence no build isolation). Named volumes mounted on data/ and
+# /mlartifacts start with this ownership: no service needs root.
+RUN pip install --no-deps --no-index --no-build-isolation -e . \
  && mkdir -p data/processed /mlartifacts \
  && chown -R app:app /app/data /mlartifacts
 

@@ -6,25 +6,41 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install run test test-unit lint format typecheck retrain repro bench bench-quick clean
+.PHONY: help install lock run test test-containers test-unit lint format typecheck retrain repro bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+# Every package, direct or not, at the version and hashes of the lock; the project itself
+# editable on top (built by the locked setuptools, hence no build isolation).
+$(INSTALLED): pyproject.toml requirements-dev.lock
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "needs $(PYTHON_BIN) (Python 3.11) on PATH"; exit 1; }
 	test -d $(VENV) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with its dev tools
 
+# The build backend is locked too: the image and `make install` build the project offline.
+LOCK := UV_CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/uv pip compile --quiet --universal \
+	--python-version 3.11 --generate-hashes --upgrade
+lock: $(INSTALLED) ## re-pin every dependency with its hashes (requirements.lock, requirements-dev.lock)
+	echo "setuptools>=68" | $(LOCK) pyproject.toml - -o requirements.lock
+	echo "setuptools>=68" | $(LOCK) pyproject.toml - --extra dev -o requirements-dev.lock
+
 run: $(INSTALLED) ## start Redis, MLflow and the workers locally; train a first model if none
 	$(PY) -m services.stack
 
-test: $(INSTALLED) lint typecheck ## lint, type-check and run every test (unit and integration)
-	$(PY) -m pytest
+test: $(INSTALLED) lint typecheck ## lint, type-check and run every test (unit, integration, reliability, containers)
+	$(PY) -m pytest -m "not containers"
+	$(MAKE) --no-print-directory test-containers
+
+# After the rest, alone: building images and training in containers takes both cores, which
+# the reliability suite's latency checks must not share.
+test-containers: $(INSTALLED) ## the compose stack built offline and run on a real Docker engine
+	$(PY) -m pytest -n 0 -m containers tests/containers
 
 test-unit: $(INSTALLED) ## the fast, pure tests only
 	$(PY) -m pytest tests/unit

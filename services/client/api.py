@@ -10,7 +10,12 @@ TERMINAL_STATES = ("finished", "failed")
 
 
 class ClientError(Exception):
-    """The gateway refused or could not be reached; the message says why."""
+    """The gateway refused or could not be reached; the message says why. status and body are
+    the gateway's answer, when it gave one."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.body = status, body
 
 
 class GatewayClient:
@@ -31,7 +36,7 @@ class GatewayClient:
         if not reply.ok:
             fields = "; ".join(f"{f['path']}: {f['message']}" for f in body.get("fields") or [])
             detail = body.get("message", reply.text[:200]) + (f" ({fields})" if fields else "")
-            raise ClientError(f"{reply.status_code} {detail}")
+            raise ClientError(f"{reply.status_code} {detail}", reply.status_code, body)
         return body
 
     def predict(self, listings: dict[str, Any] | list[dict[str, Any]]) -> Any:

@@ -23,9 +23,9 @@ import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
-from services.client.api import ClientError, GatewayClient
-from services.client.cli import stage_line
+from services.client.api import GatewayClient
 from services.stack import processes
+from services.stack.bootstrap import BootstrapError, ensure_champion
 from services.stack.front import start_front
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.queues import QueueName
@@ -179,23 +179,6 @@ def local_secrets(state: Path) -> dict[str, str]:
     return values | {"DASHBOARD_USER": os.environ.get("DASHBOARD_USER", "admin")}
 
 
-def ensure_champion(settings: Settings, env: dict[str, str]) -> None:
-    """Train a first model on the default data, through the gateway, when none is registered."""
-    champion = Tracker(settings).champion()
-    if champion is not None:
-        log.info("champion is version %s", champion.version)
-        return
-    client = GatewayClient(f"http://127.0.0.1:{port_of('gateway')}", env["RETRAIN_TOKEN"])
-    try:
-        accepted = client.retrain(reason="first start: no champion registered")
-        log.info("no champion yet: training a first model (run %s)", accepted["run_id"])
-        run = client.follow(accepted["run_id"], lambda r: log.info("%s", stage_line(r)))
-    except ClientError as error:
-        raise StackError(f"first training run could not run: {error}") from None
-    if run["state"] != "finished":
-        raise StackError(f"first training run failed: {run['stages']}")
-
-
 def banner(env: dict[str, str], state: Path) -> str:
     """Where everything is and how to use it, once a champion is served."""
     gateway = f"http://127.0.0.1:{port_of('gateway')}"
@@ -251,11 +234,12 @@ def main() -> int:
         settings = Settings(
             redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
         )
-        ensure_champion(settings, env)
+        gateway = GatewayClient(f"http://127.0.0.1:{port_of('gateway')}", env["RETRAIN_TOKEN"])
+        ensure_champion(Tracker(settings), gateway)
         wait_until_served()
         print(banner(env, state), flush=True)
         supervise(children)
-    except StackError as error:
+    except (StackError, BootstrapError) as error:
         log.error("%s", error)
         return 1
     except KeyboardInterrupt:

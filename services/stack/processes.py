@@ -45,11 +45,19 @@ def redis_url(port: int, password: str, host: str = "127.0.0.1") -> str:
     return f"redis://:{password}@{host}:{port}/0"
 
 
-def mlflow_command(port: int, artifacts: str, host: str = "127.0.0.1") -> list[str]:
+LOOPBACK_HOSTS = "localhost:*,127.0.0.1:*"
+
+
+def mlflow_command(
+    port: int, artifacts: str, host: str = "127.0.0.1", allowed_hosts: str = LOOPBACK_HOSTS
+) -> list[str]:
     """An MLflow tracking server serving (proxying) its own artifacts. Its backend store comes
-    from MLFLOW_BACKEND_STORE_URI in the environment: a database URI holds a password."""
+    from MLFLOW_BACKEND_STORE_URI in the environment: a database URI holds a password.
+    allowed_hosts: the Host headers it answers (MLflow refuses others, against DNS rebinding);
+    in compose, its service name too."""
     command = [str(VENV_BIN / "mlflow"), "server"]
     command += ["--artifacts-destination", artifacts, "--serve-artifacts"]
+    command += ["--allowed-hosts", allowed_hosts]
     return command + ["--host", host, "--port", str(port), "--workers", "1"]
 
 

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import socket
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -82,7 +83,9 @@ def run_tracked(
         attempts=attempt,
         error=None,
         job_id=job.id if job else None,
-        pid=os.getpid(),  # the process doing the work (RQ's work-horse): for operators
+        # Where the work runs (RQ's work-horse; its container or machine): for operators.
+        pid=os.getpid(),
+        host=socket.gethostname(),
     )
     try:
         outputs = work()

@@ -36,6 +36,7 @@ PLACES = (
     "--port",
     "--dir",
     "--artifacts-destination",
+    "--allowed-hosts",
 )
 
 
@@ -59,7 +60,31 @@ def normalise(command: list[str]) -> list[str]:
 
 
 def test_every_service_is_there(compose):
-    assert set(compose["services"]) == {*SERVERS, *WORKERS, "mlflow-migrate"}
+    assert set(compose["services"]) == {*SERVERS, *WORKERS, "mlflow-migrate", "bootstrap"}
+
+
+def test_a_first_champion_is_trained_once_the_gateway_is_healthy(compose):
+    bootstrap = compose["services"]["bootstrap"]
+    assert bootstrap["command"] == ["python", "-m", "services.stack.bootstrap"]
+    assert bootstrap["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert bootstrap["environment"]["GATEWAY_URL"] == "http://gateway:8000"
+    assert bootstrap["restart"] == "no"  # one-shot: it ends once a champion is served
+
+
+def test_images_can_come_from_anywhere(compose):
+    """Where no registry is reachable, deploy/offline-images.sh's images replace each one."""
+    services = compose["services"]
+    assert services["redis"]["image"].startswith("${REDIS_IMAGE:-")
+    assert services["postgres"]["image"].startswith("${POSTGRES_IMAGE:-")
+    assert services["front"]["image"].startswith("${NGINX_IMAGE:-")
+    for name, service in services.items():
+        if "build" in service:
+            assert service["build"]["args"]["BASE_IMAGE"] == "${BASE_IMAGE:-python:3.11-slim}", name
+
+
+def test_dumps_dropped_in_data_raw_reach_the_workers_and_the_gateway(compose):
+    for name in ["gateway", *WORKERS]:
+        assert "./data/raw:/app/data/raw:ro" in compose["services"][name]["volumes"], name
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -163,9 +188,11 @@ def test_commands_are_the_ones_the_stack_and_tests_start(compose):
 
 def test_the_image_is_slim_and_runs_as_a_user():
     dockerfile = (PROJECT_DIR / "Dockerfile").read_text()
-    assert dockerfile.startswith("# ") and "FROM python:3.11-slim" in dockerfile
+    assert dockerfile.startswith("# ") and "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
+    assert "FROM ${BASE_IMAGE}" in dockerfile
     lines = dockerfile.splitlines()
-    dependencies = next(i for i, line in enumerate(lines) if "pip install -r" in line)
+    dependencies = next(i for i, line in enumerate(lines) if "requirements.lock" in line)
+    assert "pip install --require-hashes" in dockerfile  # every package pinned by its hash
     first_code = next(i for i, line in enumerate(lines) if line.startswith("COPY shared"))
     assert dependencies < first_code  # dependencies stay cached while the code changes
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
