@@ -45,19 +45,14 @@ def redis_url(port: int, password: str, host: str = "127.0.0.1") -> str:
     return f"redis://:{password}@{host}:{port}/0"
 
 
-LOOPBACK_HOSTS = "localhost:*,127.0.0.1:*"
-
-
-def mlflow_command(
-    port: int, artifacts: str, host: str = "127.0.0.1", allowed_hosts: str = LOOPBACK_HOSTS
-) -> list[str]:
+def mlflow_command(port: int, artifacts: str, host: str = "127.0.0.1") -> list[str]:
     """An MLflow tracking server serving (proxying) its own artifacts. Its backend store comes
-    from MLFLOW_BACKEND_STORE_URI in the environment: a database URI holds a password.
-    allowed_hosts: the Host headers it answers (MLflow refuses others, against DNS rebinding);
-    in compose, its service name too."""
+    from MLFLOW_BACKEND_STORE_URI in the environment: a database URI holds a password. It
+    answers only requests naming loopback as their Host (MLflow's check against DNS
+    rebinding; compose adds the service's own name)."""
     command = [str(VENV_BIN / "mlflow"), "server"]
     command += ["--artifacts-destination", artifacts, "--serve-artifacts"]
-    command += ["--allowed-hosts", allowed_hosts]
+    command += ["--allowed-hosts", "localhost:*,127.0.0.1:*"]
     return command + ["--host", host, "--port", str(port), "--workers", "1"]
 
 

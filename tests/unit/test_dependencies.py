@@ -15,12 +15,21 @@ RUNTIME_CODE = ("shared", "services")
 DEV_CODE = ("bench", "tests")
 
 
-def declared(group: str | None) -> set[str]:
+def requirements(group: str | None) -> list[str]:
     project = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"]
-    if group:
-        requirements = requirements + project["optional-dependencies"][group]
-    return {normalise(re.match(r"[A-Za-z0-9._-]+", r).group()) for r in requirements}
+    found = project["dependencies"]
+    return found + project["optional-dependencies"][group] if group else found
+
+
+def declared(group: str | None) -> set[str]:
+    return {normalise(re.match(r"[A-Za-z0-9._-]+", r).group()) for r in requirements(group)}
+
+
+def locked(lock: str) -> set[str]:
+    """The lock's pins, as normalised `name==version`."""
+    text = (PROJECT_DIR / lock).read_text()
+    pins = re.findall(r"^([A-Za-z0-9._-]+)==([^\s;]+)", text, re.MULTILINE)
+    return {f"{normalise(name)}=={version}" for name, version in pins}
 
 
 def normalise(name: str) -> str:
@@ -63,3 +72,16 @@ def test_the_services_import_only_declared_dependencies():
 
 def test_the_tests_and_benchmarks_import_only_declared_dependencies():
     assert undeclared(RUNTIME_CODE + DEV_CODE, declared("dev")) == []
+
+
+def test_the_locks_pin_what_pyproject_pins():
+    """A dependency added or moved in pyproject.toml without `make lock` would be missing from
+    (or different in) what `make install` and the image install."""
+    for lock, group in (("requirements.lock", None), ("requirements-dev.lock", "dev")):
+        pins = {
+            normalise(name) + "==" + version
+            for name, version in (
+                r.split(";")[0].strip().split("==") for r in requirements(group) if "==" in r
+            )
+        }
+        assert pins - locked(lock) == set(), f"run `make lock`: {lock} is behind pyproject.toml"
