@@ -59,6 +59,9 @@ typecheck: $(INSTALLED) ## mypy on shared/ and services/
 retrain: $(INSTALLED) ## queue a pipeline run through the running gateway and follow it
 	$(VENV)/bin/price-category retrain --wait
 
+dvc.yaml: shared/pipeline.py services/workers/dvc_stages.py ## regenerate dvc.yaml from the pipeline's declaration
+	$(PY) -m services.workers.dvc_stages
+
 repro: $(INSTALLED) ## experimentation mode: the stages in-process (dvc repro); PRICE_CATEGORY_PROMOTE_EXPERIMENT=1 may deploy
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc repro
 

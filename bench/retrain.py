@@ -27,8 +27,8 @@ from bench import report
 from bench.measure import resident_mib
 from services.client.api import GatewayClient
 from services.stack import processes
-from services.workers.explain import explain_winner
 from shared.cleaning import clean_listings
+from shared.evaluation import evaluate_winner
 from shared.modeling import fit_candidate, probabilities, score_predictions, split_dataset
 from shared.params import load_params
 from shared.queues import connect
@@ -77,7 +77,7 @@ def sequential_floor(config: Path, raw: Path, folder: Path) -> RetrainTiming:
 
 
 def _save_explanation(pipeline: Any, clean: Any, params: Any, folder: Path) -> None:
-    explained = explain_winner(pipeline, clean, params)
+    explained = evaluate_winner(pipeline, clean, params)
     (folder / "importances.json").write_text(json.dumps(explained.importances))
     for artifact, figure in explained.figures.items():
         figure.savefig(folder / artifact.replace("/", "-"))

@@ -11,3 +11,7 @@ class DataError(PipelineError):
 
 class ConfigError(PipelineError):
     """Pipeline parameters or the candidate grid are invalid."""
+
+
+class TrainingFailedError(PipelineError):
+    """A candidate failed for good, so the run has nothing complete to select from."""

@@ -5,7 +5,8 @@ from typing import Any
 
 from redis import Redis
 
-from shared.queues import enqueue_prep
+from shared.pipeline import STAGES
+from shared.queues import enqueue_stage
 from shared.runs import RunStore
 from shared.settings import Settings
 
@@ -13,7 +14,8 @@ from shared.settings import Settings
 def launch_run(
     redis: Redis, settings: Settings, data_path: str, meta: dict[str, Any] | None = None
 ) -> str:
-    """Create a run for a raw data file (path relative to the project) and queue its prep.
+    """Create a run for a raw data file (path relative to the project) and queue its first
+    stage.
 
     Both or neither: a run recorded without its first job would look queued forever."""
     run_id = str(uuid.uuid4())
@@ -22,6 +24,6 @@ def launch_run(
         RunStore(redis, settings.run_ttl_seconds).create(
             run_id, {"data_path": data_path, **(meta or {})}, transaction
         )
-        enqueue_prep(redis, settings, run_id, data_path, transaction)
+        enqueue_stage(redis, settings, STAGES[0], run_id, pipeline=transaction)
         transaction.execute()
     return run_id

@@ -6,8 +6,9 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared.errors import ConfigError
-from shared.modeling import ESTIMATORS, CandidateSpec
+from shared.modeling import ESTIMATORS, CandidateSpec, Split, split_dataset
 from shared.selection import GateRules
+from shared.storage import read_parquet
 
 SELECTABLE_METRICS = ("accuracy", "f1_macro", "roc_auc_ovr")
 # Each metric's default promotion floor: well above chance on four categories (ROC AUC 0.5,
@@ -22,6 +23,10 @@ class PrepParams(BaseModel):
 class SplitParams(BaseModel):
     test_size: float = Field(0.15, gt=0, lt=1)
     random_state: int = 1
+
+    def read(self, processed_path: str | Path) -> Split:
+        """The run's shared train/test split of its cleaned dataset."""
+        return split_dataset(read_parquet(Path(processed_path)), self.test_size, self.random_state)
 
 
 class CandidateParams(BaseModel):

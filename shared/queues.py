@@ -1,11 +1,10 @@
-"""The one home of RQ: queue names, job ids, enqueueing each stage, promotion messages.
+"""The one home of RQ: job ids, enqueueing stages as declared, promotion messages.
 
 Jobs are enqueued by dotted path with JSON-safe arguments, so whoever enqueues (the gateway
 included) never imports pandas, scikit-learn or shap.
 """
 
 import os
-from enum import StrEnum
 from typing import Any
 
 from redis import Redis
@@ -16,16 +15,13 @@ from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
 from shared.liveness import DEAD_STATUSES, JobView
+from shared.pipeline import STAGE_NAMES, Stage, following
 from shared.settings import Settings
 
 RESULT_TTL = 7 * 24 * 3600
-# The only functions a worker runs: the pipeline's stage jobs (PipelineJob refuses others).
-PREP_JOB = "services.workers.prep.prep_job"
-TRAIN_JOB = "services.workers.train.train_job"
-SELECT_JOB = "services.workers.select.select_job"
-EXPLAIN_JOB = "services.workers.explain.explain_job"
-ARCHIVE_JOB = "services.workers.archive.archive_job"
-STAGE_JOBS = frozenset({PREP_JOB, TRAIN_JOB, SELECT_JOB, EXPLAIN_JOB, ARCHIVE_JOB})
+# The only function a worker runs: the generic stage job, given a declared stage's name
+# (PipelineJob refuses anything else).
+STAGE_JOB = "services.workers.perform.perform_stage"
 
 
 class RefusedJobError(Exception):
@@ -42,8 +38,10 @@ class PipelineJob(Job):
 
     @property
     def func(self) -> Any:
-        if self.func_name not in STAGE_JOBS or self.instance is not None:
-            raise RefusedJobError(f"refused: {self.func_name!r} is not a pipeline stage job")
+        if self.func_name != STAGE_JOB or self.instance is not None:
+            raise RefusedJobError(f"refused: {self.func_name!r} is not the pipeline's stage job")
+        if not self.args or self.args[0] not in STAGE_NAMES:
+            raise RefusedJobError(f"refused: {self.args[:1]!r} names no pipeline stage")
         return super().func
 
     # The pipeline sets no callbacks; one named in Redis is never imported, let alone called.
@@ -60,21 +58,13 @@ class PipelineJob(Job):
         return None
 
 
-class QueueName(StrEnum):
-    """One queue per stage; each worker process consumes one of them."""
-
-    PREP = "prep"
-    TRAIN = "train"
-    EXPLAIN = "explain"
-
-
-def threads_per_training_worker(redis: Redis) -> int:
-    """This machine's cores shared among the training workers registered now (at least 1).
+def threads_per_worker(redis: Redis, queue_name: str) -> int:
+    """This machine's cores shared among the queue's workers registered now (at least 1).
 
     Each worker runs one fit at a time; n workers each using every core would oversubscribe
     the machine and finish later than one worker alone.
     """
-    workers = Worker.all(queue=Queue(QueueName.TRAIN, connection=redis))
+    workers = Worker.all(queue=Queue(queue_name, connection=redis))
     return max(1, (os.cpu_count() or 1) // max(1, len(workers)))
 
 
@@ -88,9 +78,9 @@ def connect(redis_url: str, timeout: float = 30) -> Redis:
     )
 
 
-def queue(redis: Redis, name: QueueName) -> Queue:
+def queue(redis: Redis, name: str) -> Queue:
     """A stage queue using RQ's JSON serializer, never pickle."""
-    return Queue(name.value, connection=redis, serializer=JSONSerializer)
+    return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
 def job_id(run_id: str, stage: str, candidate: str | None = None) -> str:
@@ -104,111 +94,54 @@ def _retry(settings: Settings) -> Retry | None:
     return Retry(max=settings.job_retries, interval=settings.retry_intervals)
 
 
-def _enqueue_once(
+def enqueue_stage(
     redis: Redis,
-    name: QueueName,
-    function: str,
-    args: list[Any],
-    id_: str,
-    timeout: int,
     settings: Settings,
+    stage: Stage,
+    run_id: str,
+    candidate: str | None = None,
     depends_on: Dependency | None = None,
     pipeline: Pipeline | None = None,
 ) -> Job:
-    """Enqueue a job unless one with this id exists already (a retry re-running the caller);
-    given a pipeline, the job is written when the caller executes it."""
+    """Enqueue a stage's job unless one with its id exists already (a retry re-running the
+    stage before it); given a pipeline, the job is written when the caller executes it."""
+    id_ = job_id(run_id, stage.name, candidate)
     if Job.exists(id_, connection=redis):
         return Job.fetch(id_, connection=redis, serializer=JSONSerializer)
-    return queue(redis, name).enqueue(
-        function,
-        args=args,
+    return queue(redis, stage.queue).enqueue(
+        STAGE_JOB,
+        args=[stage.name, run_id, *([candidate] if candidate else [])],
         job_id=id_,
-        job_timeout=timeout,
+        job_timeout=stage.timeout_in(settings),
         retry=_retry(settings),
         result_ttl=RESULT_TTL,
         failure_ttl=RESULT_TTL,
         depends_on=depends_on,
-        description=f"{function.rsplit('.', 1)[-1]} {id_}",
+        description=f"{stage.name} {id_}",
         pipeline=pipeline,
     )
 
 
-def enqueue_prep(
-    redis: Redis,
-    settings: Settings,
-    run_id: str,
-    data_path: str,
-    pipeline: Pipeline | None = None,
-) -> Job:
-    """Start a pipeline run: clean the raw listings."""
-    return _enqueue_once(
-        redis,
-        QueueName.PREP,
-        PREP_JOB,
-        [run_id, data_path],
-        job_id(run_id, "prep"),
-        settings.prep_timeout,
-        settings,
-        pipeline=pipeline,
-    )
+def enqueue_following(
+    redis: Redis, settings: Settings, stage: Stage, run_id: str, candidates: list[str]
+) -> list[Job]:
+    """Enqueue what follows a finished stage: the next stage, or, when the next runs per
+    candidate, one job per candidate and then the stage after them, which waits for all.
 
-
-def enqueue_training(
-    redis: Redis, settings: Settings, run_id: str, candidates: list[str], inputs: dict[str, str]
-) -> Job:
-    """One train job per candidate, then a select job that waits for all of them.
-
-    The select job also runs when a candidate failed for good (allow_failure), so that a
-    failed run is reported as failed instead of waiting forever.
+    That one also runs when a candidate failed for good (allow_failure), so that a failed
+    run is reported as failed instead of waiting forever.
     """
-    train_jobs = [
-        _enqueue_once(
-            redis,
-            QueueName.TRAIN,
-            TRAIN_JOB,
-            [run_id, name, inputs],
-            job_id(run_id, "train", name),
-            settings.train_timeout,
-            settings,
-        )
-        for name in candidates
-    ]
-    return _enqueue_once(
-        redis,
-        QueueName.TRAIN,
-        SELECT_JOB,
-        [run_id, inputs],
-        job_id(run_id, "select"),
-        settings.select_timeout,
-        settings,
-        depends_on=Dependency(jobs=train_jobs, allow_failure=True),
-    )
-
-
-def enqueue_explain(redis: Redis, settings: Settings, run_id: str, inputs: dict[str, str]) -> Job:
-    """Explain the winner of a run."""
-    return _enqueue_once(
-        redis,
-        QueueName.EXPLAIN,
-        EXPLAIN_JOB,
-        [run_id, inputs],
-        job_id(run_id, "explain"),
-        settings.explain_timeout,
-        settings,
-    )
-
-
-def enqueue_archive(redis: Redis, settings: Settings, run_id: str, inputs: dict[str, str]) -> Job:
-    """Log the other candidates' models. On the train queue: its workers are idle by now."""
-    return _enqueue_once(
-        redis,
-        QueueName.TRAIN,
-        ARCHIVE_JOB,
-        [run_id, inputs],
-        job_id(run_id, "archive"),
-        settings.select_timeout,
-        settings,
-    )
+    after = following(stage)
+    if after is None:
+        return []
+    if not after.per_candidate:
+        return [enqueue_stage(redis, settings, after, run_id)]
+    fanned = [enqueue_stage(redis, settings, after, run_id, name) for name in candidates]
+    joining = following(after)
+    if joining is None:
+        return fanned
+    waits = Dependency(jobs=fanned, allow_failure=True)
+    return [*fanned, enqueue_stage(redis, settings, joining, run_id, depends_on=waits)]
 
 
 def job_view(redis: Redis, id_: str) -> JobView:

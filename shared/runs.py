@@ -11,8 +11,9 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
+from shared.pipeline import STAGES
+
 RUN_INDEX = "runs"
-STAGE_FIELDS = ("prep", "train", "select", "explain", "archive")
 # A stage that has begun: running, waiting to retry after a transient fault, or done.
 ACTIVE_STATES = ("started", "retrying", "finished")
 
@@ -39,18 +40,19 @@ class RunStore:
         self.ttl_seconds = ttl_seconds
 
     def create(self, run_id: str, meta: dict[str, Any], pipeline: Pipeline | None = None) -> None:
-        """Record a new run: prep queued, the rest pending until prep lists the candidates.
+        """Record a new run: its first stage queued, the others pending (per-candidate stages
+        get their fields once the candidates are listed).
 
         Given a (transaction) pipeline, the writes join it: the caller makes them atomic with
         enqueueing the run's first job."""
         created = now()
-        fields = {
-            "meta": {**meta, "run_id": run_id, "created_at": created},
-            "stage:prep": {"state": "queued", "enqueued_at": created},
-            "stage:select": {"state": "pending"},
-            "stage:explain": {"state": "pending"},
-            "stage:archive": {"state": "pending"},
+        fields: dict[str, dict[str, Any]] = {
+            "meta": {**meta, "run_id": run_id, "created_at": created}
         }
+        for stage in STAGES:
+            if not stage.per_candidate:
+                fields[stage.status_field()] = {"state": "pending"}
+        fields[STAGES[0].status_field()] = {"state": "queued", "enqueued_at": created}
         pipe = pipeline if pipeline is not None else self.redis.pipeline()
         for name, record in fields.items():
             pipe.hset(_run_key(run_id), name, json.dumps(record))
@@ -108,18 +110,23 @@ class RunStore:
 def run_stages(
     recorded: dict[str, dict[str, Any]], candidates: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """Every stage's record in pipeline order, training summarised from its candidates.
+    """Every stage's record in pipeline order, a per-candidate stage summarised from its
+    candidates.
 
-    A run recorded before the archive stage existed has no archive field (new runs get one
-    when created): it ends with explain, rather than waiting forever for a stage it never had.
+    A run recorded before a stage existed has no field for it (new runs get one for every
+    stage when created): it is shown without that stage, rather than waiting forever for it.
     """
-    stages = {**recorded, "train": summarize_training(candidates)}
-    names = [name for name in STAGE_FIELDS if name != "archive" or name in recorded]
-    return {name: stages.get(name, {"state": "pending"}) for name in names}
+    return {
+        stage.name: (
+            summarize_candidates(candidates) if stage.per_candidate else recorded[stage.name]
+        )
+        for stage in STAGES
+        if stage.per_candidate or stage.name in recorded
+    }
 
 
-def summarize_training(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The train stage's state from its candidates' states."""
+def summarize_candidates(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A per-candidate stage's state from its candidates' states."""
     states = [c.get("state", "pending") for c in candidates.values()]
     if not states:
         return {"state": "pending"}
@@ -134,8 +141,8 @@ def summarize_training(candidates: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def overall_state(stages: dict[str, dict[str, Any]]) -> str:
-    """failed if any stage failed; finished once the last stage (archive) is; running once
-    anything started."""
+    """failed if any stage failed; finished once the last stage is; running once anything
+    started."""
     states = [stage.get("state", "pending") for stage in stages.values()]
     if "failed" in states:
         return "failed"

@@ -1,6 +1,40 @@
 """Choosing the winner of a run and deciding whether it replaces the champion. Pure."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import TrainingFailedError
+
+
+@dataclass
+class FinishedCandidate:
+    """A candidate's finished training run: its id, metrics and model (None until logged)."""
+
+    run_id: str
+    metrics: dict[str, float]
+    model_uri: str | None
+
+
+def finished_candidates(
+    runs: Iterable[Any], names: list[str], model_uri_tag: str
+) -> dict[str, FinishedCandidate]:
+    """Every candidate's finished training run (MLflow runs, newest first: a candidate fitted
+    again supersedes its earlier run), in grid order; TrainingFailedError names any missing."""
+    newest: dict[str, Any] = {}
+    for run in runs:
+        newest.setdefault(run.data.tags["name"], run)
+    missing = [name for name in names if name not in newest]
+    if missing:
+        raise TrainingFailedError(f"no finished training run for: {', '.join(missing)}")
+    return {
+        name: FinishedCandidate(
+            newest[name].info.run_id,
+            dict(newest[name].data.metrics),
+            newest[name].data.tags.get(model_uri_tag),
+        )
+        for name in names
+    }
 
 
 def pick_winner(scores: dict[str, dict[str, float]], metric: str) -> str:

@@ -26,7 +26,9 @@ from shared.features import OPTIONAL_FLAGS
 from shared.model_files import TRUSTED_TYPES, load_trusted_model
 from shared.provenance import model_requirements
 from shared.schema import COORDINATE_FIELDS, REQUIRED_FLAGS
+from shared.selection import FinishedCandidate, finished_candidates
 from shared.settings import Settings
+from shared.storage import read_staged_model
 
 PARENT_TAG = "mlflow.parentRunId"
 # What the logged model accepts, written from the request contract rather than inferred from
@@ -156,6 +158,20 @@ class Tracker:
         )
         self.client.set_tag(run_id, MODEL_URI_TAG, info.model_uri)
         return info.model_uri
+
+    def finished_candidates(
+        self, pipeline_run_id: str, names: list[str]
+    ) -> dict[str, FinishedCandidate]:
+        """The finished training run of every named candidate of a pipeline run, in order."""
+        runs = self.find_runs(pipeline_run_id, "candidate", " and attributes.status = 'FINISHED'")
+        return finished_candidates(runs, names, MODEL_URI_TAG)
+
+    def ensure_model_logged(self, candidate: FinishedCandidate, staged: Path) -> str:
+        """The candidate's model URI: its staged model logged to its run, unless an earlier
+        try did so already."""
+        if candidate.model_uri:
+            return candidate.model_uri
+        return self.log_model(candidate.run_id, read_staged_model(staged))
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close a run (FINISHED or FAILED) unless it is closed already."""

@@ -9,7 +9,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared.queues import QueueName
+from shared.pipeline import QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,9 @@ class QueueDepths(Collector):
         family = GaugeMetricFamily(
             "rq_queue_depth", "Jobs waiting per stage queue", labels=["queue"]
         )
-        for name in QueueName:
+        for name in QUEUES:
             try:
-                family.add_metric([name.value], float(self.redis.llen(f"rq:queue:{name.value}")))
+                family.add_metric([name], float(self.redis.llen(f"rq:queue:{name}")))
             except RedisError as error:
                 log.warning("queue depth unavailable: %s", error)
                 break

@@ -28,7 +28,7 @@ from services.stack import processes
 from services.stack.bootstrap import BootstrapError, ensure_champion
 from services.stack.front import start_front
 from shared.contracts import CHALLENGE_EXAMPLE
-from shared.queues import QueueName
+from shared.pipeline import QUEUES
 from shared.settings import PROJECT_DIR, Settings
 from shared.storage import read_json, write_json_atomic
 from shared.tracking import Tracker
@@ -121,8 +121,8 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
             state / "mlflow" / "mlflow.log",
         )
     )
-    for queue in QueueName:
-        children.append(processes.SupervisedWorker(queue.value, logs, env, f"worker-{queue.value}"))
+    for queue in QUEUES:
+        children.append(processes.SupervisedWorker(queue, logs, env, f"worker-{queue}"))
     env |= credentials
     # gunicorn on a unix socket in the state folder (mode 700): clients reach it only
     # through the front, and no other user of the host reaches it at all.

@@ -15,9 +15,11 @@ from rq import get_current_job
 
 from shared.errors import ConfigError, PipelineError
 from shared.params import PipelineParams, load_params
+from shared.pipeline import producer
 from shared.queues import connect
 from shared.runs import RunStore, now
 from shared.settings import Settings, get_settings
+from shared.stage_records import Prepared
 from shared.storage import remove_staged_models
 from shared.tracking import Tracker
 
@@ -26,9 +28,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StageContext:
-    """Settings, parameters and connections for one job; connections made on first use."""
+    """Settings, parameters and connections for one job; connections made on first use.
+
+    in_process: run by the experimentation mode (`dvc repro`), not by a queue's worker.
+    """
 
     settings: Settings
+    in_process: bool = False
 
     @cached_property
     def params(self) -> PipelineParams:
@@ -119,7 +125,8 @@ def fail_run(context: StageContext, run_id: str, field: str, reason: str) -> Non
     with suppress(ConfigError):  # a run failed by its config has staged nothing
         remove_staged_models(context.staging_dir, run_id)
     record = context.runs.update(run_id, field, state="failed", ended_at=now(), error=reason)
-    parent = record.get("parent_run_id") or context.runs.field(run_id, "stage:prep").get(
+    opened_by = producer(Prepared).status_field()  # the stage that opens the MLflow run
+    parent = record.get("parent_run_id") or context.runs.field(run_id, opened_by).get(
         "parent_run_id"
     )
     if parent:

@@ -12,6 +12,7 @@ stays safe.
 # Parquet reader, found by diffing sys.modules around one training job.
 import ctypes
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -28,13 +29,13 @@ import skops.io  # noqa: F401
 from mlflow.utils import requirements_utils
 from rq import Worker
 
-import services.workers.archive  # noqa: F401
-import services.workers.explain  # noqa: F401
-import services.workers.prep  # noqa: F401
-import services.workers.select  # noqa: F401
-import services.workers.train  # noqa: F401
+import services.workers.perform  # noqa: F401
 from services.workers.context import job_context
 from services.workers.reconcile import reconcile_runs
+from shared.pipeline import STAGES
+
+for _stage in STAGES:  # every stage's work, as declared
+    importlib.import_module(_stage.module)
 
 # Logging a model checks its pip requirements against the installed packages, mapping every
 # installed distribution to its modules first (~0.3 s). MLflow keeps that map for the life of

@@ -3,14 +3,13 @@
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from services.workers.context import StageContext, job_context, run_tracked
+from services.workers.context import StageContext
 from shared.cleaning import CleanReport, clean_listings
 from shared.errors import DataError
+from shared.pipeline import RunInputs
 from shared.provenance import provenance_tags
-from shared.queues import enqueue_training
-from shared.runs import now
+from shared.stage_records import Prepared
 from shared.storage import (
     file_md5,
     processed_path,
@@ -44,9 +43,10 @@ def clean_once(raw_path: Path, processed_dir: Path) -> tuple[str, Path, CleanRep
     return data_hash, dataset, report
 
 
-def run_prep(context: StageContext, run_id: str, data_path: str) -> dict[str, Any]:
+def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     """Clean the data, open the run's MLflow parent run and log the data-quality figures."""
-    settings, tracker = context.settings, context.tracker
+    settings, tracker, run_id = context.settings, context.tracker, run.run_id
+    data_path = str(run.meta["data_path"])
     raw_path = settings.resolve(Path(data_path))
     data_hash, dataset, report = clean_once(
         raw_path, settings.resolve(context.params.prep.processed_dir)
@@ -65,30 +65,14 @@ def run_prep(context: StageContext, run_id: str, data_path: str) -> dict[str, An
         tracker.end_run(quality_id)
     else:
         quality_id = quality.info.run_id
-    return {
-        "data_path": data_path,
-        "data_hash": data_hash,
-        "processed_path": str(dataset),
-        "parent_run_id": parent,
-        "data_quality_run_id": quality_id,
-        "rows_in": report.rows_in,
-        "rows_out": report.rows_out,
-        "dropped": report.dropped,
-        "candidates": [c.name for c in context.params.train.candidates],
-    }
-
-
-def prep_job(run_id: str, data_path: str) -> dict[str, Any]:
-    """RQ entry: prepare the data, then enqueue one train job per candidate and the select."""
-    context = job_context()
-    outputs = run_tracked(
-        context, run_id, "stage:prep", lambda: run_prep(context, run_id, data_path)
+    return Prepared(
+        data_path=data_path,
+        data_hash=data_hash,
+        processed_path=str(dataset),
+        parent_run_id=parent,
+        data_quality_run_id=quality_id,
+        rows_in=report.rows_in,
+        rows_out=report.rows_out,
+        dropped=report.dropped,
+        candidates=[c.name for c in context.params.train.candidates],
     )
-    inputs = {
-        key: outputs[key] for key in ("data_hash", "processed_path", "parent_run_id", "candidates")
-    }
-    for name in outputs["candidates"]:
-        if not context.runs.field(run_id, f"candidate:{name}"):  # a retry keeps their progress
-            context.runs.update(run_id, f"candidate:{name}", state="queued", enqueued_at=now())
-    enqueue_training(context.redis, context.settings, run_id, outputs["candidates"], inputs)
-    return outputs

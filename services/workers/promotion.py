@@ -10,18 +10,19 @@ from mlflow.entities.model_registry import ModelVersion
 from redis.lock import Lock
 
 from services.workers.context import StageContext
-from services.workers.train import load_split
 from shared.locks import fence, promotion_lock
 from shared.model_files import UntrustedModelError
 from shared.modeling import probabilities, score_predictions
+from shared.pipeline import stage_named
 from shared.provenance import model_fingerprint, provenance_tags
-from shared.selection import ChampionScores, decide_promotion
+from shared.selection import ChampionScores, FinishedCandidate, decide_promotion
+from shared.stage_records import Prepared
 
 log = logging.getLogger(__name__)
 
 
 def _champion_scores(
-    context: StageContext, inputs: dict[str, Any], champion: ModelVersion, metric: str
+    context: StageContext, processed_path: str, champion: ModelVersion, metric: str
 ) -> ChampionScores:
     """The champion's score on this run's test split, and the one it had at its promotion.
 
@@ -31,7 +32,7 @@ def _champion_scores(
     """
     recorded = champion.tags.get("score")
     at_promotion = float(recorded) if recorded and champion.tags.get("metric") == metric else None
-    split = load_split(context.params, inputs["processed_path"])
+    split = context.params.split.read(processed_path)
     try:
         model = context.tracker.load_model(f"models:/{champion.name}/{champion.version}")
         proba = probabilities(model, split.x_test)
@@ -42,12 +43,12 @@ def _champion_scores(
     return ChampionScores(str(champion.version), now, at_promotion)
 
 
-def _fingerprint(context: StageContext, inputs: dict[str, Any], winner: str) -> str:
+def _fingerprint(context: StageContext, data_hash: str, winner: str) -> str:
     """The winner's data, code, parameters and libraries, as one hash."""
     params = context.params
     spec = asdict(params.train.candidate(winner))
     training = {"candidate": spec, "split": params.split.model_dump()}
-    return model_fingerprint(inputs["data_hash"], training)
+    return model_fingerprint(data_hash, training)
 
 
 def _repeated_decision(version: ModelVersion) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def _repeated_decision(version: ModelVersion) -> dict[str, Any]:
 
 def _gate(
     context: StageContext,
-    inputs: dict[str, Any],
+    processed_path: str,
     version: ModelVersion,
     score: float,
     champion: ModelVersion | None,
@@ -73,7 +74,9 @@ def _gate(
     """Move the alias if the version passes the gate against the champion read under the lock;
     record the decision and why."""
     tracker, rules = context.tracker, context.params.select.gate()
-    scores = None if champion is None else _champion_scores(context, inputs, champion, rules.metric)
+    scores = None
+    if champion is not None:
+        scores = _champion_scores(context, processed_path, champion, rules.metric)
     decision = decide_promotion(score, rules, scores)
     if decision.promoted:
         fence(lock)  # still ours, so nobody moved the alias since we read the champion
@@ -109,19 +112,19 @@ def _gate(
 def register_and_gate(
     context: StageContext,
     run_id: str,
-    inputs: dict[str, Any],
+    prepared: Prepared,
     winner: str,
-    chosen: dict[str, Any],
+    chosen: FinishedCandidate,
 ) -> dict[str, Any]:
     """Register the winner once and gate it, as one critical section per registered model:
     whatever selects overlap, each decides against the champion as it is when it decides."""
     tracker = context.tracker
-    wait = context.settings.select_timeout
+    wait = stage_named("select").timeout_in(context.settings)
     with promotion_lock(context.redis, context.settings.model_name, wait) as lock:
         version = tracker.version_of_run(run_id)
         if version is not None and "decision" in version.tags:
             return _repeated_decision(version)
-        fingerprint = _fingerprint(context, inputs, winner)
+        fingerprint = _fingerprint(context, prepared.data_hash, winner)
         champion = tracker.champion()
         if (
             version is None
@@ -139,10 +142,10 @@ def register_and_gate(
         if version is None:
             tags = provenance_tags() | {
                 "pipeline_run_id": run_id,
-                "data_hash": inputs["data_hash"],
+                "data_hash": prepared.data_hash,
                 "candidate": winner,
                 "fingerprint": fingerprint,
             }
-            version = tracker.register(chosen["model_uri"], tags)
-        score = chosen["metrics"][context.params.select.metric]
-        return _gate(context, inputs, version, score, champion, lock)
+            version = tracker.register(str(chosen.model_uri), tags)
+        score = chosen.metrics[context.params.select.metric]
+        return _gate(context, prepared.processed_path, version, score, champion, lock)

@@ -11,27 +11,50 @@ from typing import Any
 
 from services.workers.context import StageContext, fail_run
 from shared.liveness import StageJob, dead_stages
+from shared.pipeline import STAGES, Stage, following, stage_named
 from shared.queues import job_id, job_view
 from shared.runs import now
 
 log = logging.getLogger(__name__)
 
 
+def successor_job_id(stage: Stage, run_id: str) -> str | None:
+    """The job a stage's success queues last: the next stage's, or, when the next runs per
+    candidate, that of the stage waiting for them (queued after all the candidates' jobs)."""
+    after = following(stage)
+    if after is not None and after.per_candidate:
+        after = following(after)
+    return None if after is None else job_id(run_id, after.name)
+
+
 def stage_jobs(run_id: str, candidates: list[str]) -> list[StageJob]:
     """Each status field of a run with its job, and the job its success queues."""
-    return [
-        StageJob("stage:prep", job_id(run_id, "prep"), job_id(run_id, "select")),
-        *(StageJob(f"candidate:{name}", job_id(run_id, "train", name)) for name in candidates),
-        StageJob("stage:select", job_id(run_id, "select"), job_id(run_id, "explain")),
-        StageJob("stage:explain", job_id(run_id, "explain"), job_id(run_id, "archive")),
-        StageJob("stage:archive", job_id(run_id, "archive")),
-    ]
+    jobs: list[StageJob] = []
+    for stage in STAGES:
+        if stage.per_candidate:  # their successor is queued with them, not by them
+            jobs += [
+                StageJob(stage.status_field(name), job_id(run_id, stage.name, name))
+                for name in candidates
+            ]
+        else:
+            jobs.append(
+                StageJob(
+                    stage.status_field(),
+                    job_id(run_id, stage.name),
+                    successor_job_id(stage, run_id),
+                )
+            )
+    return jobs
 
 
 def reconcile_run(context: StageContext, run: dict[str, Any]) -> dict[str, str]:
     """Fail the dead stages of one run; {field: reason} of those failed."""
     run_id = run["run_id"]
-    records = {f"stage:{name}": r for name, r in run["stages"].items() if name != "train"}
+    records = {
+        stage_named(name).status_field(): record
+        for name, record in run["stages"].items()
+        if not stage_named(name).per_candidate
+    }
     records |= {f"candidate:{name}": r for name, r in run["candidates"].items()}
     jobs = stage_jobs(run_id, list(run["candidates"]))
     dead = dead_stages(run, records, jobs, lambda id_: job_view(context.redis, id_), now())

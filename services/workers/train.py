@@ -5,59 +5,45 @@ archive the others' once the winner is promoted and explained, so the decision n
 for models that lose (logging the notebook's 500-tree forest alone takes seconds).
 """
 
-from pathlib import Path
-from typing import Any
-
-from services.workers.context import StageContext, job_context, run_tracked
-from shared.modeling import (
-    Split,
-    fit_candidate,
-    probabilities,
-    score_predictions,
-    single_row_latency_ms,
-    split_dataset,
-)
-from shared.params import PipelineParams
-from shared.queues import threads_per_training_worker
+from services.workers.context import StageContext
+from shared.modeling import fit_candidate, probabilities, score_predictions, single_row_latency_ms
+from shared.pipeline import RunInputs, stage_named
+from shared.queues import threads_per_worker
 from shared.selection import REPORT_COLUMNS
-from shared.storage import read_parquet, staged_model_path, write_staged_model
+from shared.stage_records import Prepared, Trained
+from shared.storage import staged_model_path, write_staged_model
 
 # Metrics a run's status shows per candidate (the report's); MLflow holds them all.
 SUMMARY_METRICS = tuple(key for key, *_ in REPORT_COLUMNS)
-
-
-def load_split(params: PipelineParams, processed_path: str) -> Split:
-    """The run's shared train/test split of the cleaned dataset."""
-    return split_dataset(
-        read_parquet(Path(processed_path)), params.split.test_size, params.split.random_state
-    )
 
 
 def summary(metrics: dict[str, float]) -> dict[str, float]:
     return {key: round(metrics[key], 6) for key in SUMMARY_METRICS if key in metrics}
 
 
-def run_train(
-    context: StageContext,
-    run_id: str,
-    name: str,
-    inputs: dict[str, Any],
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """Fit, score, log the scores of and stage one candidate; one finished by an earlier try
-    (its run finished, its model staged) is kept.
+def fit_threads(context: StageContext) -> int | None:
+    """Threads one fit may use: in a worker, the cores shared among the training workers side
+    by side; in-process, None lets the candidate's own n_jobs decide."""
+    if context.in_process:
+        return None
+    return threads_per_worker(context.redis, stage_named("train").queue)
 
-    threads caps the fit's threads; None lets the candidate's own n_jobs decide.
-    """
-    tracker, params = context.tracker, context.params
+
+def run_train(context: StageContext, run: RunInputs) -> Trained:
+    """Fit, score, log the scores of and stage one candidate; one finished by an earlier try
+    (its run finished, its model staged) is kept."""
+    tracker, params, run_id, name = context.tracker, context.params, run.run_id, run.candidate
+    if name is None:
+        raise ValueError("train runs per candidate: no candidate given")
     staged = staged_model_path(context.staging_dir, run_id, name)
     done = tracker.finished_child_run(run_id, "candidate", name)
     if done is not None and staged.is_file():
-        return {"mlflow_run_id": done.info.run_id, "metrics": summary(done.data.metrics)}
+        return Trained(mlflow_run_id=done.info.run_id, metrics=summary(done.data.metrics))
     spec = params.train.candidate(name)
-    split = load_split(params, inputs["processed_path"])
+    prepared = run.get(Prepared)
+    split = params.split.read(prepared.processed_path)
     child = tracker.start_child_run(
-        inputs["parent_run_id"], run_id, "candidate", name, tags={"data_hash": inputs["data_hash"]}
+        prepared.parent_run_id, run_id, "candidate", name, tags={"data_hash": prepared.data_hash}
     )
     try:
         tracker.log_values(
@@ -71,7 +57,7 @@ def run_train(
             },
             {},
         )
-        pipeline, fit_seconds = fit_candidate(spec, split, threads)
+        pipeline, fit_seconds = fit_candidate(spec, split, fit_threads(context))
         metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
         metrics["predict_ms_single_row"] = single_row_latency_ms(pipeline, split.x_test)
         metrics["fit_seconds"] = fit_seconds
@@ -81,16 +67,4 @@ def run_train(
         tracker.end_run(child, "FAILED")
         raise
     tracker.end_run(child)  # finished = scored and staged; select relies on both
-    return {"mlflow_run_id": child, "metrics": summary(metrics)}
-
-
-def train_job(run_id: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """RQ entry: train one candidate of a run."""
-    context = job_context()
-    threads = threads_per_training_worker(context.redis)  # workers side by side share cores
-    return run_tracked(
-        context,
-        run_id,
-        f"candidate:{name}",
-        lambda: run_train(context, run_id, name, inputs, threads),
-    )
+    return Trained(mlflow_run_id=child, metrics=summary(metrics))

@@ -9,6 +9,7 @@ from rq.serializers import JSONSerializer
 from services.workers.context import StageContext
 from services.workers.select import run_select
 from shared.launch import launch_run
+from shared.pipeline import STAGE_NAMES, STAGES, RunInputs, stage_named
 from shared.queues import connect, job_id
 from tests.integration.conftest import (
     FAST_GRID,
@@ -50,7 +51,7 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
 
     assert first["state"] == "finished", first
     assert {name: s["state"] for name, s in first["stages"].items()} == dict.fromkeys(
-        ("prep", "train", "select", "explain", "archive"), "finished"
+        STAGE_NAMES, "finished"
     )
     select = first["stages"]["select"]
     assert select["promoted"] is True
@@ -147,21 +148,23 @@ def finished_run(stack: Stack, shipped_data: str) -> dict:
 def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, finished_run: dict):
     run = finished_run
     redis = connect(stack.settings.redis_url)
-    for stage, timeout in (
-        ("prep", stack.settings.prep_timeout),
-        ("select", stack.settings.select_timeout),
-        ("explain", stack.settings.explain_timeout),
-    ):
-        job = Job.fetch(job_id(run["run_id"], stage), connection=redis, serializer=JSONSerializer)
-        assert job.timeout == timeout
+    for stage in STAGES:
+        if stage.per_candidate:
+            continue
+        job = Job.fetch(
+            job_id(run["run_id"], stage.name), connection=redis, serializer=JSONSerializer
+        )
+        assert job.timeout == stage.timeout_in(stack.settings)
+        assert job.origin == stage.queue
+        assert job.args == [stage.name, run["run_id"]]
         assert job.retry_intervals == [1, 2]
         assert job.get_status() == "finished"
-        assert job.description.endswith(job_id(run["run_id"], stage))
+        assert job.description.endswith(job_id(run["run_id"], stage.name))
     train = Job.fetch(
         job_id(run["run_id"], "train", "lgbm_all"), connection=redis, serializer=JSONSerializer
     )
-    assert train.timeout == stack.settings.train_timeout
-    assert train.args[:2] == [run["run_id"], "lgbm_all"]
+    assert train.timeout == stage_named("train").timeout_in(stack.settings)
+    assert train.args == ["train", run["run_id"], "lgbm_all"]
 
 
 def test_select_run_twice_registers_no_second_version(stack: Stack, finished_run: dict):
@@ -169,15 +172,10 @@ def test_select_run_twice_registers_no_second_version(stack: Stack, finished_run
     client = MlflowClient(stack.settings.mlflow_tracking_uri)
     name = stack.settings.model_name
     versions_before = len(client.search_model_versions(f"name = '{name}'"))
-    inputs = {
-        key: run["stages"]["prep"][key]
-        for key in ("data_hash", "processed_path", "parent_run_id", "candidates")
-    }
+    again = run_select(StageContext(stack.settings), RunInputs.of_run(run))
 
-    again = run_select(StageContext(stack.settings), run["run_id"], inputs)
-
-    assert again["version"] == run["stages"]["select"]["version"]
-    assert again["promoted"] == run["stages"]["select"]["promoted"]
+    assert again.version == run["stages"]["select"]["version"]
+    assert again.promoted == run["stages"]["select"]["promoted"]
     assert len(client.search_model_versions(f"name = '{name}'")) == versions_before
 
 

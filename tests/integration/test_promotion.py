@@ -11,6 +11,8 @@ from services.workers import promotion
 from services.workers.context import StageContext
 from shared.launch import launch_run
 from shared.queues import connect
+from shared.selection import FinishedCandidate
+from shared.stage_records import Prepared
 from shared.tracking import Tracker
 from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack, promotable_grid, wait_for_run
 
@@ -33,14 +35,15 @@ def fast_run(stack: Stack, shipped_data: str) -> dict:
 
 def gate_in_process(stack: Stack, fast_run: dict, name: str) -> dict:
     """Select's register-and-gate for one of fast_run's candidates, as a new pipeline run."""
-    prep = fast_run["stages"]["prep"]
-    inputs = {key: prep[key] for key in ("data_hash", "processed_path")}
-    chosen = {
-        "model_uri": fast_run["stages"]["archive"]["models"][name],
-        "metrics": fast_run["candidates"][name]["metrics"],
-    }
+    prepared = Prepared.model_validate(fast_run["stages"]["prep"])
+    candidate = fast_run["candidates"][name]
+    chosen = FinishedCandidate(
+        candidate["mlflow_run_id"],
+        candidate["metrics"],
+        fast_run["stages"]["archive"]["models"][name],
+    )
     run_id = f"test-{name}-{uuid.uuid4()}"
-    return promotion.register_and_gate(StageContext(stack.settings), run_id, inputs, name, chosen)
+    return promotion.register_and_gate(StageContext(stack.settings), run_id, prepared, name, chosen)
 
 
 def test_overlapping_selects_leave_the_better_version_champion(

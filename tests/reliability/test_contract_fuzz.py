@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from shared.queues import QueueName, connect, queue
+from shared.pipeline import QUEUES
+from shared.queues import connect, queue
 from shared.runs import RUN_INDEX, as_text
 from tests.integration.conftest import GATEWAY_TOKEN, Stack
 from tests.reliability.faults import replace_worker
@@ -36,7 +37,8 @@ def retrains_stay_queued(isolated_stack: Stack) -> Iterator[None]:
     stack.workers["prep"].stop()
     started = time.time()
     yield
-    queue(redis, QueueName.PREP).empty()
+    for name in QUEUES:
+        queue(redis, name).empty()
     for run_id in redis.zrangebyscore(RUN_INDEX, started, "+inf"):
         redis.delete(f"run:{as_text(run_id)}")
         redis.zrem(RUN_INDEX, run_id)

@@ -12,9 +12,11 @@ import zlib
 import pytest
 import requests
 from rq import Callback, Queue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared.queues import QueueName, connect, queue
+from shared.pipeline import QUEUES
+from shared.queues import STAGE_JOB, connect, queue
 from shared.runs import RUN_INDEX
 from shared.settings import PROJECT_DIR
 from tests.integration.conftest import DASHBOARD, GATEWAY_TOKEN, Stack, wait_for_run
@@ -26,7 +28,7 @@ BASIC = {"Authorization": "Basic " + base64.b64encode(":".join(DASHBOARD).encode
 
 def queued_work(stack: Stack) -> tuple[int, int]:
     redis = connect(stack.settings.redis_url)
-    return redis.zcard(RUN_INDEX), sum(len(queue(redis, name)) for name in QueueName)
+    return redis.zcard(RUN_INDEX), sum(len(queue(redis, name)) for name in QUEUES)
 
 
 @pytest.mark.parametrize(
@@ -102,8 +104,8 @@ def test_queued_jobs_are_json_never_pickle(isolated_stack: Stack, fault_gateway:
     payload = zlib.decompress(raw)
     assert not payload.startswith(b"\x80")  # a pickle stream's first byte
     function, _, args, _ = json.loads(payload)
-    assert function == "services.workers.prep.prep_job"
-    assert args[0] == reply.json()["run_id"]
+    assert function == STAGE_JOB
+    assert args == ["prep", reply.json()["run_id"]]
     # Let the run end: the next tests expect the champion to change only when they say so.
     assert wait_for_run(isolated_stack, reply.json()["run_id"])["state"] == "finished"
 
@@ -144,6 +146,16 @@ def test_no_secret_in_the_repository_or_in_any_log(isolated_stack: Stack, fault_
     assert all(line.endswith("=") for line in secret_lines)  # left for each deployment to set
 
 
+def ended(job: Job, timeout: float = 60) -> str:
+    """The job's status once a worker is done with it."""
+    deadline = time.monotonic() + timeout
+    while job.get_status(refresh=True) not in ("failed", "finished"):
+        assert time.monotonic() < deadline, job.get_status()
+        time.sleep(0.2)
+    status = job.get_status()
+    return status.value if status is not None else ""
+
+
 def test_workers_run_no_function_but_the_pipeline_stages(isolated_stack: Stack, tmp_path):
     # Anyone who can write to Redis can enqueue a job naming any importable function.
     redis = connect(isolated_stack.settings.redis_url)
@@ -154,7 +166,7 @@ def test_workers_run_no_function_but_the_pipeline_stages(isolated_stack: Stack, 
         "subprocess.run": [["touch", str(marker)]],
     }
     jobs = [
-        Queue(QueueName.PREP.value, connection=redis, serializer=JSONSerializer).enqueue(
+        Queue("prep", connection=redis, serializer=JSONSerializer).enqueue(
             function,
             args=args,
             on_failure=Callback("os.abort"),  # a callback named in Redis, too
@@ -162,11 +174,13 @@ def test_workers_run_no_function_but_the_pipeline_stages(isolated_stack: Stack, 
         for function, args in attempts.items()
     ]
     for job in jobs:
-        deadline = time.monotonic() + 60
-        while job.get_status(refresh=True) not in ("failed", "finished"):
-            assert time.monotonic() < deadline, job.get_status()
-            time.sleep(0.2)
-        assert job.get_status() == "failed", job.func_name  # never run, so never finished
-        assert "is not a pipeline stage job" in job.latest_result().exc_string
+        assert ended(job) == "failed", job.func_name  # never run, so never finished
+        assert "is not the pipeline's stage job" in job.latest_result().exc_string
+    # The stage job itself, asked for a stage the pipeline does not declare, runs nothing either.
+    undeclared = Queue("prep", connection=redis, serializer=JSONSerializer).enqueue(
+        STAGE_JOB, args=["os.system", f"touch {marker}"]
+    )
+    assert ended(undeclared) == "failed"
+    assert "names no pipeline stage" in undeclared.latest_result().exc_string
     assert not marker.exists()
     assert isolated_stack.workers["prep"].poll() is None  # the callback did not abort it

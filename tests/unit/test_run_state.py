@@ -1,6 +1,7 @@
 import pytest
 
-from shared.runs import STAGE_FIELDS, overall_state, run_stages, summarize_training
+from shared.pipeline import STAGE_NAMES
+from shared.runs import overall_state, run_stages, summarize_candidates
 
 
 @pytest.mark.parametrize(
@@ -15,16 +16,16 @@ from shared.runs import STAGE_FIELDS, overall_state, run_stages, summarize_train
     ],
 )
 def test_training_state_follows_its_candidates(candidates, state):
-    assert summarize_training(candidates)["state"] == state
+    assert summarize_candidates(candidates)["state"] == state
 
 
 def test_training_failure_names_the_candidate():
-    summary = summarize_training({"rf": {"state": "failed", "error": "out of memory"}})
+    summary = summarize_candidates({"rf": {"state": "failed", "error": "out of memory"}})
     assert summary["error"] == "rf: out of memory"
 
 
 def _stages(*states: str) -> dict:
-    return {name: {"state": s} for name, s in zip(STAGE_FIELDS, states, strict=True)}
+    return {name: {"state": s} for name, s in zip(STAGE_NAMES, states, strict=True)}
 
 
 @pytest.mark.parametrize(
@@ -57,5 +58,5 @@ def test_a_run_recorded_before_the_archive_stage_ends_with_explain():
     assert overall_state(stages) == "finished"
     # A new run records archive from the start, and is finished only once archive is.
     current = run_stages({**legacy, "archive": {"state": "pending"}}, candidates)
-    assert list(current) == list(STAGE_FIELDS)
+    assert list(current) == list(STAGE_NAMES)
     assert overall_state(current) == "running"

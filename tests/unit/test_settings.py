@@ -1,7 +1,9 @@
 """Settings come only from prefixed environment variables, and from the well-known names."""
 
 import pytest
+from pydantic import ValidationError
 
+from shared.pipeline import STAGES
 from shared.settings import PROJECT_DIR, Settings
 
 
@@ -47,3 +49,21 @@ def test_secrets_keep_their_names_too(monkeypatch):
     settings = Settings()
     assert settings.retrain_token.get_secret_value() == "token-0123456789abcdef"
     assert settings.dashboard_password.get_secret_value() == "password-0123456789"
+
+
+def test_each_stage_takes_its_timeout_from_a_variable_of_its_own(monkeypatch):
+    monkeypatch.setenv("PRICE_CATEGORY_STAGE_TIMEOUTS", '{"prep": 30, "explain": 40}')
+    monkeypatch.setenv("PRICE_CATEGORY_TRAIN_TIMEOUT", "3600")
+    monkeypatch.setenv("PRICE_CATEGORY_EXPLAIN_TIMEOUT", "45")  # the one variable wins
+    monkeypatch.setenv("PRICE_CATEGORY_GATEWAY_REDIS_TIMEOUT", "2.5")  # a setting, not a stage
+    settings = Settings()
+    timeouts = {stage.name: stage.timeout_in(settings) for stage in STAGES}
+    assert timeouts == {"prep": 30, "train": 3600, "select": 600, "explain": 45, "archive": 600}
+    assert settings.gateway_redis_timeout == 2.5
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten", "1.5"])
+def test_a_stage_timeout_must_be_whole_seconds(monkeypatch, value):
+    monkeypatch.setenv("PRICE_CATEGORY_TRAIN_TIMEOUT", value)
+    with pytest.raises(ValidationError, match="PRICE_CATEGORY_TRAIN_TIMEOUT"):
+        Settings()

@@ -1,0 +1,52 @@
+"""The explain stage's work on a winner: SHAP importances and evaluation figures. No tracking,
+no I/O: a fitted pipeline and the cleaned data in, numbers and figures out."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from shared.explaining import class_importances, explain
+from shared.modeling import probabilities, split_dataset
+from shared.params import PipelineParams
+from shared.plots import (
+    beeswarm,
+    calibration_figure,
+    class_report_figure,
+    confusion_figure,
+    importance_bars,
+    price_by_neighbourhood,
+)
+
+
+@dataclass
+class Evaluation:
+    """SHAP importances per class, on how many test rows, and the figures by artifact path."""
+
+    sample_size: int
+    importances: dict[str, dict[str, float]]
+    figures: dict[str, Figure]
+
+
+def evaluate_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) -> Evaluation:
+    """SHAP on a sample of the test split and the evaluation plots."""
+    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    settings = params.explain
+    sample = split.x_test.sample(n=min(settings.sample_size, len(split.x_test)), random_state=0)
+    explanation = explain(pipeline, sample)
+    importances = class_importances(explanation)
+    figures = {"explain/importance_bars.png": importance_bars(importances, settings.top_features)}
+    for label in importances:
+        figures[f"explain/beeswarm_{label.lower()}.png"] = beeswarm(
+            explanation, label, settings.top_features
+        )
+    proba = probabilities(pipeline, split.x_test)
+    predicted = proba.idxmax(axis=1)
+    figures |= {
+        "evaluation/calibration.png": calibration_figure(split.y_test, proba),
+        "evaluation/confusion_matrix.png": confusion_figure(split.y_test, predicted),
+        "evaluation/class_report.png": class_report_figure(split.y_test, predicted),
+        "evaluation/price_by_neighbourhood.png": price_by_neighbourhood(clean),
+    }
+    return Evaluation(len(sample), importances, figures)

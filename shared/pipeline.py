@@ -1,0 +1,180 @@
+"""The pipeline, declared once: its stages in order, where each runs and what it hands on.
+
+Everything that needs the stages or their order derives it from STAGES: the jobs a finished
+stage enqueues (shared.queues), a run's stage list and overall state (shared.runs), finding
+dead jobs (services.workers.reconcile), the in-process experimentation mode and its dvc.yaml,
+the imports workers preload, the timeouts. A stage is added here and in its own module.
+
+Imports nothing heavy: the gateway reads it to enqueue and report runs.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from shared.stage_records import (
+    Archived,
+    Explained,
+    Prepared,
+    Selected,
+    StageRecord,
+    Trained,
+)
+
+Record = TypeVar("Record", bound=StageRecord)
+
+
+class Timeouts(Protocol):
+    """What a stage reads its timeout from (shared.settings.Settings)."""
+
+    stage_timeouts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run.
+
+    work: dotted path of `(StageContext, RunInputs) -> record`; the generic job
+    (services.workers.perform) records its start and end and enqueues what follows.
+    per_candidate: one job per candidate the run trains, side by side; the next stage waits
+    for all of them, and runs even when one failed, so that the run ends as failed.
+    params and code: what `dvc repro` re-runs the stage for, besides the earlier stages'
+    reports and the work's own module: sections of config/pipeline.yaml, shared modules.
+    """
+
+    name: str
+    queue: str
+    work: str
+    record: type[StageRecord]
+    timeout: int  # seconds before RQ kills a job of the stage; settings may override
+    per_candidate: bool = False
+    params: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
+
+    @property
+    def module(self) -> str:
+        return self.work.rsplit(".", 1)[0]
+
+    def status_field(self, candidate: str | None = None) -> str:
+        """The run-status field a job of this stage writes."""
+        return f"candidate:{candidate}" if self.per_candidate else f"stage:{self.name}"
+
+    def timeout_in(self, settings: Timeouts) -> int:
+        return settings.stage_timeouts.get(self.name, self.timeout)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "prep",
+        queue="prep",
+        work="services.workers.prep.run_prep",
+        record=Prepared,
+        timeout=600,
+        params=("prep",),
+        code=("shared/cleaning.py",),
+    ),
+    Stage(
+        "train",
+        queue="train",
+        work="services.workers.train.run_train",
+        record=Trained,
+        timeout=1800,
+        per_candidate=True,
+        params=("split", "train"),
+        code=("shared/features.py", "shared/modeling.py"),
+    ),
+    Stage(
+        "select",
+        queue="train",
+        work="services.workers.select.run_select",
+        record=Selected,
+        timeout=600,
+        params=("select",),
+        code=("shared/selection.py",),
+    ),
+    Stage(
+        "explain",
+        queue="explain",
+        work="services.workers.explain.run_explain",
+        record=Explained,
+        timeout=900,
+        params=("explain",),
+        code=("shared/evaluation.py", "shared/explaining.py", "shared/plots.py"),
+    ),
+    # On the train queue: its workers are idle by now.
+    Stage(
+        "archive",
+        queue="train",
+        work="services.workers.archive.run_archive",
+        record=Archived,
+        timeout=600,
+    ),
+)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+# One queue per kind of work, in the order a run first uses them; a worker consumes one.
+QUEUES = tuple(dict.fromkeys(stage.queue for stage in STAGES))
+
+
+class UnknownStageError(KeyError):
+    """A name that is not one of the declared stages."""
+
+
+def stage_named(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise UnknownStageError(f"{name!r} is not a pipeline stage ({', '.join(STAGE_NAMES)})")
+
+
+def following(stage: Stage) -> Stage | None:
+    """The stage that runs after this one; None after the last."""
+    index = STAGES.index(stage)
+    return STAGES[index + 1] if index + 1 < len(STAGES) else None
+
+
+def earlier(stage: Stage) -> tuple[Stage, ...]:
+    return STAGES[: STAGES.index(stage)]
+
+
+def producer(record: type[StageRecord]) -> Stage:
+    """The stage whose work returns this kind of record."""
+    for stage in STAGES:
+        if stage.record is record:
+            return stage
+    raise UnknownStageError(f"no stage returns {record.__name__}")
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a stage's work is given: its run, the records earlier stages left (by stage name),
+    the run's meta (what it was asked for) and, for a per-candidate stage, its candidate."""
+
+    run_id: str
+    records: Mapping[str, Mapping[str, Any]]
+    meta: Mapping[str, Any]
+    candidate: str | None = None
+
+    @classmethod
+    def of_run(cls, run: Mapping[str, Any], candidate: str | None = None) -> "RunInputs":
+        """From a run's status as shared.runs.RunStore.get returns it."""
+        return cls(str(run["run_id"]), run["stages"], run, candidate)
+
+    def get(self, record: type[Record]) -> Record:
+        """The record an earlier stage left, as its type."""
+        stage = producer(record)
+        if stage.name not in self.records:
+            raise KeyError(f"run {self.run_id} has no {stage.name} record")
+        return record.model_validate(self.records[stage.name])
+
+    @property
+    def candidates(self) -> list[str]:
+        """The candidates this run trains, as prep listed them from the grid."""
+        return self.get(Prepared).candidates
+
+    def with_record(self, stage: Stage, record: StageRecord) -> "RunInputs":
+        return RunInputs(
+            self.run_id, {**self.records, stage.name: record.as_status()}, self.meta, None
+        )
+
+    def for_candidate(self, candidate: str) -> "RunInputs":
+        return RunInputs(self.run_id, self.records, self.meta, candidate)

@@ -1,0 +1,75 @@
+"""What each stage hands on: typed records, one per stage, kept in the run's status.
+
+A stage's work returns its record; the run status stores it beside the stage's bookkeeping
+(state, times, attempts), and a later stage reads it back as the same type (RunInputs.get).
+The experimentation mode keeps the same records in reports/<stage>.json.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StageRecord(BaseModel):
+    """Base of the records: read back from a status that also holds bookkeeping fields."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def as_status(self) -> dict[str, Any]:
+        """The record as JSON-safe fields of the run's status."""
+        return self.model_dump(mode="json")
+
+
+class Prepared(StageRecord):
+    """The cleaned dataset, the run's MLflow parent run and the candidates to train."""
+
+    data_path: str
+    data_hash: str
+    processed_path: str
+    parent_run_id: str
+    data_quality_run_id: str
+    rows_in: int
+    rows_out: int
+    dropped: dict[str, int]
+    candidates: list[str]
+
+
+class Trained(StageRecord):
+    """One candidate fitted, scored and staged: its MLflow run and summary metrics."""
+
+    mlflow_run_id: str
+    metrics: dict[str, float]
+
+
+class Selected(StageRecord):
+    """The winner, its logged model and the gate's decision (version None: none registered)."""
+
+    report: list[dict[str, Any]]
+    winner: str
+    winner_run_id: str
+    model_uri: str
+    metric: str
+    score: float
+    candidates: dict[str, dict[str, float]]
+    version: str | None
+    promoted: bool
+    decision: str
+    reason: str
+    failed_conditions: list[str] = []
+    champion_version: str | None = None
+    champion_score: float | None = None
+    champion_score_at_promotion: float | None = None
+
+
+class Explained(StageRecord):
+    """Where the winner's SHAP importances were logged, and on how many rows."""
+
+    winner_run_id: str
+    importances_artifact: str
+    explained_rows: int
+
+
+class Archived(StageRecord):
+    """Every candidate's logged model, by candidate name."""
+
+    models: dict[str, str]

@@ -1,0 +1,119 @@
+"""The pipeline's declaration is the one list of its stages: what derives from it agrees."""
+
+import importlib
+import json
+
+import pytest
+import yaml
+
+from services.workers.dvc_stages import DVC_YAML, render
+from services.workers.reconcile import stage_jobs
+from shared.pipeline import (
+    QUEUES,
+    STAGE_NAMES,
+    STAGES,
+    RunInputs,
+    UnknownStageError,
+    following,
+    producer,
+    stage_named,
+)
+from shared.runs import RunStore, run_stages
+from shared.stage_records import Prepared, Selected
+from tests.unit.test_compose import WORKERS
+
+
+def test_dvc_yaml_is_generated_from_the_declaration():
+    assert DVC_YAML.read_text() == render(), "stale dvc.yaml: run `make dvc.yaml`"
+    stages = yaml.safe_load(DVC_YAML.read_text())["stages"]
+    assert list(stages) == list(STAGE_NAMES)
+
+
+def test_a_stage_running_per_candidate_sits_between_two_single_stages():
+    for stage in STAGES:
+        if stage.per_candidate:
+            before = STAGES[STAGES.index(stage) - 1] if STAGES.index(stage) else None
+            after = following(stage)
+            assert before is not None and not before.per_candidate, stage.name
+            assert after is not None and not after.per_candidate, stage.name
+
+
+def test_names_records_and_work_are_unique_and_importable():
+    assert len(set(STAGE_NAMES)) == len(STAGES)
+    assert len({stage.record for stage in STAGES}) == len(STAGES)
+    for stage in STAGES:
+        assert producer(stage.record) is stage
+        module, name = stage.work.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name)), stage.work
+    with pytest.raises(UnknownStageError):
+        stage_named("os.system")
+
+
+def test_every_queue_has_its_workers_in_compose():
+    assert sorted(WORKERS.values()) == sorted(QUEUES)
+
+
+def test_a_stage_found_dead_after_its_work_is_checked_against_the_job_it_queues_last():
+    jobs = {job.field: job for job in stage_jobs("r", ["a", "b"])}
+    for stage in STAGES:
+        after = following(stage)
+        if stage.per_candidate:
+            assert jobs[stage.status_field("a")].job_id == f"r-{stage.name}-a"
+            assert jobs[stage.status_field("a")].successor_job_id is None  # queued with it
+        elif after is None:
+            assert jobs[stage.status_field()].successor_job_id is None
+        elif after.per_candidate:  # the stage that waits for every candidate is queued last
+            assert jobs[stage.status_field()].successor_job_id == f"r-{following(after).name}"
+        else:
+            assert jobs[stage.status_field()].successor_job_id == f"r-{after.name}"
+    assert len(jobs) == len(STAGES) - 1 + 2
+
+
+class _Recorder:
+    """Just enough of a Redis pipeline to see what a new run records."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+
+    def hset(self, _key: str, field: str, value: str) -> None:
+        self.fields[field] = value
+
+    def expire(self, *_: object) -> None: ...
+
+    def zadd(self, *_: object) -> None: ...
+
+
+def test_a_new_run_records_every_single_stage_its_first_one_queued():
+    recorder = _Recorder()
+    RunStore(None, 60).create("r", {}, recorder)  # type: ignore[arg-type]
+    singles = [stage.status_field() for stage in STAGES if not stage.per_candidate]
+    assert [name for name in recorder.fields if name != "meta"] == singles
+    recorded = {
+        name.removeprefix("stage:"): json.loads(value)
+        for name, value in recorder.fields.items()
+        if name != "meta"
+    }
+    assert recorded[STAGE_NAMES[0]]["state"] == "queued"
+    assert list(run_stages(recorded, {})) == list(STAGE_NAMES)
+
+
+def test_a_stage_reads_an_earlier_stage_s_record_as_its_type():
+    prepared = {
+        "data_path": "d.csv",
+        "data_hash": "h",
+        "processed_path": "p.parquet",
+        "parent_run_id": "parent",
+        "data_quality_run_id": "q",
+        "rows_in": 3,
+        "rows_out": 2,
+        "dropped": {"price_at_most_10": 1},
+        "candidates": ["a", "b"],
+    }
+    status = {"state": "finished", "attempts": 1, "pid": 7, **prepared}  # bookkeeping ignored
+    inputs = RunInputs("r", {"prep": status}, {"data_path": "d.csv"})
+
+    assert inputs.get(Prepared) == Prepared(**prepared)
+    assert inputs.candidates == ["a", "b"]
+    assert inputs.for_candidate("a").candidate == "a"
+    with pytest.raises(KeyError, match="no select record"):
+        inputs.get(Selected)
