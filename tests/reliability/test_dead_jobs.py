@@ -136,7 +136,7 @@ def test_launching_a_run_records_it_only_with_its_job(isolated_stack: Stack, mon
     def enqueue_fails(*_args, **_kwargs):
         raise ConnectionError("Redis went away between the two writes")
 
-    monkeypatch.setattr("shared.launch.enqueue_prep", enqueue_fails)
+    monkeypatch.setattr("shared.launch.enqueue_stage", enqueue_fails)
     with pytest.raises(ConnectionError):
         launch_run(redis, stack.settings, "data/raw/listings.csv.gz")
 

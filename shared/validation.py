@@ -1,0 +1,153 @@
+"""Is the cleaned data fit to train on? Expectations checked before any candidate trains. Pure.
+
+Cleaning drops the rows it cannot use; what it cannot see is a dump that is wrong as a whole:
+prices in another unit, columns shifted, half the city missing. Those still clean, still train
+and, at worst, still pass the gate by luck. The checks here compare the cleaned data with the
+request contract's fields (shared.schema), with configured ranges, and with the last data that
+passed, and name every expectation that is broken, with its numbers.
+"""
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from pandas.api import types
+
+from shared.schema import (
+    AMENITY_FLAGS,
+    CATEGORICAL_FIELDS,
+    COORDINATE_FIELDS,
+    COUNT_FIELDS,
+    PRICE_CATEGORIES,
+    TARGET,
+)
+
+# Each column the models and the split read, by the kind of values it must hold.
+TEXT_COLUMNS = (*CATEGORICAL_FIELDS, TARGET)
+NUMBER_COLUMNS = (*COUNT_FIELDS, *COORDINATE_FIELDS, "price")
+FLAG_COLUMNS = AMENITY_FLAGS
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """Bounds the cleaned data must keep (config/pipeline.yaml, validate:)."""
+
+    ranges: dict[str, tuple[float, float]]  # column -> inclusive bounds of every value
+    min_rows: int  # rows left after cleaning
+    max_dropped_share: float  # of the raw rows, dropped by cleaning
+    # Against the last data that passed: largest change of any category's share (absolute),
+    # and of the row count (relative).
+    max_category_shift: float
+    max_row_change: float
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What the next run's data is compared with: its size and its category mix."""
+
+    rows_in: int
+    rows_out: int
+    category_shares: dict[str, float]
+
+
+@dataclass
+class ValidationReport:
+    """The profile of the data checked, what it was compared with, and every broken
+    expectation as a sentence with its numbers (none: the data passed)."""
+
+    profile: DataProfile
+    baseline: DataProfile | None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def profile_of(clean: pd.DataFrame, rows_in: int) -> DataProfile:
+    shares = clean[TARGET].value_counts(normalize=True) if TARGET in clean else pd.Series()
+    return DataProfile(
+        rows_in,
+        len(clean),
+        {label: round(float(shares.get(label, 0.0)), 6) for label in PRICE_CATEGORIES},
+    )
+
+
+def _column_failures(clean: pd.DataFrame) -> list[str]:
+    failures = []
+    kinds = [
+        (TEXT_COLUMNS, "text", lambda s: types.is_string_dtype(s) or types.is_object_dtype(s)),
+        (NUMBER_COLUMNS, "numbers", types.is_numeric_dtype),
+        (FLAG_COLUMNS, "0/1 flags", lambda s: types.is_integer_dtype(s) and s.isin([0, 1]).all()),
+    ]
+    for columns, kind, holds in kinds:
+        for column in columns:
+            if column not in clean:
+                failures.append(f"column {column} is missing")
+            elif not holds(clean[column]):
+                failures.append(f"column {column} should hold {kind}, holds {clean[column].dtype}")
+    if TARGET in clean:
+        unknown = sorted(set(clean[TARGET].dropna().astype(str)) - set(PRICE_CATEGORIES))
+        if unknown:
+            failures.append(f"{TARGET} holds unknown categories: {', '.join(unknown[:5])}")
+    return failures
+
+
+def _range_failures(clean: pd.DataFrame, ranges: dict[str, tuple[float, float]]) -> list[str]:
+    failures = []
+    for column, (low, high) in ranges.items():
+        if column not in clean or not types.is_numeric_dtype(clean[column]):
+            continue  # reported with the columns
+        values = clean[column].dropna()
+        outside = int(((values < low) | (values > high)).sum())
+        if outside:
+            failures.append(
+                f"{column}: {outside} of {len(values)} values outside [{low:g}, {high:g}] "
+                f"(min {values.min():g}, max {values.max():g})"
+            )
+    return failures
+
+
+def _drift_failures(
+    profile: DataProfile, baseline: DataProfile, expected: Expectations
+) -> list[str]:
+    failures = []
+    for label in PRICE_CATEGORIES:
+        now, before = profile.category_shares[label], baseline.category_shares.get(label, 0.0)
+        if abs(now - before) > expected.max_category_shift:
+            failures.append(
+                f"share of {label} is {now:.1%}, was {before:.1%} in the last data that passed "
+                f"(more than {expected.max_category_shift:.0%} apart, "
+                "validate.max_category_shift)"
+            )
+    if baseline.rows_out:
+        change = profile.rows_out / baseline.rows_out - 1
+        if abs(change) > expected.max_row_change:
+            failures.append(
+                f"{profile.rows_out} rows, {change:+.0%} from the {baseline.rows_out} of the "
+                f"last data that passed (more than {expected.max_row_change:.0%}, "
+                "validate.max_row_change)"
+            )
+    return failures
+
+
+def validate_clean(
+    clean: pd.DataFrame, rows_in: int, expected: Expectations, baseline: DataProfile | None
+) -> ValidationReport:
+    """Check cleaned listings against the expectations and, when there is one, the profile
+    of the last data that passed."""
+    profile = profile_of(clean, rows_in)
+    failures = _column_failures(clean) + _range_failures(clean, expected.ranges)
+    if profile.rows_out < expected.min_rows:
+        failures.append(
+            f"{profile.rows_out} rows after cleaning, fewer than {expected.min_rows} "
+            "(validate.min_rows)"
+        )
+    dropped = 1 - profile.rows_out / rows_in if rows_in else 1.0
+    if dropped > expected.max_dropped_share:
+        failures.append(
+            f"cleaning dropped {dropped:.1%} of {rows_in} rows, more than "
+            f"{expected.max_dropped_share:.0%} (validate.max_dropped_share)"
+        )
+    if baseline is not None:
+        failures += _drift_failures(profile, baseline, expected)
+    return ValidationReport(profile, baseline, failures)
