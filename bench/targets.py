@@ -13,6 +13,7 @@ from services.stack import front, processes
 from shared.cleaning import clean_listings
 from shared.modeling import fit_candidate, split_dataset
 from shared.params import load_params
+from shared.registry import Registry
 from shared.settings import PROJECT_DIR, Settings
 from shared.storage import read_raw_listings
 from shared.tracking import Tracker
@@ -50,7 +51,8 @@ def train_champion(bench: Bench) -> object:
     tracker = Tracker(settings)
     run = tracker.client.create_run(tracker.experiment_id, run_name="bench")
     uri = tracker.log_model(run.info.run_id, pipeline)
-    tracker.promote(str(tracker.register(uri, {"bench": "true"}).version))
+    registry = Registry(settings)
+    registry.promote(str(registry.register(uri, {"bench": "true"}).version))
     (bench.folder / "model.pkl").write_bytes(pickle.dumps(pipeline))
     return pipeline
 

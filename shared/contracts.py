@@ -8,7 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.schema import LATITUDE_RANGE, LONGITUDE_RANGE
+from shared.schema import (
+    LATITUDE_RANGE,
+    LONGITUDE_RANGE,
+    Neighbourhood,
+    PriceCategory,
+    RoomType,
+)
 
 # The NY Estimator challenge's example request: valid exactly as written.
 CHALLENGE_EXAMPLE: dict[str, Any] = {
@@ -16,10 +22,6 @@ CHALLENGE_EXAMPLE: dict[str, Any] = {
     "bathrooms": 2, "neighbourhood": "Brooklyn", "tv": 1, "elevator": 1, "internet": 0,
     "latitude": 40.71383, "longitude": -73.9658,
 }  # fmt: skip
-
-Neighbourhood = Literal["Bronx", "Brooklyn", "Manhattan", "Queens", "Staten Island"]
-RoomType = Literal["Entire home/apt", "Private room", "Shared room", "Hotel room"]
-PriceCategory = Literal["Low", "Mid", "High", "Lux"]
 
 
 def _flag(value: Any) -> Any:

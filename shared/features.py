@@ -17,7 +17,7 @@ from shared.schema import (
     COORDINATE_FIELDS,
     COUNT_FIELDS,
     NEIGHBOURHOODS,
-    REQUIRED_FLAGS,
+    OPTIONAL_FLAGS,
     ROOM_TYPES,
 )
 
@@ -37,8 +37,6 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (*COUNT_FIELDS, *COORDINATE_FIELDS, *AMENITY_FLAGS, *LOCATION_FIELDS),
     ),
 }
-# Amenity flags a request may leave out (the challenge's example carries the others).
-OPTIONAL_FLAGS = tuple(f for f in AMENITY_FLAGS if f not in REQUIRED_FLAGS)
 # Categories known before any data is seen; property types are learned from the data.
 _FIXED_CATEGORIES = {"neighbourhood": NEIGHBOURHOODS, "room_type": ROOM_TYPES}
 

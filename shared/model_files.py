@@ -6,11 +6,14 @@ included, which runs code as it loads) and trust whatever types that same file l
 format is checked before anything is read, and skops is given this code's own list of types.
 """
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import mlflow.artifacts
 import skops.io
 import yaml
+from mlflow.tracking import MlflowClient
 
 # Types the logged pipelines reference beyond skops' defaults: our own feature transformer and
 # the fitted tree structures of the estimators in modeling.ESTIMATORS (as
@@ -48,3 +51,32 @@ def load_trusted_model(model_dir: Path) -> Any:
     if untrusted:
         raise UntrustedModelError(f"uses types this code does not trust: {', '.join(untrusted)}")
     return skops.io.load(path, trusted=TRUSTED_TYPES)
+
+
+def stored_at(model_uri: str, client: MlflowClient) -> str:
+    """Where the files of models:/<model id>, models:/<name>/<version> or models:/<name>@<alias>
+    are stored, asked of this client's server. (MLflow resolves a models:/ URI through the
+    process-wide registry URI, whatever server a download is given.)"""
+    reference = model_uri.removeprefix("models:/")
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+        reference = f"{name}/{version}"
+    if "/" in reference:
+        name, version = reference.split("/", 1)
+        location = client.get_model_version_download_uri(name, version)
+        # A version made from a logged model may answer with that model's own URI.
+        return stored_at(location, client) if location.startswith("models:/") else location
+    return str(client.get_logged_model(reference).artifact_location)
+
+
+def load_logged_model(model_uri: str, client: MlflowClient) -> Any:
+    """Download a logged or registered model from the client's server and load it as
+    load_trusted_model does."""
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=stored_at(model_uri, client),
+            dst_path=folder,
+            tracking_uri=client.tracking_uri,
+        )
+        return load_trusted_model(Path(local))

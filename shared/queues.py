@@ -18,7 +18,6 @@ from shared.liveness import DEAD_STATUSES, JobView
 from shared.pipeline import STAGE_NAMES, Stage, following
 from shared.settings import Settings
 
-RESULT_TTL = 7 * 24 * 3600
 # The only function a worker runs: the generic stage job, given a declared stage's name
 # (PipelineJob refuses anything else).
 STAGE_JOB = "services.workers.perform.perform_stage"
@@ -114,8 +113,8 @@ def enqueue_stage(
         job_id=id_,
         job_timeout=stage.timeout_in(settings),
         retry=_retry(settings),
-        result_ttl=RESULT_TTL,
-        failure_ttl=RESULT_TTL,
+        result_ttl=settings.job_result_ttl_seconds,
+        failure_ttl=settings.job_result_ttl_seconds,
         depends_on=depends_on,
         description=f"{stage.name} {id_}",
         pipeline=pipeline,

@@ -1,14 +1,19 @@
 """The listing fields shared by training data, requests and the model, in one place."""
 
-from typing import Final
+from typing import Final, Literal, get_args
+
+# The allowed values as types (the request contract's) and as tuples (everything else's).
+PriceCategory = Literal["Low", "Mid", "High", "Lux"]
+Neighbourhood = Literal["Bronx", "Brooklyn", "Manhattan", "Queens", "Staten Island"]
+RoomType = Literal["Entire home/apt", "Private room", "Shared room", "Hotel room"]
 
 # Label order used everywhere a probability vector is shown: cheapest to dearest.
-PRICE_CATEGORIES: Final = ("Low", "Mid", "High", "Lux")
+PRICE_CATEGORIES: Final[tuple[str, ...]] = get_args(PriceCategory)
 # Upper bounds (inclusive) of Low, Mid and High; anything above the last is Lux.
 PRICE_BIN_EDGES: Final = (90.0, 180.0, 400.0)
 
-NEIGHBOURHOODS: Final = ("Bronx", "Brooklyn", "Manhattan", "Queens", "Staten Island")
-ROOM_TYPES: Final = ("Entire home/apt", "Private room", "Shared room", "Hotel room")
+NEIGHBOURHOODS: Final[tuple[str, ...]] = get_args(Neighbourhood)
+ROOM_TYPES: Final[tuple[str, ...]] = get_args(RoomType)
 
 AMENITY_FLAGS: Final = (
     "tv",
@@ -22,6 +27,8 @@ AMENITY_FLAGS: Final = (
 )
 # Flags the challenge's request always carries; the others are optional.
 REQUIRED_FLAGS: Final = ("tv", "elevator", "internet")
+# Amenity flags a request may leave out (the challenge's example carries the others).
+OPTIONAL_FLAGS: Final = tuple(flag for flag in AMENITY_FLAGS if flag not in REQUIRED_FLAGS)
 
 COUNT_FIELDS: Final = ("accommodates", "bathrooms", "bedrooms", "beds")
 CATEGORICAL_FIELDS: Final = ("neighbourhood", "room_type", "property_type")
@@ -36,8 +43,6 @@ MODEL_INPUTS: Final = (
     *COORDINATE_FIELDS,
     *AMENITY_FLAGS,
 )
-# Inputs without which a row cannot be used (property_type and flags may be absent).
-ESSENTIAL_INPUTS: Final = ("neighbourhood", "room_type", *COUNT_FIELDS, *COORDINATE_FIELDS)
 
 # New York City and a margin around it: coordinates outside are not NYC listings.
 LATITUDE_RANGE: Final = (40.40, 41.00)

@@ -120,6 +120,9 @@ REPORT_COLUMNS = (
     ("model_size_bytes", "model MB", 1e-6, 2),
     ("predict_ms_single_row", "predict ms", 1.0, 2),
 )
+# The metrics reported wherever a model is summarised (run status, /model, the report); MLflow
+# holds them all.
+REPORTED_METRICS = tuple(key for key, *_ in REPORT_COLUMNS)
 
 
 def candidate_report(scores: dict[str, dict[str, float]], winner: str) -> list[dict[str, object]]:

@@ -1,11 +1,15 @@
-"""One typed settings object: environment variables over config/settings.yaml over defaults.
+"""Typed settings: environment variables over config/settings.yaml over defaults.
 
 Environment variables carry the PRICE_CATEGORY_ prefix (PRICE_CATEGORY_PIPELINE_CONFIG, ...):
 a shell that exports a generic name such as PROJECT_DIR for another tool must not redirect
 this one. The well-known names keep theirs: REDIS_URL, MLFLOW_TRACKING_URI, and the three
 secrets a deployment sets (RETRAIN_TOKEN, DASHBOARD_USER, DASHBOARD_PASSWORD).
+
+LocalSettings holds what only the local runner and the command-line client read (STATE_DIR,
+the ports, GATEWAY_URL), under their unprefixed names.
 """
 
+import json
 import os
 import re
 from functools import lru_cache
@@ -58,7 +62,9 @@ class Settings(BaseSettings):
     # Retries for transient faults (Redis, MLflow or PostgreSQL away, worker killed).
     job_retries: int = Field(2, ge=0)
     retry_intervals: list[int] = [5, 30]
+    # How long Redis keeps a run's status, and a finished or failed job (its result, its error).
     run_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    job_result_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
 
     # Gateway. Secrets have no default: without them, retrain and the dashboard answer 401.
     retrain_token: SecretStr | None = Field(None, validation_alias=well_known("retrain_token"))
@@ -113,3 +119,47 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()
+
+
+class LocalSettings(BaseSettings):
+    """What the local runner (`make run`) and the `price-category` command read from the
+    environment, under the names the README gives them (no prefix)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    state_dir: Path = PROJECT_DIR / ".state"
+    redis_port: int = Field(6379, ge=1, le=65535)
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    gateway_port: int = Field(8000, ge=1, le=65535)
+    gateway_url: str | None = None  # the CLI's gateway; default: this host's gateway_port
+    mlflow_backend_store_uri: str | None = None  # default: SQLite in the state folder
+    # Secrets: from the environment, else the ones `make run` generated into the state folder.
+    retrain_token: SecretStr | None = None
+    dashboard_user: str = "admin"
+    dashboard_password: SecretStr | None = None
+    redis_password: SecretStr | None = None
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.json"
+
+    def gateway(self) -> str:
+        return self.gateway_url or f"http://127.0.0.1:{self.gateway_port}"
+
+    def given(self, name: str) -> str | None:
+        """A secret (RETRAIN_TOKEN, ...) as the environment gives it, if it does."""
+        value: SecretStr | None = getattr(self, name.lower())
+        return value.get_secret_value() if value is not None else None
+
+    def secret(self, name: str) -> str | None:
+        """A secret from the environment, else the one generated into the state folder."""
+        if (value := self.given(name)) is not None:
+            return value
+        if self.secrets_file.is_file():
+            return json.loads(self.secrets_file.read_text()).get(name) or None
+        return None
+
+
+@lru_cache
+def get_local_settings() -> LocalSettings:
+    return LocalSettings()

@@ -1,9 +1,13 @@
-"""The one home of MLflow: pipeline and child runs, logged models, the registry and its alias."""
+"""The one home of MLflow tracking: pipeline and child runs, logged models, artifacts.
+
+The registry and its champion alias are shared.registry's."""
 
 import json
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, Run, RunStatus
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
@@ -21,38 +24,54 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 from mlflow.types.schema import AnyType
 from sklearn.pipeline import Pipeline
 
-from shared.contracts import CHALLENGE_EXAMPLE
-from shared.features import OPTIONAL_FLAGS
-from shared.model_files import TRUSTED_TYPES, load_trusted_model
+from shared.contracts import CHALLENGE_EXAMPLE, Listing
+from shared.model_files import TRUSTED_TYPES, load_logged_model
 from shared.provenance import model_requirements
-from shared.schema import COORDINATE_FIELDS, REQUIRED_FLAGS
+from shared.schema import MODEL_INPUTS, OPTIONAL_FLAGS
 from shared.selection import FinishedCandidate, finished_candidates
 from shared.settings import Settings
 from shared.storage import read_staged_model
 
 PARENT_TAG = "mlflow.parentRunId"
-# What the logged model accepts, written from the request contract rather than inferred from
-# a sample: the optional fields are optional. MLflow refuses to widen int64 to float64, so
-# whole-number fields are longs. `id` is not an input: the model never reads it.
-INPUT_SCHEMA = Schema(
-    [
-        ColSpec("string", "neighbourhood"),
-        ColSpec("string", "room_type"),
-        ColSpec("string", "property_type", required=False),
-        ColSpec("long", "accommodates"),
-        ColSpec("double", "bathrooms"),
-        ColSpec("long", "bedrooms"),
-        ColSpec("long", "beds"),
-        *(ColSpec("double", name) for name in COORDINATE_FIELDS),
-        *(ColSpec("long", flag) for flag in REQUIRED_FLAGS),
-        # Optional flags: absent in some listings of a batch (NaN, a float) and 0/1 in others.
-        *(ColSpec(AnyType(), flag, required=False) for flag in OPTIONAL_FLAGS),
-    ]
-)
+# JSON Schema's types as MLflow's: it refuses to widen int64 to float64, so whole numbers are
+# longs.
+_MLFLOW_TYPES = {"integer": "long", "number": "double", "string": "string"}
+
+
+def input_schema() -> Schema:
+    """What the logged model accepts, derived from the request contract (shared.contracts)
+    rather than inferred from a sample: its optional fields are optional. `id` is not an
+    input: the model never reads it."""
+    contract = Listing.model_json_schema()
+    columns: list[ColSpec | TensorSpec] = []
+    for name in MODEL_INPUTS:
+        if name in OPTIONAL_FLAGS:  # absent in some listings of a batch (NaN, a float)
+            columns.append(ColSpec(AnyType(), name, required=False))
+            continue
+        field = contract["properties"][name]
+        kinds = [option["type"] for option in field.get("anyOf", [field])]
+        kind = next(_MLFLOW_TYPES[k] for k in kinds if k != "null")
+        columns.append(ColSpec(kind, name, required=name in contract["required"]))
+    return Schema(columns)
+
+
+INPUT_SCHEMA = input_schema()
 # The tag naming a candidate run's logged model, once it is logged.
 MODEL_URI_TAG = "model_uri"
 # Where the explain stage leaves mean |SHAP| per class on the winner's run.
 IMPORTANCES_ARTIFACT = "explain/importances.json"
+
+
+@contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's model logging reads the process-wide tracking URI (and sets the environment's
+    MLFLOW_TRACKING_URI with it): set only for that call, then put back as it was."""
+    was_set, previous = mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous if was_set else None)  # type: ignore[arg-type]
 
 
 class Tracker:
@@ -60,14 +79,15 @@ class Tracker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         self.client = MlflowClient(settings.mlflow_tracking_uri)
-        experiment = self.client.get_experiment_by_name(settings.experiment_name)
-        self.experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else self._create_experiment(settings.experiment_name)
-        )
+
+    @cached_property
+    def experiment_id(self) -> str:
+        """The experiment runs are logged to, created on first use."""
+        experiment = self.client.get_experiment_by_name(self.settings.experiment_name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return self._create_experiment(self.settings.experiment_name)
 
     def _create_experiment(self, name: str) -> str:
         try:
@@ -144,18 +164,19 @@ class Tracker:
         signature = ModelSignature(INPUT_SCHEMA, Schema([TensorSpec(np.dtype("float64"), (-1, 4))]))
         # Linked to the run by id, not through a fluent (active) run: the run's status stays
         # as it is, so a logging cut short never leaves a finished candidate RUNNING or FAILED.
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            run_id=run_id,
-            signature=signature,
-            input_example=example,
-            pyfunc_predict_fn="predict_proba",
-            serialization_format="skops",  # load_model refuses any other
-            skops_trusted_types=TRUSTED_TYPES,
-            metadata={"labels": list(pipeline.classes_)},
-            pip_requirements=model_requirements(),
-        )
+        with tracking_uri(self.settings.mlflow_tracking_uri):
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                run_id=run_id,
+                signature=signature,
+                input_example=example,
+                pyfunc_predict_fn="predict_proba",
+                serialization_format="skops",  # load_model refuses any other
+                skops_trusted_types=TRUSTED_TYPES,
+                metadata={"labels": list(pipeline.classes_)},
+                pip_requirements=model_requirements(),
+            )
         self.client.set_tag(run_id, MODEL_URI_TAG, info.model_uri)
         return info.model_uri
 
@@ -193,59 +214,10 @@ class Tracker:
             path = self.client.download_artifacts(run_id, artifact_file, folder)
             return dict(json.loads(Path(path).read_text()))
 
-    # Registry ---------------------------------------------------------------------------
-
-    def _versions_of_run(self, pipeline_run_id: str) -> list[ModelVersion]:
-        """The versions registered for a pipeline run, oldest first (one, unless a retried
-        registration left a second)."""
-        query = (
-            f"name = '{self.settings.model_name}' and tags.pipeline_run_id = '{pipeline_run_id}'"
-        )
-        return sorted(self.client.search_model_versions(query), key=lambda v: int(v.version))
-
-    def version_of_run(self, pipeline_run_id: str) -> ModelVersion | None:
-        """The version a pipeline run registered, so a repeated select registers nothing new."""
-        versions = self._versions_of_run(pipeline_run_id)
-        return versions[0] if versions else None
-
-    def register(self, model_uri: str, tags: dict[str, str]) -> ModelVersion:
-        """Register a logged model as a new version of the served model, exactly once per
-        pipeline run (tags["pipeline_run_id"]): MLflow's client retries a POST whose reply was
-        lost, which can create a second version; the extra ones are deleted, the first kept."""
-        created = mlflow.register_model(model_uri, self.settings.model_name, tags=tags)
-        if "pipeline_run_id" not in tags:  # registered by hand: no run to keep it unique to
-            return created
-        versions = self._versions_of_run(tags["pipeline_run_id"])
-        for extra in versions[1:]:
-            self.client.delete_model_version(self.settings.model_name, extra.version)
-        return versions[0]
-
-    def champion(self) -> ModelVersion | None:
-        """The version holding the champion alias, or None before the first promotion."""
-        try:
-            return self.client.get_model_version_by_alias(
-                self.settings.model_name, self.settings.champion_alias
-            )
-        except MlflowException:
-            return None
-
     def load_model(self, model_uri: str) -> Pipeline:
         """Load a logged pipeline: only one stored with skops, using only the types this code
         trusts (UntrustedModelError otherwise, and nothing of it deserialized)."""
-        with tempfile.TemporaryDirectory() as folder:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri,
-                dst_path=folder,
-                tracking_uri=self.settings.mlflow_tracking_uri,
-            )
-            return load_trusted_model(Path(local))  # type: ignore[no-any-return]
+        return load_logged_model(model_uri, self.client)  # type: ignore[no-any-return]
 
-    def tag_version(self, version: str, tags: dict[str, str]) -> None:
-        for key, value in tags.items():
-            self.client.set_model_version_tag(self.settings.model_name, version, key, value)
-
-    def promote(self, version: str) -> None:
-        """Point the champion alias at a version."""
-        self.client.set_registered_model_alias(
-            self.settings.model_name, self.settings.champion_alias, version
-        )
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client.get_run(run_id).data.metrics)

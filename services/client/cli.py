@@ -2,25 +2,14 @@
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from services.client.api import ClientError, GatewayClient
-
-CATEGORIES = ("Low", "Mid", "High", "Lux")
-LOCAL_SECRETS = Path(__file__).resolve().parents[2] / ".state" / "secrets.json"
-
-
-def _token() -> str | None:
-    """RETRAIN_TOKEN, else the one `make run` generated for this checkout."""
-    if token := os.environ.get("RETRAIN_TOKEN"):
-        return token
-    if LOCAL_SECRETS.is_file():
-        return str(json.loads(LOCAL_SECRETS.read_text()).get("RETRAIN_TOKEN") or "") or None
-    return None
+from shared.schema import PRICE_CATEGORIES
+from shared.settings import get_local_settings
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -51,12 +40,12 @@ def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
         [
             p["id"],
             p["price_category"],
-            *(f"{p['probabilities'][c]:.3f}" for c in CATEGORIES),
+            *(f"{p['probabilities'][c]:.3f}" for c in PRICE_CATEGORIES),
             p["model_version"],
         ]
         for p in predictions
     ]
-    print(table(["id", "category", *CATEGORIES, "version"], rows))
+    print(table(["id", "category", *PRICE_CATEGORIES, "version"], rows))
     return 0
 
 
@@ -124,7 +113,7 @@ def cmd_model(client: GatewayClient, args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="price-category", description=__doc__)
-    main.add_argument("--url", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"))
+    main.add_argument("--url", default=get_local_settings().gateway())
     commands = main.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="price a listing or a JSON file of listings")
     predict.add_argument(
@@ -145,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    client = GatewayClient(args.url, _token())
+    client = GatewayClient(args.url, get_local_settings().secret("RETRAIN_TOKEN"))
     handlers = {
         "predict": cmd_predict,
         "retrain": cmd_retrain,

@@ -1,15 +1,16 @@
 """The gateway's app factory: nothing connects or loads at import time, only in create_app."""
 
-from flask import Flask, Response
+from flask import Flask
 
 from services.gateway.champion import ChampionCache
 from services.gateway.dashboard import mount_dashboard
 from services.gateway.errors import register_error_handlers
 from services.gateway.json_provider import FastJSONProvider
 from services.gateway.logs import install_request_ids
-from services.gateway.metrics import CONTENT_TYPE, Metrics
+from services.gateway.metrics import Metrics
 from services.gateway.openapi import blueprint as openapi_blueprint
 from services.gateway.registry import MlflowChampionSource
+from services.gateway.routes.health import blueprint as health_blueprint
 from services.gateway.routes.model import blueprint as model_blueprint
 from services.gateway.routes.predict import blueprint as predict_blueprint
 from services.gateway.routes.runs import blueprint as runs_blueprint
@@ -48,13 +49,15 @@ def create_app(
 
     register_error_handlers(app)
     install_request_ids(app, metrics.observe)
-    for blueprint in (predict_blueprint, runs_blueprint, model_blueprint, openapi_blueprint):
+    for blueprint in (
+        predict_blueprint,
+        runs_blueprint,
+        model_blueprint,
+        health_blueprint,
+        openapi_blueprint,
+    ):
         app.register_blueprint(blueprint)
     mount_dashboard(app, settings)
-
-    @app.get("/metrics")
-    def prometheus_metrics() -> Response:
-        return Response(metrics.render(), mimetype=CONTENT_TYPE)
 
     if watch_champion:
         cache.start(redis, settings.promotion_channel)

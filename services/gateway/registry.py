@@ -9,51 +9,38 @@ from mlflow.exceptions import MlflowException
 from services.gateway.champion import LoadedModel
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.modeling import probabilities
+from shared.registry import Registry
+from shared.selection import REPORTED_METRICS
 from shared.settings import Settings
 from shared.tracking import IMPORTANCES_ARTIFACT, Tracker
 
 log = logging.getLogger(__name__)
-
-# Metrics /model reports; the run holds more.
-REPORTED_METRICS = (
-    "accuracy",
-    "f1_macro",
-    "roc_auc_ovr",
-    "recall_lux",
-    "model_size_bytes",
-    "predict_ms_single_row",
-)
 
 
 class MlflowChampionSource:
     """Reads the champion alias and loads versions through the tracking server."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._tracker: Tracker | None = None
-
-    @property
-    def tracker(self) -> Tracker:
-        # Made on first use, so the gateway starts (and answers 503) while MLflow is away.
-        if self._tracker is None:
-            self._tracker = Tracker(self.settings)
-        return self._tracker
+        # Neither asks the server anything until used: the gateway starts (and answers 503)
+        # while MLflow is away.
+        self.registry = Registry(settings)
+        self.tracker = Tracker(settings)
 
     def champion_version(self) -> str | None:
-        champion = self.tracker.champion()
+        champion = self.registry.champion()
         return str(champion.version) if champion is not None else None
 
     def load(self, version: str) -> LoadedModel:
         """Load a version and prove it answers the challenge's example before it is served."""
-        pipeline = self.tracker.load_model(f"models:/{self.settings.model_name}/{version}")
+        pipeline = self.registry.load_version(version)
         probabilities(pipeline, pd.DataFrame([CHALLENGE_EXAMPLE]))
         return LoadedModel(version, pipeline, self.describe(version))
 
     def describe(self, version: str) -> dict[str, Any]:
         """What /model reports about a version: provenance, scores, decision."""
-        record = self.tracker.client.get_model_version(self.settings.model_name, version)
+        record = self.registry.version(version)
         tags = dict(record.tags)
-        metrics = self.tracker.client.get_run(record.run_id).data.metrics if record.run_id else {}
+        metrics = self.tracker.run_metrics(record.run_id) if record.run_id else {}
         return {
             "version": version,
             "run_id": record.run_id,

@@ -29,18 +29,14 @@ from services.stack.bootstrap import BootstrapError, ensure_champion
 from services.stack.front import start_front
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.pipeline import QUEUES
-from shared.settings import PROJECT_DIR, Settings
+from shared.registry import Registry
+from shared.settings import Settings, get_local_settings
 from shared.storage import read_json, write_json_atomic
-from shared.tracking import Tracker
 
 log = logging.getLogger("stack")
 
-# Each port, the setting that changes it, and its default.
-PORTS = {
-    "Redis": ("REDIS_PORT", 6379),
-    "MLflow": ("MLFLOW_PORT", 5000),
-    "gateway": ("GATEWAY_PORT", 8000),
-}
+# Each port and the setting (shared.settings.LocalSettings) that changes it.
+PORTS = {"Redis": "redis_port", "MLflow": "mlflow_port", "gateway": "gateway_port"}
 # Secrets of the gateway and Redis; generated once into the state folder when not set.
 GENERATED_SECRETS = ("RETRAIN_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD")
 
@@ -50,8 +46,7 @@ class StackError(Exception):
 
 
 def port_of(name: str) -> int:
-    variable, default = PORTS[name]
-    return int(os.environ.get(variable, default))
+    return int(getattr(get_local_settings(), PORTS[name]))
 
 
 # Programs the stack runs that pip does not install, each with its Debian package.
@@ -86,9 +81,9 @@ def ensure_system_programs() -> None:
 def check_prerequisites() -> None:
     """Fail early, naming the missing program or the busy port and the setting to change."""
     ensure_system_programs()
-    for name, (variable, _) in PORTS.items():
+    for name, setting in PORTS.items():
         if processes.tcp_open(port_of(name)):
-            raise StackError(f"port {port_of(name)} for {name} is in use: set {variable}")
+            raise StackError(f"port {port_of(name)} for {name} is in use: set {setting.upper()}")
 
 
 def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, str]:
@@ -97,7 +92,7 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
     those before it); returns the settings the gateway and workers got."""
     logs = state / "logs"
     redis_port, mlflow_port = port_of("Redis"), port_of("MLflow")
-    backend = os.environ.get("MLFLOW_BACKEND_STORE_URI", f"sqlite:///{state / 'mlflow.db'}")
+    backend = get_local_settings().mlflow_backend_store_uri or f"sqlite:///{state / 'mlflow.db'}"
     credentials = local_secrets(state)
     redis_password = credentials.pop("REDIS_PASSWORD")
     # The password reaches Redis on its standard input and the others in their environment,
@@ -175,8 +170,9 @@ def local_secrets(state: Path) -> dict[str, str]:
         stored.setdefault(name, secrets.token_urlsafe(18))
     write_json_atomic(stored, stored_file)
     stored_file.chmod(0o600)
-    values = {name: os.environ.get(name) or stored[name] for name in GENERATED_SECRETS}
-    return values | {"DASHBOARD_USER": os.environ.get("DASHBOARD_USER", "admin")}
+    local = get_local_settings()
+    values = {name: local.given(name) or stored[name] for name in GENERATED_SECRETS}
+    return values | {"DASHBOARD_USER": local.dashboard_user}
 
 
 def banner(env: dict[str, str], state: Path) -> str:
@@ -223,7 +219,7 @@ def wait_until_served() -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    state = Path(os.environ.get("STATE_DIR", PROJECT_DIR / ".state"))
+    state = get_local_settings().state_dir
     (state / "logs").mkdir(parents=True, exist_ok=True)
     state.chmod(0o700)  # secrets, logs and Redis' data: this user's alone
     children: list[processes.Supervised] = []
@@ -235,7 +231,7 @@ def main() -> int:
             redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
         )
         gateway = GatewayClient(f"http://127.0.0.1:{port_of('gateway')}", env["RETRAIN_TOKEN"])
-        ensure_champion(Tracker(settings), gateway)
+        ensure_champion(Registry(settings), gateway)
         wait_until_served()
         print(banner(env, state), flush=True)
         supervise(children)

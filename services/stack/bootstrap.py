@@ -9,14 +9,13 @@ queueing a second.
 """
 
 import logging
-import os
 import sys
 from typing import Any
 
 from services.client.api import ClientError, GatewayClient
 from services.client.cli import stage_line
-from shared.settings import get_settings
-from shared.tracking import Tracker
+from shared.registry import Registry
+from shared.settings import get_local_settings, get_settings
 
 log = logging.getLogger("bootstrap")
 
@@ -27,9 +26,9 @@ class BootstrapError(Exception):
     """No first champion: the message says why."""
 
 
-def ensure_champion(tracker: Tracker, client: GatewayClient) -> None:
+def ensure_champion(registry: Registry, client: GatewayClient) -> None:
     """Train a first model on the default data, through the gateway, when none is registered."""
-    champion = tracker.champion()
+    champion = registry.champion()
     if champion is not None:
         log.info("champion is version %s", champion.version)
         return
@@ -44,7 +43,7 @@ def ensure_champion(tracker: Tracker, client: GatewayClient) -> None:
     run = _follow(client, run_id)
     if run["state"] != "finished":
         raise BootstrapError(f"first training run failed: {run['stages']}")
-    if tracker.champion() is None:
+    if registry.champion() is None:
         raise BootstrapError(f"run {run_id} promoted no model: {run['stages'].get('select')}")
 
 
@@ -57,10 +56,10 @@ def _follow(client: GatewayClient, run_id: str) -> dict[str, Any]:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    url = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000")
-    client = GatewayClient(url, os.environ.get("RETRAIN_TOKEN"))
+    local = get_local_settings()
+    client = GatewayClient(local.gateway(), local.given("RETRAIN_TOKEN"))
     try:
-        ensure_champion(Tracker(get_settings()), client)
+        ensure_champion(Registry(get_settings()), client)
     except BootstrapError as error:
         log.error("%s", error)
         return 1

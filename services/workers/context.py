@@ -17,6 +17,7 @@ from shared.errors import ConfigError, PipelineError
 from shared.params import PipelineParams, load_params
 from shared.pipeline import producer
 from shared.queues import connect
+from shared.registry import Registry
 from shared.runs import RunStore, now
 from shared.settings import Settings, get_settings
 from shared.stage_records import Prepared
@@ -51,6 +52,10 @@ class StageContext:
     @cached_property
     def tracker(self) -> Tracker:
         return Tracker(self.settings)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.settings)
 
     @cached_property
     def staging_dir(self) -> Path:

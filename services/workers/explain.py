@@ -25,7 +25,9 @@ def run_explain(context: StageContext, run: RunInputs) -> Explained:
     for artifact, figure in result.figures.items():
         tracker.log_figure(winner_run, figure, artifact)
     if selected.version is not None:  # None: the run registered nothing (an unchanged model)
-        tracker.tag_version(selected.version, {"importances_artifact": IMPORTANCES_ARTIFACT})
+        context.registry.tag_version(
+            selected.version, {"importances_artifact": IMPORTANCES_ARTIFACT}
+        )
     return Explained(
         winner_run_id=winner_run,
         importances_artifact=IMPORTANCES_ARTIFACT,

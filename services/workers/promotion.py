@@ -34,7 +34,7 @@ def _champion_scores(
     at_promotion = float(recorded) if recorded and champion.tags.get("metric") == metric else None
     split = context.params.split.read(processed_path)
     try:
-        model = context.tracker.load_model(f"models:/{champion.name}/{champion.version}")
+        model = context.registry.load_version(str(champion.version))
         proba = probabilities(model, split.x_test)
     except (ImportError, AttributeError, UntrustedModelError) as error:
         log.warning("champion v%s cannot run with this code: %s", champion.version, error)
@@ -73,16 +73,16 @@ def _gate(
 ) -> dict[str, Any]:
     """Move the alias if the version passes the gate against the champion read under the lock;
     record the decision and why."""
-    tracker, rules = context.tracker, context.params.select.gate()
+    registry, rules = context.registry, context.params.select.gate()
     scores = None
     if champion is not None:
         scores = _champion_scores(context, processed_path, champion, rules.metric)
     decision = decide_promotion(score, rules, scores)
     if decision.promoted:
         fence(lock)  # still ours, so nobody moved the alias since we read the champion
-        tracker.promote(str(version.version))
+        registry.promote(str(version.version))
     # Tagged after the alias moves: a select killed in between decides again, and the same way.
-    tracker.tag_version(
+    registry.tag_version(
         str(version.version),
         {
             "metric": rules.metric,
@@ -118,14 +118,14 @@ def register_and_gate(
 ) -> dict[str, Any]:
     """Register the winner once and gate it, as one critical section per registered model:
     whatever selects overlap, each decides against the champion as it is when it decides."""
-    tracker = context.tracker
+    registry = context.registry
     wait = stage_named("select").timeout_in(context.settings)
     with promotion_lock(context.redis, context.settings.model_name, wait) as lock:
-        version = tracker.version_of_run(run_id)
+        version = registry.version_of_run(run_id)
         if version is not None and "decision" in version.tags:
             return _repeated_decision(version)
         fingerprint = _fingerprint(context, prepared.data_hash, winner)
-        champion = tracker.champion()
+        champion = registry.champion()
         if (
             version is None
             and champion is not None
@@ -146,6 +146,6 @@ def register_and_gate(
                 "candidate": winner,
                 "fingerprint": fingerprint,
             }
-            version = tracker.register(str(chosen.model_uri), tags)
+            version = registry.register(str(chosen.model_uri), tags)
         score = chosen.metrics[context.params.select.metric]
         return _gate(context, prepared.processed_path, version, score, champion, lock)

@@ -9,16 +9,14 @@ from services.workers.context import StageContext
 from shared.modeling import fit_candidate, probabilities, score_predictions, single_row_latency_ms
 from shared.pipeline import RunInputs, stage_named
 from shared.queues import threads_per_worker
-from shared.selection import REPORT_COLUMNS
+from shared.selection import REPORTED_METRICS
 from shared.stage_records import Prepared, Trained
 from shared.storage import staged_model_path, write_staged_model
 
-# Metrics a run's status shows per candidate (the report's); MLflow holds them all.
-SUMMARY_METRICS = tuple(key for key, *_ in REPORT_COLUMNS)
-
 
 def summary(metrics: dict[str, float]) -> dict[str, float]:
-    return {key: round(metrics[key], 6) for key in SUMMARY_METRICS if key in metrics}
+    """The reported metrics, as a run's status shows them per candidate."""
+    return {key: round(metrics[key], 6) for key in REPORTED_METRICS if key in metrics}
 
 
 def fit_threads(context: StageContext) -> int | None:

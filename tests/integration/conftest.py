@@ -17,13 +17,13 @@ import yaml
 
 from services.stack import processes
 from shared.launch import launch_run
+from shared.pipeline import QUEUES
 from shared.queues import connect
+from shared.registry import Registry
 from shared.runs import RunStore
 from shared.settings import PROJECT_DIR, Settings
-from shared.tracking import Tracker
 from tests.integration.postgres import remove_cluster, start_postgres
 
-STAGE_QUEUES = ("prep", "train", "explain")
 GATEWAY_TOKEN = "integration-token"
 GATEWAY_POLL_SECONDS = 5  # how often each gateway process checks the champion alias
 DASHBOARD = ("ops", "dash-pw-5c1e9-7f3a2b8d")  # distinctive: tests grep logs for it
@@ -156,7 +156,7 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             retry_intervals=[1, 2],
         )
         stack.write_grid(FAST_GRID)
-        for queue in STAGE_QUEUES:
+        for queue in QUEUES:
             stack.workers[queue] = processes.SupervisedWorker(
                 queue, folder, stack.env, f"worker-{queue}"
             )
@@ -212,11 +212,11 @@ def gateway(stack: Stack) -> Iterator[str]:
 @pytest.fixture
 def served_champion(stack: Stack, gateway: str, shipped_data: str) -> str:
     """Make sure the gateway serves a champion (training one if none exists); its version."""
-    if Tracker(stack.settings).champion() is None:
+    if Registry(stack.settings).champion() is None:
         stack.write_grid(FAST_GRID)
         run_id = launch_run(connect(stack.settings.redis_url), stack.settings, shipped_data)
         assert wait_for_run(stack, run_id)["state"] == "finished"
-    version = str(Tracker(stack.settings).champion().version)
+    version = str(Registry(stack.settings).champion().version)
 
     def serving() -> bool:
         with urllib.request.urlopen(f"{gateway}/health/ready", timeout=5) as reply:

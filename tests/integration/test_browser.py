@@ -14,6 +14,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared.contracts import CHALLENGE_EXAMPLE
+from shared.pipeline import QUEUES
 from shared.queues import connect
 from tests.integration.conftest import DASHBOARD
 
@@ -66,7 +67,7 @@ def test_dashboard_shows_the_three_queues(browser: Browser, gateway: str, served
     page = context.new_page()
     page.goto(f"{gateway}/rq/")
     queues = page.locator("#queues")
-    for name in ("prep", "train", "explain"):
+    for name in QUEUES:
         queues.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
     context.close()
 

@@ -11,9 +11,9 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from services.stack.processes import VENV_BIN
+from shared.registry import Registry
 from shared.settings import PROJECT_DIR
 from shared.storage import file_md5, read_json
-from shared.tracking import Tracker
 from tests.integration.conftest import (
     FAST_GRID,
     GATEWAY_POLL_SECONDS,
@@ -86,7 +86,7 @@ def test_dvc_repro_runs_every_stage_pins_the_data_and_deploys_nothing(
     # Nothing was registered, and the champion and the version served are as before.
     assert select["decision"] == "not_registered" and select["version"] is None
     assert versions_of(client, stack, prep["run_id"]) == []
-    assert str(Tracker(stack.settings).champion().version) == served_champion
+    assert str(Registry(stack.settings).champion().version) == served_champion
     time.sleep(GATEWAY_POLL_SECONDS + 1)  # a gateway process would have seen a moved alias
     assert served_version(gateway) == served_champion
 

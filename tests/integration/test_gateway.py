@@ -12,6 +12,7 @@ import requests
 from services.stack import processes
 from services.stack.processes import VENV_BIN
 from shared.contracts import CHALLENGE_EXAMPLE
+from shared.pipeline import QUEUES
 from shared.settings import PROJECT_DIR
 from tests.integration.conftest import (
     DASHBOARD,
@@ -207,7 +208,7 @@ def test_dashboard_and_metrics_see_the_queues(gateway: str):
     page = requests.get(f"{gateway}/rq/", auth=DASHBOARD, timeout=10)
     assert page.status_code == 200
     queues = requests.get(f"{gateway}/rq/0/data/queues.json", auth=DASHBOARD, timeout=10)
-    assert {"prep", "train", "explain"} <= {q["name"] for q in queues.json()["queues"]}
+    assert set(QUEUES) <= {q["name"] for q in queues.json()["queues"]}
     metrics = requests.get(f"{gateway}/metrics", timeout=10).text
     assert 'rq_queue_depth{queue="train"}' in metrics
 
@@ -223,6 +224,6 @@ def test_standalone_dashboard_needs_its_credentials(stack: Stack):
         url = f"http://127.0.0.1:{port}"
         assert requests.get(f"{url}/", timeout=10).status_code == 401
         queues = requests.get(f"{url}/0/data/queues.json", auth=DASHBOARD, timeout=10)
-        assert {"prep", "train", "explain"} <= {q["name"] for q in queues.json()["queues"]}
+        assert set(QUEUES) <= {q["name"] for q in queues.json()["queues"]}
     finally:
         processes.stop(process)

@@ -10,8 +10,9 @@ import pytest
 
 from services.gateway.app import create_app
 from services.gateway.registry import MlflowChampionSource
+from shared.registry import Registry
 from shared.schema import PRICE_CATEGORIES
-from shared.tracking import Tracker
+from shared.tracking import Tracker, tracking_uri
 from tests.golden.fixtures import TOLERANCE, expected_frame, golden_listings, golden_model
 from tests.integration.conftest import Stack
 
@@ -25,7 +26,8 @@ def golden_settings(stack: Stack):
     tracker = Tracker(settings)
     run = tracker.client.create_run(tracker.experiment_id, run_name="golden")
     uri = tracker.log_model(run.info.run_id, golden_model())
-    tracker.promote(str(tracker.register(uri, {"golden": "true"}).version))
+    registry = Registry(settings)
+    registry.promote(str(registry.register(uri, {"golden": "true"}).version))
     return settings
 
 
@@ -37,7 +39,8 @@ def test_mlflow_flavours_give_the_golden_numbers(golden_settings):
     pd.testing.assert_frame_equal(
         proba[list(PRICE_CATEGORIES)], expected_frame(), check_exact=False, rtol=0, atol=TOLERANCE
     )
-    pyfunc = np.asarray(mlflow.pyfunc.load_model(uri).predict(listings))
+    with tracking_uri(golden_settings.mlflow_tracking_uri):  # pyfunc reads MLflow's global one
+        pyfunc = np.asarray(mlflow.pyfunc.load_model(uri).predict(listings))
     by_class = pd.DataFrame(pyfunc, columns=sklearn_model.classes_)[list(PRICE_CATEGORIES)]
     np.testing.assert_allclose(
         by_class.to_numpy(), expected_frame().to_numpy(), rtol=0, atol=TOLERANCE

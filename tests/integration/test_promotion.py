@@ -11,9 +11,9 @@ from services.workers import promotion
 from services.workers.context import StageContext
 from shared.launch import launch_run
 from shared.queues import connect
+from shared.registry import Registry
 from shared.selection import FinishedCandidate
 from shared.stage_records import Prepared
-from shared.tracking import Tracker
 from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack, promotable_grid, wait_for_run
 
 pytestmark = pytest.mark.integration
@@ -52,8 +52,8 @@ def test_overlapping_selects_leave_the_better_version_champion(
     # A weak champion (the majority-class model, put there by hand) that both candidates beat.
     stack.write_grid(WEAK_GRID)
     weak = retrain(stack, shipped_data)["stages"]["select"]["version"]
-    tracker = Tracker(stack.settings)
-    tracker.promote(weak)
+    registry = Registry(stack.settings)
+    registry.promote(weak)
     stack.write_grid(FAST_GRID)
     scores = {name: c["metrics"]["roc_auc_ovr"] for name, c in fast_run["candidates"].items()}
     assert scores["lgbm_all"] > scores["notebook_rf"] > 0.75  # better, worse, both pass alone
@@ -62,7 +62,7 @@ def test_overlapping_selects_leave_the_better_version_champion(
     # one to have scored it too; the worse one moves the alias only after the better one did.
     # Without the lock the worse one decides against the weak champion and moves last.
     inside, worse_scored, better_moved = threading.Event(), threading.Event(), threading.Event()
-    original_scores, original_promote = promotion._champion_scores, Tracker.promote
+    original_scores, original_promote = promotion._champion_scores, Registry.promote
 
     def champion_scores(*args, **kwargs):
         scores_now = original_scores(*args, **kwargs)
@@ -80,7 +80,7 @@ def test_overlapping_selects_leave_the_better_version_champion(
             better_moved.set()
 
     monkeypatch.setattr(promotion, "_champion_scores", champion_scores)
-    monkeypatch.setattr(Tracker, "promote", promote)
+    monkeypatch.setattr(Registry, "promote", promote)
     decided = {}
 
     def gate(name: str, candidate: str) -> None:
@@ -97,7 +97,7 @@ def test_overlapping_selects_leave_the_better_version_champion(
     assert decided["better"]["promoted"] is True
     assert decided["worse"]["promoted"] is False
     assert decided["worse"]["champion_version"] == decided["better"]["version"]
-    assert str(tracker.champion().version) == decided["better"]["version"]
+    assert str(registry.champion().version) == decided["better"]["version"]
 
 
 def test_a_retried_registration_leaves_one_version(stack: Stack, fast_run: dict, monkeypatch):

@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from services.stack import processes
 from shared.queues import connect, publish_promotion
+from shared.registry import Registry
 from shared.settings import PROJECT_DIR
-from shared.tracking import Tracker
 from tests.integration.conftest import GATEWAY_TOKEN, Stack, wait_for_run
 from tests.reliability.faults import QUICK_GRID, PredictionLoop
 
@@ -59,14 +59,14 @@ def test_three_champion_swaps_under_a_thousand_predictions_lose_none(
     isolated_stack: Stack, fault_gateway: str
 ):
     stack = isolated_stack
-    tracker = Tracker(stack.settings)
+    registry = Registry(stack.settings)
     redis = connect(stack.settings.redis_url)
-    current = tracker.champion()
+    current = registry.champion()
     model_uri = current.source
     with PredictionLoop(fault_gateway) as predictions:
         for swap in range(3):
-            version = str(tracker.register(model_uri, {"swap": str(swap)}).version)
-            tracker.promote(version)
+            version = str(registry.register(model_uri, {"swap": str(swap)}).version)
+            registry.promote(version)
             publish_promotion(redis, stack.settings, version)
             processes.wait_until(
                 lambda version=version: version in predictions.versions, 60, f"serving {version}"

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.pipeline import STAGES
-from shared.settings import PROJECT_DIR, Settings
+from shared.settings import PROJECT_DIR, LocalSettings, Settings
 
 
 def test_generic_names_exported_for_other_tools_change_nothing(monkeypatch, tmp_path):
@@ -68,3 +68,21 @@ def test_a_stage_timeout_must_be_whole_seconds(monkeypatch, value):
     monkeypatch.setenv("PRICE_CATEGORY_TRAIN_TIMEOUT", value)
     with pytest.raises(ValidationError, match="PRICE_CATEGORY_TRAIN_TIMEOUT"):
         Settings()
+
+
+def test_the_local_runner_and_the_cli_read_one_state_folder(monkeypatch, tmp_path):
+    for name in ("RETRAIN_TOKEN", "GATEWAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("GATEWAY_PORT", "8123")
+    (tmp_path / "secrets.json").write_text('{"RETRAIN_TOKEN": "generated-by-make-run"}')
+
+    local = LocalSettings()
+
+    assert local.secret("RETRAIN_TOKEN") == "generated-by-make-run"
+    assert local.given("RETRAIN_TOKEN") is None
+    assert local.gateway() == "http://127.0.0.1:8123"
+    monkeypatch.setenv("RETRAIN_TOKEN", "from-the-environment")
+    monkeypatch.setenv("GATEWAY_URL", "http://gateway:8000")
+    assert LocalSettings().secret("RETRAIN_TOKEN") == "from-the-environment"
+    assert LocalSettings().gateway() == "http://gateway:8000"
