@@ -9,6 +9,7 @@ from shared.errors import ConfigError
 from shared.modeling import ESTIMATORS, CandidateSpec, Split, split_dataset
 from shared.selection import GateRules
 from shared.storage import read_parquet
+from shared.validation import NUMBER_COLUMNS, Expectations
 
 SELECTABLE_METRICS = ("accuracy", "f1_macro", "roc_auc_ovr")
 # Each metric's default promotion floor: well above chance on four categories (ROC AUC 0.5,
@@ -86,6 +87,47 @@ class SelectParams(BaseModel):
         return GateRules(self.metric, floor, self.max_drop)
 
 
+class ValidateParams(BaseModel):
+    """What the cleaned data must be like before any candidate trains on it."""
+
+    # Inclusive bounds of every value of a numeric column (cleaning already drops prices of
+    # $10 or less and coordinates outside New York).
+    ranges: dict[str, tuple[float, float]] = {
+        "price": (10.0, 20_000.0),
+        "accommodates": (1.0, 30.0),
+        "bathrooms": (0.0, 20.0),
+        "bedrooms": (0.0, 30.0),
+        "beds": (0.0, 50.0),
+    }
+    min_rows: int = Field(1000, ge=1)
+    max_dropped_share: float = Field(0.2, ge=0, le=1)
+    # Against the last data that passed: a category's share may move this much (absolute),
+    # the row count this much (relative).
+    max_category_shift: float = Field(0.1, ge=0, le=1)
+    max_row_change: float = Field(0.5, ge=0)
+
+    @field_validator("ranges")
+    @classmethod
+    def _numeric_bounds(
+        cls, value: dict[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        for column, (low, high) in value.items():
+            if column not in NUMBER_COLUMNS:
+                raise ValueError(f"{column} is not a numeric column ({', '.join(NUMBER_COLUMNS)})")
+            if low > high:
+                raise ValueError(f"{column}: lower bound {low} is above upper bound {high}")
+        return value
+
+    def expectations(self) -> Expectations:
+        return Expectations(
+            self.ranges,
+            self.min_rows,
+            self.max_dropped_share,
+            self.max_category_shift,
+            self.max_row_change,
+        )
+
+
 class ExplainParams(BaseModel):
     sample_size: int = Field(500, ge=10)
     top_features: int = Field(15, ge=1)
@@ -96,6 +138,8 @@ class PipelineParams(BaseModel):
 
     prep: PrepParams = PrepParams()
     split: SplitParams = SplitParams()
+    # The YAML section is named after its stage; `validate` itself is a method of BaseModel.
+    validation: ValidateParams = Field(ValidateParams(), alias="validate")
     train: TrainParams
     select: SelectParams = SelectParams()
     explain: ExplainParams = ExplainParams()

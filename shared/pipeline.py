@@ -19,6 +19,7 @@ from shared.stage_records import (
     Selected,
     StageRecord,
     Trained,
+    Validated,
 )
 
 Record = TypeVar("Record", bound=StageRecord)
@@ -72,6 +73,16 @@ STAGES: tuple[Stage, ...] = (
         timeout=600,
         params=("prep",),
         code=("shared/cleaning.py",),
+    ),
+    # On the prep queue: it reads the data prep just wrote, and takes a second.
+    Stage(
+        "validate",
+        queue="prep",
+        work="services.workers.validate.run_validate",
+        record=Validated,
+        timeout=300,
+        params=("validate",),
+        code=("shared/validation.py",),
     ),
     Stage(
         "train",

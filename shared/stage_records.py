@@ -34,6 +34,16 @@ class Prepared(StageRecord):
     candidates: list[str]
 
 
+class Validated(StageRecord):
+    """The cleaned data passed its checks: their MLflow run, and the run of the data it was
+    compared with (None: no data had passed before)."""
+
+    validation_run_id: str
+    rows_out: int
+    category_shares: dict[str, float]
+    baseline_run_id: str | None
+
+
 class Trained(StageRecord):
     """One candidate fitted, scored and staged: its MLflow run and summary metrics."""
 

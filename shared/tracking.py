@@ -103,6 +103,20 @@ class Tracker:
         query = f"tags.pipeline_run_id = '{pipeline_run_id}' and tags.kind = '{kind}'" + extra
         return list(self.client.search_runs([self.experiment_id], filter_string=query))
 
+    def newest_finished_run(self, kind: str, excluding_pipeline_run: str) -> Run | None:
+        """The newest finished run of a kind (data-validation, ...) of another pipeline run."""
+        query = (
+            f"tags.kind = '{kind}' and attributes.status = 'FINISHED' "
+            f"and tags.pipeline_run_id != '{excluding_pipeline_run}'"
+        )
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=query,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
     def ensure_pipeline_run(self, pipeline_run_id: str, tags: dict[str, str]) -> str:
         """The parent run of a pipeline run, created on first call and reused on retries."""
         existing = self.find_runs(pipeline_run_id, "pipeline")

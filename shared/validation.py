@@ -151,3 +151,32 @@ def validate_clean(
     if baseline is not None:
         failures += _drift_failures(profile, baseline, expected)
     return ValidationReport(profile, baseline, failures)
+
+
+def profile_metrics(profile: DataProfile) -> dict[str, float]:
+    """A profile as MLflow metrics, read back by profile_from_metrics."""
+    shares = {f"share_{label.lower()}": share for label, share in profile.category_shares.items()}
+    return {"rows_in": profile.rows_in, "rows_out": profile.rows_out, **shares}
+
+
+def profile_from_metrics(metrics: dict[str, float]) -> DataProfile:
+    return DataProfile(
+        int(metrics["rows_in"]),
+        int(metrics["rows_out"]),
+        {label: metrics.get(f"share_{label.lower()}", 0.0) for label in PRICE_CATEGORIES},
+    )
+
+
+def report_markdown(report: ValidationReport) -> str:
+    """The report people read in MLflow: the verdict, each failure, the two profiles."""
+    verdict = "passed" if report.passed else f"failed {len(report.failures)} expectation(s)"
+    lines = [f"# Data validation: {verdict}", ""]
+    lines += [f"- {failure}" for failure in report.failures] or ["- every expectation held"]
+    lines += ["", "| | rows in | rows out | " + " | ".join(PRICE_CATEGORIES) + " |"]
+    lines.append("|---" * (3 + len(PRICE_CATEGORIES)) + "|")
+    for name, profile in (("this data", report.profile), ("last passed", report.baseline)):
+        if profile is None:
+            continue
+        shares = " | ".join(f"{profile.category_shares[label]:.1%}" for label in PRICE_CATEGORIES)
+        lines.append(f"| {name} | {profile.rows_in} | {profile.rows_out} | {shares} |")
+    return "\n".join(lines) + "\n"

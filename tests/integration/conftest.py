@@ -74,6 +74,7 @@ def write_pipeline_config(path: Path, candidates: list[dict], processed_dir: Pat
     document = {
         "prep": {"processed_dir": str(processed_dir)},
         "split": {"test_size": 0.15, "random_state": 1},
+        "validate": {"max_category_shift": 0.1},  # dvc repro reads each stage's section
         "train": {"candidates": candidates, "staging_dir": str(processed_dir.parent / "staged")},
         "select": {"metric": "roc_auc_ovr"},
         "explain": {"sample_size": 100, "top_features": 10},

@@ -11,6 +11,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from services.stack.processes import VENV_BIN
+from shared.pipeline import STAGES
 from shared.registry import Registry
 from shared.settings import PROJECT_DIR
 from shared.storage import file_md5, read_json
@@ -67,6 +68,8 @@ def test_dvc_repro_runs_every_stage_pins_the_data_and_deploys_nothing(
         read_json(project / "reports/select.json"),
     )
     assert prep["data_hash"] == file_md5(project / "data/raw/listings.csv.gz")
+    for stage in STAGES:  # every declared stage ran, in the same run
+        assert read_json(project / f"reports/{stage.name}.json")["run_id"] == prep["run_id"]
     assert set(read_json(project / "reports/train.json")["candidates"]) == {
         c["name"] for c in FAST_GRID
     }

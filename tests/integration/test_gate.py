@@ -1,7 +1,10 @@
 """The promotion gate on real data gone wrong: meaningless prices never reach the champion, and
-retraining on what made the champion registers nothing new."""
+retraining on what made the champion registers nothing new.
 
-import numpy as np
+Shuffled prices keep every column's values as they were, so they pass validate and only the
+gate can stop them; prices that change the category mix are stopped earlier, at validate
+(tests/reliability/test_bad_dumps.py)."""
+
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -36,19 +39,12 @@ def shuffled_prices(listings: pd.DataFrame, seed: int) -> pd.DataFrame:
     return listings.assign(price=prices)
 
 
-def random_prices(listings: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Prices drawn at random over the categories' range, unrelated to the listings."""
-    drawn = np.random.default_rng(seed).uniform(11, 1000, len(listings))
-    return listings.assign(price=[f"${value:,.2f}" for value in drawn])
-
-
 @pytest.mark.parametrize(
     "garbage",
     [
         pytest.param(lambda frame: shuffled_prices(frame, 0), id="shuffled-0"),
         pytest.param(lambda frame: shuffled_prices(frame, 1), id="shuffled-1"),
         pytest.param(lambda frame: shuffled_prices(frame, 2), id="shuffled-2"),
-        pytest.param(lambda frame: random_prices(frame, 3), id="random"),
     ],
 )
 def test_meaningless_prices_are_never_promoted_and_the_run_says_why(

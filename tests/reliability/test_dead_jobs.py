@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from shared.launch import launch_run
+from shared.pipeline import QUEUES, STAGES
 from shared.queues import connect
 from shared.runs import RunStore, now
 from shared.settings import PROJECT_DIR
@@ -28,9 +29,10 @@ pytestmark = pytest.mark.reliability
 AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
 # README's bound: a run whose job died ends failed within two minutes.
 BOUND_SECONDS = 120
-# Caught while each runs: the stage (or candidate) field, and what each run trains. The
-# forest's fit and its model's logging (archive) take seconds; the others about one.
-VICTIMS = ["stage:prep", "candidate:slow_rf", "stage:select", "stage:explain", "stage:archive"]
+# Caught while each runs: every stage's field, in the pipeline's order (the slow forest's, for
+# the stage that trains each candidate). Its fit and its model's logging (archive) take
+# seconds; the others about one.
+VICTIMS = [stage.status_field("slow_rf") for stage in STAGES]
 
 
 def kill_when_started(stack: Stack, run_id: str, field: str, timeout: float = 180) -> float:
@@ -69,10 +71,10 @@ def retrain(gateway: str) -> requests.Response:
 @pytest.fixture
 def no_retries(isolated_stack: Stack):
     """Workers whose jobs get no retry, so that every attempt is the last."""
-    for queue in ("prep", "train", "explain"):
+    for queue in QUEUES:
         replace_worker(isolated_stack, queue, {"PRICE_CATEGORY_JOB_RETRIES": "0"})
     yield
-    for queue in ("prep", "train", "explain"):
+    for queue in QUEUES:
         replace_worker(isolated_stack, queue)
 
 

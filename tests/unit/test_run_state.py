@@ -1,6 +1,6 @@
 import pytest
 
-from shared.pipeline import STAGE_NAMES
+from shared.pipeline import STAGE_NAMES, STAGES
 from shared.runs import overall_state, run_stages, summarize_candidates
 
 
@@ -61,7 +61,8 @@ def test_a_run_recorded_before_the_archive_stage_ends_with_explain():
 
     assert list(stages) == ["prep", "train", "select", "explain"]
     assert overall_state(stages) == "finished"
-    # A new run records archive from the start, and is finished only once archive is.
-    current = run_stages({**legacy, "archive": {"state": "pending"}}, candidates)
+    # A new run records every stage from the start, and is finished only once all are.
+    created = {stage.name: {"state": "pending"} for stage in STAGES if not stage.per_candidate}
+    current = run_stages({**created, **legacy}, candidates)
     assert list(current) == list(STAGE_NAMES)
     assert overall_state(current) == "running"

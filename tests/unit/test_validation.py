@@ -1,8 +1,11 @@
 """The validate stage's checks: each broken expectation named with its numbers."""
 
 import pandas as pd
+import pytest
 
 from shared.cleaning import clean_listings
+from shared.errors import ConfigError
+from shared.params import load_params
 from shared.validation import DataProfile, Expectations, validate_clean
 from tests.unit.listings import raw_frame
 
@@ -81,3 +84,31 @@ def test_a_missing_column_is_named():
     failures = validate_clean(clean.drop(columns=["wifi"]), rows_in, EXPECTED, None).failures
 
     assert failures == ["column wifi is missing"]
+
+
+def test_the_configured_expectations_reach_the_checks(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    grid = "train: {candidates: [{name: a, estimator: dummy, features: notebook}]}\n"
+    path.write_text(grid + "validate: {min_rows: 5, ranges: {price: [20, 500]}}\n")
+
+    expected = load_params(path).validation.expectations()
+
+    assert expected.min_rows == 5
+    assert expected.ranges == {"price": (20.0, 500.0)}
+    assert expected.max_dropped_share == 0.2  # the default, as nothing else was said
+
+
+@pytest.mark.parametrize(
+    ("ranges", "named"),
+    [
+        ("{neighbourhood: [0, 1]}", "neighbourhood is not a numeric column"),
+        ("{price: [500, 20]}", "price: lower bound 500.0 is above upper bound 20.0"),
+    ],
+)
+def test_bad_expectations_are_a_config_error_naming_them(tmp_path, ranges, named):
+    path = tmp_path / "pipeline.yaml"
+    grid = "train: {candidates: [{name: a, estimator: dummy, features: notebook}]}\n"
+    path.write_text(grid + f"validate: {{ranges: {ranges}}}\n")
+
+    with pytest.raises(ConfigError, match=named):
+        load_params(path)
