@@ -1,4 +1,4 @@
-"""The measurements: in-process floor, HTTP load per stack, batches, resident memory."""
+"""The measurements: HTTP load per stack, batches, resident memory (bench.layers: in-process)."""
 
 import json
 import statistics
@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import requests
 
 from bench.wrk import LoadResult, run_load
@@ -16,17 +14,6 @@ from shared.cleaning import clean_listings
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.settings import PROJECT_DIR
 from shared.storage import read_raw_listings
-
-
-def floor(pipeline: Any, repeats: int) -> LoadResult:
-    """One listing in one Python process, no HTTP: the request's frame and predict_proba."""
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        pipeline.predict_proba(pd.DataFrame([CHALLENGE_EXAMPLE]))
-        timings.append((time.perf_counter() - started) * 1000)
-    p50, p99 = np.percentile(timings, [50, 99])
-    return LoadResult(float(p50), float(p99), 1000 / float(np.mean(timings)), 0)
 
 
 def body_for(target: str, listings: list[dict[str, Any]] | dict[str, Any]) -> object:

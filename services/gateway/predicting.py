@@ -1,15 +1,24 @@
-"""Answering prediction requests with a loaded champion."""
+"""Answering prediction requests with a loaded champion: the gateway's own work, no HTTP.
+
+The route calls answer_request; so does the benchmark's in-process floor, which therefore
+measures exactly what a request costs below Flask.
+"""
 
 import os
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from services.gateway.champion import LoadedModel
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, validation_error
 from shared.contracts import Listing
 from shared.explaining import ExplanationUnavailableError, explain, top_contributions
 from shared.modeling import probabilities
 from shared.schema import PRICE_CATEGORIES
+from shared.settings import Settings
 
+_listings = TypeAdapter(list[Listing])
 # A batch this big is worth every core for its fraction of a second, even if another gateway
 # process wants one meanwhile; smaller requests stay single-threaded (one process per core).
 PARALLEL_BATCH_ROWS = 2_000
@@ -48,3 +57,67 @@ def predict_listings(
         ):
             answer["explanation"] = contributions
     return answers
+
+
+def _validate(
+    payload: Any, max_batch: int, max_explained: int | None
+) -> tuple[list[Listing], bool]:
+    """Validated listings and whether the request was a batch; max_explained caps a batch
+    asked to be explained (None when no explanation is asked)."""
+    if isinstance(payload, dict):
+        try:
+            return [Listing.model_validate(payload)], False
+        except ValidationError as error:
+            raise validation_error(error) from None
+    if not isinstance(payload, list):
+        raise ApiError(
+            422,
+            "validation_error",
+            "send one listing object or an array of them",
+            fields=[{"path": "(body)", "message": "must be an object or an array"}],
+        )
+    if not payload:
+        raise ApiError(
+            422,
+            "validation_error",
+            "the array holds no listing",
+            fields=[{"path": "(body)", "message": "at least one listing"}],
+        )
+    if max_explained is not None and len(payload) > max_explained:
+        # SHAP costs 1 to 40 ms a listing, by model: a bigger batch would hold a worker for
+        # seconds while other clients wait.
+        raise ApiError(
+            413,
+            "explain_batch_too_large",
+            f"{len(payload)} listings to explain in one request; the limit is {max_explained} "
+            "(predict bigger batches without ?explain=true)",
+        )
+    if len(payload) > max_batch:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"{len(payload)} listings in one request; the limit is {max_batch}",
+        )
+    try:
+        return _listings.validate_python(payload), True
+    except ValidationError as error:
+        raise validation_error(error) from None
+
+
+def answer_request(
+    payload: Any,
+    settings: Settings,
+    champion: Callable[[], LoadedModel],
+    explain: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The answer to a parsed predict body, and its answers one per listing: validated against
+    the contract, then predicted by the champion (read once, after validation, so a swap
+    mid-request cannot mix two models and a bad body is a 422 even with no champion)."""
+    explain_top = settings.explain_top_features if explain else None
+    max_explained = settings.max_explain_batch if explain_top else None
+    listings, batch = _validate(payload, settings.max_batch, max_explained)
+    model = champion()
+    answers = predict_listings(model, listings, explain_top)
+    if batch:
+        return {"model_version": model.version, "predictions": answers}, answers
+    return answers[0], answers
