@@ -72,10 +72,16 @@ def start_backing_services(bench: Bench) -> None:
     }
 
 
-def start_gateway(bench: Bench, name: str, workers: int) -> None:
-    """The gateway on a loopback port, and on a unix socket for a front to reach it by."""
+def start_gateway(
+    bench: Bench, name: str, workers: int, settings: dict[str, str] | None = None
+) -> None:
+    """The gateway on a loopback port, and on a unix socket for a front to reach it by;
+    settings: environment variables of its own."""
     process, port = processes.start_gateway(
-        bench.folder / name, bench.env, workers=workers, also_socket=_socket(bench, name)
+        bench.folder / name,
+        {**bench.env, **(settings or {})},
+        workers=workers,
+        also_socket=_socket(bench, name),
     )
     bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
     ready = f"http://127.0.0.1:{port}/health/ready"

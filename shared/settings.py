@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     )
     raw_data_dir: Path = Path("data/raw")
     max_batch: int = Field(10_000, ge=1)
+    # Threads one big batch (2,000 listings or more) may predict with; None: every core.
+    batch_threads: int | None = Field(None, ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # Seconds between checks of the champion alias, in case a promotion message was missed.
     alias_poll_seconds: float = Field(30.0, gt=0)

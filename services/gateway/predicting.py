@@ -25,16 +25,22 @@ PARALLEL_BATCH_ROWS = 2_000
 
 
 def predict_listings(
-    model: LoadedModel, listings: list[Listing], explain_top: int | None = None
+    model: LoadedModel,
+    listings: list[Listing],
+    explain_top: int | None = None,
+    batch_threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """One answer per listing, in order; with explain_top, the top SHAP contributions too.
 
     The pipeline reads plain records: a frame per request would cost more than predicting.
+    A batch of PARALLEL_BATCH_ROWS or more uses batch_threads (None: every core).
     """
     # A validated listing's fields are plain values: its own __dict__ is the record, read-only
     # downstream (dict(listing) or model_dump() would cost more than the model for a batch).
     records = [vars(listing) for listing in listings]
-    threads = (os.cpu_count() or 1) if len(records) >= PARALLEL_BATCH_ROWS else 1
+    threads = 1
+    if len(records) >= PARALLEL_BATCH_ROWS:
+        threads = batch_threads or os.cpu_count() or 1
     proba = probabilities(model.pipeline, records, threads).to_numpy()
     labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
     answers: list[dict[str, Any]] = [
@@ -117,7 +123,7 @@ def answer_request(
     max_explained = settings.max_explain_batch if explain_top else None
     listings, batch = _validate(payload, settings.max_batch, max_explained)
     model = champion()
-    answers = predict_listings(model, listings, explain_top)
+    answers = predict_listings(model, listings, explain_top, settings.batch_threads)
     if batch:
         return {"model_version": model.version, "predictions": answers}, answers
     return answers[0], answers

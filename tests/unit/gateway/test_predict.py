@@ -1,8 +1,12 @@
+import os
+
 import pandas as pd
 import pytest
 
+from services.gateway import predicting
 from services.gateway.app import create_app
-from shared.contracts import CHALLENGE_EXAMPLE
+from services.gateway.champion import LoadedModel
+from shared.contracts import CHALLENGE_EXAMPLE, Listing
 from shared.schema import PRICE_CATEGORIES
 
 
@@ -180,3 +184,25 @@ def test_a_watching_gateway_has_its_champion_before_its_first_request(settings, 
         assert app.test_client().post("/predict", json=CHALLENGE_EXAMPLE).status_code == 200
     finally:
         app.extensions["gateway"].cache.stop()
+
+
+def test_a_big_batch_predicts_with_the_configured_threads(monkeypatch, small_pipeline):
+    threads_used = []
+    predict = predicting.probabilities
+
+    def counting(pipeline, records, threads=1):
+        threads_used.append(threads)
+        return predict(pipeline, records, threads)
+
+    monkeypatch.setattr(predicting, "probabilities", counting)
+    model = LoadedModel("1", small_pipeline)
+    big = [
+        Listing.model_validate({**CHALLENGE_EXAMPLE, "id": i})
+        for i in range(predicting.PARALLEL_BATCH_ROWS)
+    ]
+
+    predicting.predict_listings(model, big[:10], batch_threads=2)  # small: always one
+    predicting.predict_listings(model, big, batch_threads=1)
+    predicting.predict_listings(model, big)  # not configured: every core
+
+    assert threads_used == [1, 1, os.cpu_count()]
