@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import requests
 import yaml
 from rq import Worker
 
@@ -31,20 +32,22 @@ from shared.cleaning import clean_listings
 from shared.evaluation import evaluate_winner
 from shared.modeling import fit_candidate, probabilities, score_predictions, split_dataset
 from shared.params import load_params
+from shared.pipeline import STAGE_NAMES, stage_named
 from shared.queues import connect
 from shared.storage import read_raw_listings
 
 TOKEN = "bench-token-0123456789"
 FLOOR, ONE, TWO = "sequential floor", "1 training worker", "2 training workers"
-# Logging the other candidates' models, after the run is explained: outside the total.
-ARCHIVE = "after explain: archive other models"
 
 
 @dataclass
 class RetrainTiming:
-    """Seconds per step, the total, and each worker's peak resident memory while it worked."""
+    """Seconds per step; from the request until the new champion is served (the floor: until
+    its winner is fitted and saved) and until the run is finished (archive done; the floor:
+    explained too); each worker's peak resident memory while it worked."""
 
     steps: dict[str, float]
+    served: float
     total: float
     peak_mib: dict[str, float] = field(default_factory=dict)
 
@@ -71,9 +74,10 @@ def sequential_floor(config: Path, raw: Path, folder: Path) -> RetrainTiming:
         (folder / f"{spec.name}.pkl").write_bytes(pickle.dumps(pipeline))
         steps[f"train {spec.name}"] = time.perf_counter() - started_fit
         best = max(best, (metrics[params.select.metric], pipeline), key=lambda pair: pair[0])
+    served = time.perf_counter() - started
     _, steps["explain"] = _timed(lambda: _save_explanation(best[1], clean, params, folder))
     plt.close("all")
-    return RetrainTiming(steps, time.perf_counter() - started)
+    return RetrainTiming(steps, served, time.perf_counter() - started)
 
 
 def _save_explanation(pipeline: Any, clean: Any, params: Any, folder: Path) -> None:
@@ -93,23 +97,22 @@ def bench_config(config: Path, folder: Path) -> Path:
     return path
 
 
-class PeakMemory:
-    """Samples the resident memory of processes (with their work-horse children) in a thread."""
+class Sampling:
+    """Calls sample() every interval seconds in a thread, while the context is open."""
 
-    def __init__(self, pids: dict[str, int], interval: float = 0.2) -> None:
-        self.pids, self.interval = pids, interval
-        self.peak = dict.fromkeys(pids, 0.0)
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            for name, pid in self.pids.items():
-                # A work-horse can end between listing the children and reading them.
-                with suppress(FileNotFoundError, ProcessLookupError):
-                    self.peak[name] = max(self.peak[name], resident_mib(pid))
+            self.sample()
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> "Sampling":
         self._thread.start()
         return self
 
@@ -118,8 +121,41 @@ class PeakMemory:
         self._thread.join()
 
 
+class FirstServed(Sampling):
+    """When a gateway first answered ready with a champion (on a fresh stack, the one the run
+    promotes)."""
+
+    def __init__(self, ready_url: str, interval: float = 0.05) -> None:
+        super().__init__(interval)
+        self.ready_url = ready_url
+        self.at: float | None = None
+
+    def sample(self) -> None:
+        if self.at is not None:
+            return
+        with suppress(requests.RequestException, ValueError):
+            if requests.get(self.ready_url, timeout=2).json().get("model_version"):
+                self.at = time.time()
+
+
+class PeakMemory(Sampling):
+    """The peak resident memory of processes (with their work-horse children)."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.2) -> None:
+        super().__init__(interval)
+        self.pids = pids
+        self.peak = dict.fromkeys(pids, 0.0)
+
+    def sample(self) -> None:
+        for name, pid in self.pids.items():
+            # A work-horse can end between listing the children and reading them.
+            with suppress(FileNotFoundError, ProcessLookupError):
+                self.peak[name] = max(self.peak[name], resident_mib(pid))
+
+
 def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
-    """POST /retrain on a fresh stack until the run is explained; stage times from its status."""
+    """POST /retrain on a fresh stack until the gateway serves the champion and until the run
+    is finished; stage times from its status."""
     folder.mkdir(parents=True, exist_ok=True)
     with ExitStack() as started:
         redis_password = secrets.token_urlsafe(18)
@@ -146,16 +182,19 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
         # Deployed workers run long before a retrain; their start-up is not the retrain's.
         _wait_for_workers(env["REDIS_URL"], len(queues))
         client = GatewayClient(f"http://127.0.0.1:{port}", TOKEN)
-        with PeakMemory(workers) as memory:
+        ready = f"http://127.0.0.1:{port}/health/ready"
+        memory, served = PeakMemory(workers), FirstServed(ready)
+        with memory, served:
             posted = time.time()
             run_id = client.retrain(reason="benchmark")["run_id"]
             run = client.follow(run_id, lambda _: None, timeout=1800, interval=0.2)
+            processes.wait_until(lambda: served.at is not None, 60, "the champion served")
         if run["state"] != "finished":
             raise RuntimeError(f"benchmark run {run_id} {run['state']}: {run['stages']}")
-        steps = stage_seconds(run, posted)
-        archive = run["stages"]["archive"]
-        steps[ARCHIVE] = archive["ended_at"] - archive["started_at"]
-        return RetrainTiming(steps, run_end(run) - posted, memory.peak)
+        assert served.at is not None
+        return RetrainTiming(
+            stage_seconds(run, posted), served.at - posted, run_end(run) - posted, memory.peak
+        )
 
 
 def _wait_for_workers(redis_url: str, count: int) -> None:
@@ -165,13 +204,20 @@ def _wait_for_workers(redis_url: str, count: int) -> None:
 
 
 def _intervals(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    records = {name: run["stages"][name] for name in ("prep", "select", "explain")}
-    records |= {f"train {name}": record for name, record in run["candidates"].items()}
+    """Each job's start and end: every stage's, each candidate's for the one run per
+    candidate."""
+    records: dict[str, dict[str, Any]] = {}
+    for name, record in run["stages"].items():  # in the pipeline's order
+        if stage_named(name).per_candidate:
+            records |= {f"{name} {c}": job for c, job in run["candidates"].items()}
+        else:
+            records[name] = record
     return {name: (r["started_at"], r["ended_at"]) for name, r in records.items()}
 
 
 def run_end(run: dict[str, Any]) -> float:
-    return float(run["stages"]["explain"]["ended_at"])
+    """When the run's last stage ended: the run is finished."""
+    return float(run["stages"][STAGE_NAMES[-1]]["ended_at"])
 
 
 def stage_seconds(run: dict[str, Any], posted: float) -> dict[str, float]:
@@ -204,23 +250,47 @@ def measure_retraining(
 
 
 def goals(timings: dict[str, RetrainTiming]) -> list[tuple[str, str, bool]]:
-    floor, one, two = (timings[name].total for name in (FLOOR, ONE, TWO))
+    floor, one, two = timings[FLOOR], timings[ONE], timings[TWO]
     return [
-        ("retrain, 1 training worker <= 1.5x sequential floor", f"{one / floor:.2f}x",
-         one <= 1.5 * floor),
-        ("retrain, 2 training workers faster than 1", f"{two / one:.2f}x", two < one),
-    ]  # fmt: skip
+        (
+            "retrain, request to champion served <= 1.3x the floor (1 training worker)",
+            f"{one.served:.1f} / {floor.served:.1f} s = {one.served / floor.served:.2f}x",
+            one.served <= 1.3 * floor.served,
+        ),
+        (
+            "retrain, request to run finished <= 1.5x the floor (1 training worker)",
+            f"{one.total:.1f} / {floor.total:.1f} s = {one.total / floor.total:.2f}x",
+            one.total <= 1.5 * floor.total,
+        ),
+        (
+            "retrain, 2 training workers finish faster than 1",
+            f"{two.total:.1f} / {one.total:.1f} s = {two.total / one.total:.2f}x",
+            two.total < one.total,
+        ),
+    ]
 
 
 def sections(timings: dict[str, RetrainTiming]) -> dict[str, list[str]]:
-    steps = list(dict.fromkeys(step for t in timings.values() for step in t.steps))
+    # In a pipeline run's order (it has the most steps), then any the floor alone has.
+    by_steps = sorted(timings.values(), key=lambda t: -len(t.steps))
+    steps = list(dict.fromkeys(step for t in by_steps for step in t.steps))
 
     def row(step: str) -> dict[str, str]:
         return {"step": step, **{name: _seconds(t.steps.get(step)) for name, t in timings.items()}}
 
-    rows = [row(step) for step in steps if step != ARCHIVE]
-    rows.append({"step": "**total**", **{n: f"**{t.total:.1f}**" for n, t in timings.items()}})
-    rows.append(row(ARCHIVE))
+    rows = [row(step) for step in steps]
+    rows.append(
+        {
+            "step": "**request to champion served**",
+            **{n: f"**{t.served:.1f}**" for n, t in timings.items()},
+        }
+    )
+    rows.append(
+        {
+            "step": "**request to run finished**",
+            **{n: f"**{t.total:.1f}**" for n, t in timings.items()},
+        }
+    )
     memory = [
         {"run": name, "worker": worker, "peak PSS MiB (worker + work-horse)": f"{mib:.0f}"}
         for name, t in timings.items()
@@ -228,16 +298,17 @@ def sections(timings: dict[str, RetrainTiming]) -> dict[str, list[str]]:
     ]
     return {
         "Retrain end to end (seconds)": [
-            "POST /retrain until the run is explained (champion promoted before explain), "
-            "fresh Redis, MLflow (SQLite) and workers per run, the workers listening before "
-            "the POST; the floor does the same prep, fits, scoring and SHAP + plots in one "
-            "process with no queue and no MLflow, saving models as pickles and plots as PNG "
-            "files. Training stages each fitted model as a pickle too; a stage's time beyond "
-            "the floor's is its MLflow logging and loading (and, for training, the serving "
-            "timings it records); select has no floor counterpart (it logs the winner's model, "
-            "registers it and runs the champion check). The other candidates' models are "
-            "logged by the archive stage after the run is explained: its time is below the "
-            "total, not in it.",
+            "POST /retrain until the gateway serves the new champion (it answers ready with "
+            "it), and until the run is finished (its last stage, archive, done); fresh Redis, "
+            "MLflow (SQLite) and workers per run, the workers listening before the POST. The "
+            "floor does the same prep, fits, scoring and SHAP + plots in one process with no "
+            "queue and no MLflow, saving models as pickles and plots as PNG files; its "
+            "'served' is when its winner is fitted and saved, its 'finished' after the SHAP "
+            "and plots. Training stages each fitted model as a pickle too; a stage's time "
+            "beyond the floor's is its MLflow logging and loading (and, for training, the "
+            "serving timings it records); validate, select and archive have no floor "
+            "counterpart (checks; the winner's model logged, registered and gated; the others' "
+            "models logged).",
             "",
             *report.as_lines(rows),
         ],
