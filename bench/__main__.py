@@ -5,8 +5,9 @@ notebook-era Flask app that unpickles the model per request; and, in this proces
 model, the gateway's own work and its Flask app, layer by layer (bench.layers).
 Retraining: POST /retrain through the queues with 1 and 2 training workers, until the champion
 is served and until the run is finished, against the same grid fitted in one process.
-Scaling: prep and training on the shipped data and on larger bootstrapped copies. `--quick` runs each point once, shorter and smaller (under 5 minutes);
-the full mode takes the median of 3 runs of each.
+Scaling: prep and training on the shipped data and on larger bootstrapped copies. `--quick`
+runs each point once, shorter and smaller (under 5 minutes); the full mode takes the median of
+3 runs of each.
 """
 
 import argparse
