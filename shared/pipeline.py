@@ -182,10 +182,9 @@ class RunInputs:
         """The candidates this run trains, as prep listed them from the grid."""
         return self.get(Prepared).candidates
 
-    def with_record(self, stage: Stage, record: StageRecord) -> "RunInputs":
-        return RunInputs(
-            self.run_id, {**self.records, stage.name: record.as_status()}, self.meta, None
-        )
+    def with_record(self, stage: Stage, status: Mapping[str, Any]) -> "RunInputs":
+        """These inputs and the record a stage just left (as its status holds it)."""
+        return RunInputs(self.run_id, {**self.records, stage.name: status}, self.meta, None)
 
     def for_candidate(self, candidate: str) -> "RunInputs":
         return RunInputs(self.run_id, self.records, self.meta, candidate)

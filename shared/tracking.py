@@ -55,7 +55,6 @@ def input_schema() -> Schema:
     return Schema(columns)
 
 
-INPUT_SCHEMA = input_schema()
 # The tag naming a candidate run's logged model, once it is logged.
 MODEL_URI_TAG = "model_uri"
 # Where the explain stage leaves mean |SHAP| per class on the winner's run.
@@ -175,7 +174,9 @@ class Tracker:
         """Log a fitted pipeline (request fields to probabilities) with the request contract as
         its signature and the challenge's example as its input example; returns its URI."""
         example = pd.DataFrame([CHALLENGE_EXAMPLE]).drop(columns=["id"])
-        signature = ModelSignature(INPUT_SCHEMA, Schema([TensorSpec(np.dtype("float64"), (-1, 4))]))
+        # Derived when a model is logged, not at import: workers and the gateway import this.
+        output = Schema([TensorSpec(np.dtype("float64"), (-1, 4))])
+        signature = ModelSignature(input_schema(), output)
         # Linked to the run by id, not through a fluent (active) run: the run's status stays
         # as it is, so a logging cut short never leaves a finished candidate RUNNING or FAILED.
         with tracking_uri(self.settings.mlflow_tracking_uri):

@@ -57,7 +57,7 @@ def perform_stage(stage_name: str, run_id: str, candidate: str | None = None) ->
     after = following(stage)
     candidates: list[str] = []
     if after is not None and after.per_candidate:
-        candidates = inputs.with_record(stage, stage.record.model_validate(outputs)).candidates
+        candidates = inputs.with_record(stage, outputs).candidates
         mark_candidates_queued(context, run_id, after, candidates)
     enqueue_following(context.redis, context.settings, stage, run_id, candidates)
     return outputs
