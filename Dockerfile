@@ -49,4 +49,4 @@ ARG GIT_COMMIT=unknown
 ENV GIT_COMMIT=${GIT_COMMIT}
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "services.gateway.wsgi:app"]
+CMD ["gunicorn", "--config", "python:services.gateway.gunicorn_conf", "--bind", "0.0.0.0:8000", "services.gateway.wsgi:app"]

@@ -3,6 +3,7 @@
 Serving: our gateway under gunicorn; `mlflow models serve` with its own request format; the
 notebook-era Flask app that unpickles the model per request; and, in this process, the
 model, the gateway's own work and its Flask app, layer by layer (bench.layers).
+Starting: `make run` cold (it trains the first champion) and warm.
 Retraining: POST /retrain through the queues with 1 and 2 training workers, until the champion
 is served and until the run is finished, against the same grid fitted in one process.
 Scaling: prep and training on the shipped data and on larger bootstrapped copies. `--quick`
@@ -17,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import report, retrain, scale, serving, targets
+from bench import report, retrain, scale, serving, startup, targets
 from shared.settings import PROJECT_DIR
 
 RAW = PROJECT_DIR / "data/raw/listings.csv.gz"
@@ -34,12 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         served = serving.measure_serving(folder / "serving", seconds, runs)
         retrains = retrain.measure_retraining(folder / "retrain", targets.CONFIG, RAW, runs)
         scaled = scale.measure_scaling(folder / "scale", RAW, targets.CONFIG, factors, runs)
+        started = startup.measure_startup(folder / "startup", targets.CONFIG, runs)
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # generated data is never kept
-    goals = serving.goals(served) + retrain.goals(retrains) + scale.goals(scaled)
+    goals = (
+        serving.goals(served)
+        + startup.goals(started)
+        + retrain.goals(retrains)
+        + scale.goals(scaled)
+    )
     sections = {
         "Goals": report.goal_lines(goals),
         **serving.sections(served),
+        **startup.sections(started),
         **retrain.sections(retrains),
         **scale.sections(scaled),
     }

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from bench import measure, report, targets
 from bench.layers import Layers, measure_layers
+from bench.swap import measure_swaps
 from bench.wrk import LoadResult
 from shared.contracts import CHALLENGE_EXAMPLE
+from shared.settings import Settings
 
 CLIENTS = (1, 4, 8)
 # Each batch measurement: the stack it loads, and the threads it predicts one request with.
@@ -22,6 +24,12 @@ BATCH_STACKS = {
     "mlflow-serve, 1 thread": "mlflow-serve",
 }
 SINGLE_STACKS = ("gateway", "mlflow-serve", "notebook")
+# The gateways under test: their processes, and their settings beyond the stack's.
+GATEWAYS = {
+    "gateway": (1, {}),
+    "gateway-1thread": (1, {"PRICE_CATEGORY_BATCH_THREADS": "1"}),
+    "gateway-2proc": (2, {}),
+}
 BATCH = 10_000
 Goal = tuple[str, str, bool]
 
@@ -32,6 +40,7 @@ class ServingResults:
     layers: Layers
     batch: dict[str, float]  # listings per second, by BATCH_STACKS label
     memory: dict[str, float]  # resident MiB with the champion loaded
+    swap: dict[str, float]  # seconds from the promotion message to every process serving
 
 
 def single_listing(bench: targets.Bench, seconds: int, runs: int) -> dict:
@@ -59,11 +68,8 @@ def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
     try:
         targets.start_backing_services(bench)
         pipeline = targets.train_champion(bench)
-        targets.start_gateway(bench, "gateway", workers=1)
-        targets.start_gateway(
-            bench, "gateway-1thread", workers=1, settings={"PRICE_CATEGORY_BATCH_THREADS": "1"}
-        )
-        targets.start_gateway(bench, "gateway-2proc", workers=2)
+        for name, (workers, settings) in GATEWAYS.items():
+            targets.start_gateway(bench, name, workers, settings)
         targets.start_front(bench, "gateway-2proc+front", behind="gateway-2proc")
         targets.start_mlflow_serve(bench)
         targets.start_notebook_app(bench)
@@ -81,9 +87,18 @@ def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
             for name, pid in bench.pids.items()
             if name in ("gateway", "gateway-2proc", "mlflow-serve", "notebook")
         }
+        swap = measure_swaps(
+            Settings(
+                redis_url=bench.env["REDIS_URL"],
+                mlflow_tracking_uri=bench.env["MLFLOW_TRACKING_URI"],
+            ),
+            bench.model_uri,
+            {name: (targets.gateway_log(bench, name), n) for name, (n, _) in GATEWAYS.items()},
+            runs,
+        )
     finally:
         bench.close()
-    return ServingResults(loads, layers, batch, memory)
+    return ServingResults(loads, layers, batch, memory, swap)
 
 
 def goals(results: ServingResults) -> list[Goal]:
@@ -102,27 +117,30 @@ def goals(results: ServingResults) -> list[Goal]:
             overhead <= 0.5,
         ),
         (
-            "gateway p99 <= 2x p50 (1 client)",
-            f"{g1.p99_ms / g1.p50_ms:.2f}x",
-            g1.p99_ms <= 2 * g1.p50_ms,
+            "gateway p99 <= 1.5x p50 (1 client)",
+            f"{g1.p99_ms:.2f} / {g1.p50_ms:.2f} ms = {g1.p99_ms / g1.p50_ms:.2f}x",
+            g1.p99_ms <= 1.5 * g1.p50_ms,
         ),
         (
-            "gateway p50 <= 0.5x MLflow's",
-            f"{g1.p50_ms / m1.p50_ms:.2f}x",
+            "gateway p50 <= 0.5x MLflow's (1 client)",
+            f"{g1.p50_ms:.2f} / {m1.p50_ms:.2f} ms = {g1.p50_ms / m1.p50_ms:.2f}x",
             g1.p50_ms <= 0.5 * m1.p50_ms,
         ),
         (
-            "gateway rps >= 2x MLflow's at 4 clients, 0 errors",
+            "gateway rps >= 3x MLflow serve's at 4 clients, 1 process each, 0 errors",
+            f"{g4.requests_per_second:,.0f} / {m4.requests_per_second:,.0f} = "
             f"{g4.requests_per_second / m4.requests_per_second:.2f}x, {g4.errors} errors",
-            g4.requests_per_second >= 2 * m4.requests_per_second and g4.errors == 0,
+            g4.requests_per_second >= 3 * m4.requests_per_second and g4.errors == 0,
         ),
         (
             "1 process: rps at 4 clients >= 0.9x at 1",
+            f"{g4.requests_per_second:,.0f} / {g1.requests_per_second:,.0f} = "
             f"{g4.requests_per_second / g1.requests_per_second:.2f}x",
             g4.requests_per_second >= 0.9 * g1.requests_per_second,
         ),
         (
             "2 processes >= 1.8x 1 process (4 clients)",
+            f"{g2.requests_per_second:,.0f} / {g4.requests_per_second:,.0f} = "
             f"{g2.requests_per_second / g4.requests_per_second:.2f}x",
             g2.requests_per_second >= 1.8 * g4.requests_per_second,
         ),
@@ -140,6 +158,12 @@ def goals(results: ServingResults) -> list[Goal]:
             f"batch of 10,000 on every core ({os.cpu_count()}) >= 60,000 listings/s",
             f"{batch['gateway, every core']:,.0f}/s",
             batch["gateway, every core"] >= 60_000,
+        ),
+        (
+            "every gateway process serves a new champion <= 2 s after the promotion message "
+            "(2 processes)",
+            f"{results.swap['gateway-2proc']:.2f} s",
+            results.swap["gateway-2proc"] <= 2.0,
         ),
     ]
 
@@ -172,6 +196,18 @@ def sections(results: ServingResults) -> dict[str, list[str]]:
         "Batch of 10,000 listings in one request": report.as_lines(
             [{"stack": k, "listings per second": f"{v:,.0f}"} for k, v in results.batch.items()]
         ),
+        "Live swap: the promotion message to every process serving the new version": [
+            "The same logged model registered again and promoted; each gateway idle. The "
+            "time covers the alias lookup, the download from MLflow, loading (skops), the "
+            "check on the challenge's example and reading the version's record.",
+            "",
+            *report.as_lines(
+                [
+                    {"gateway": name, "processes": GATEWAYS[name][0], "seconds": f"{sec:.2f}"}
+                    for name, sec in results.swap.items()
+                ]
+            ),
+        ],
         "Memory with the champion loaded (proportional set size)": report.as_lines(
             [
                 {"process": k, "PSS MiB (master + workers)": f"{v:.0f}"}

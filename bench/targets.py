@@ -4,7 +4,6 @@ import os
 import pickle
 import secrets
 import subprocess
-import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from services.stack import front, processes
 from shared.cleaning import clean_listings
 from shared.modeling import fit_candidate, split_dataset
 from shared.params import load_params
+from shared.probes import answers_ok
 from shared.registry import Registry
 from shared.settings import PROJECT_DIR, Settings
 from shared.storage import read_raw_listings
@@ -29,6 +29,7 @@ class Bench:
     env: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    model_uri: str = ""  # the champion's logged model, once trained
     _stack: ExitStack = field(default_factory=ExitStack)
 
     def keep(self, name: str, process: subprocess.Popen, url: str | None = None) -> None:
@@ -50,9 +51,9 @@ def train_champion(bench: Bench) -> object:
     settings = Settings(mlflow_tracking_uri=bench.env["MLFLOW_TRACKING_URI"])
     tracker = Tracker(settings)
     run = tracker.client.create_run(tracker.experiment_id, run_name="bench")
-    uri = tracker.log_model(run.info.run_id, pipeline)
+    bench.model_uri = tracker.log_model(run.info.run_id, pipeline)
     registry = Registry(settings)
-    registry.promote(str(registry.register(uri, {"bench": "true"}).version))
+    registry.promote(str(registry.register(bench.model_uri, {"bench": "true"}).version))
     (bench.folder / "model.pkl").write_bytes(pickle.dumps(pipeline))
     return pipeline
 
@@ -72,6 +73,10 @@ def start_backing_services(bench: Bench) -> None:
     }
 
 
+def gateway_log(bench: Bench, name: str) -> Path:
+    return bench.folder / name / "gateway.log"
+
+
 def start_gateway(
     bench: Bench, name: str, workers: int, settings: dict[str, str] | None = None
 ) -> None:
@@ -85,7 +90,7 @@ def start_gateway(
     )
     bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
     ready = f"http://127.0.0.1:{port}/health/ready"
-    processes.wait_until(lambda: _answers(ready), 60, f"{name} serving the champion")
+    processes.wait_until(lambda: answers_ok(ready), 60, f"{name} serving the champion")
 
 
 def start_front(bench: Bench, name: str, behind: str) -> None:
@@ -121,7 +126,7 @@ def start_mlflow_serve(bench: Bench) -> None:
     process = processes.start_logged(command, bench.folder / "mlflow-serve.log", env)
     bench.keep("mlflow-serve", process, f"http://127.0.0.1:{port}/invocations")
     processes.wait_until(
-        lambda: _answers(f"http://127.0.0.1:{port}/ping"), 120, "mlflow serve", process
+        lambda: answers_ok(f"http://127.0.0.1:{port}/ping"), 120, "mlflow serve", process
     )
 
 
@@ -143,11 +148,3 @@ def start_notebook_app(bench: Bench) -> None:
     process = processes.start_logged(command, bench.folder / "notebook.log", env)
     bench.keep("notebook", process, f"http://127.0.0.1:{port}/predict")
     processes.wait_until(lambda: processes.tcp_open(port), 30, "notebook app", process)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False

@@ -20,6 +20,10 @@ from shared.explaining import build_explainer
 
 log = logging.getLogger(__name__)
 
+# Until a champion is served, look this often: the first promotion, or MLflow coming up beside
+# a starting gateway, should serve at once (two small requests to MLflow per look).
+UNSERVED_POLL_SECONDS = 0.5
+
 
 @dataclass
 class LoadedModel:
@@ -104,8 +108,8 @@ class ChampionCache:
         while not self._stop.is_set():
             self.refresh()
             self.first_attempt.set()
-            # Until a champion exists, look often: the first promotion should serve at once.
-            self._wake.wait(self.poll_seconds if self.current else min(self.poll_seconds, 2.0))
+            wait = self.poll_seconds if self.current else UNSERVED_POLL_SECONDS
+            self._wake.wait(min(self.poll_seconds, wait))
             self._wake.clear()
 
     def _listen(self, redis: Redis, channel: str) -> None:

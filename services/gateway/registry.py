@@ -9,12 +9,17 @@ from mlflow.exceptions import MlflowException
 from services.gateway.champion import LoadedModel
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.modeling import probabilities
+from shared.probes import mlflow_answers
 from shared.registry import Registry
 from shared.selection import REPORTED_METRICS
 from shared.settings import Settings
 from shared.tracking import IMPORTANCES_ARTIFACT, Tracker
 
 log = logging.getLogger(__name__)
+
+
+class MlflowUnreachableError(Exception):
+    """The tracking server does not answer its health check."""
 
 
 class MlflowChampionSource:
@@ -27,6 +32,13 @@ class MlflowChampionSource:
         self.tracker = Tracker(settings)
 
     def champion_version(self) -> str | None:
+        # MLflow's client retries a refused connection with growing pauses (4 s, 8 s, ...):
+        # while the server is away (still starting, or down) the attempt fails at once and the
+        # cache tries again on its own schedule, so a gateway started beside MLflow serves
+        # within a second of MLflow answering.
+        uri = self.registry.settings.mlflow_tracking_uri
+        if not mlflow_answers(uri):
+            raise MlflowUnreachableError(f"MLflow at {uri} does not answer")
         champion = self.registry.champion()
         return str(champion.version) if champion is not None else None
 

@@ -18,18 +18,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
 from services.client.api import GatewayClient
 from services.stack import processes
-from services.stack.bootstrap import BootstrapError, ensure_champion
 from services.stack.front import start_front
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.pipeline import QUEUES
-from shared.registry import Registry
+from shared.probes import answers_ok
 from shared.settings import Settings, get_local_settings
 from shared.storage import read_json, write_json_atomic
 
@@ -37,6 +34,7 @@ log = logging.getLogger("stack")
 
 # Each port and the setting (shared.settings.LocalSettings) that changes it.
 PORTS = {"Redis": "redis_port", "MLflow": "mlflow_port", "gateway": "gateway_port"}
+MLFLOW = "mlflow server"  # its supervised child's name
 # Secrets of the gateway and Redis; generated once into the state folder when not set.
 GENERATED_SECRETS = ("RETRAIN_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD")
 
@@ -86,11 +84,11 @@ def check_prerequisites() -> None:
             raise StackError(f"port {port_of(name)} for {name} is in use: set {setting.upper()}")
 
 
-def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, str]:
-    """Start Redis, MLflow, the workers and the gateway, each supervised (started again on the
-    same port when it exits), into children as each starts (so that a failed start stops
-    those before it); returns the settings the gateway and workers got."""
-    logs = state / "logs"
+def start_serving(state: Path, children: list[processes.Supervised]) -> dict[str, str]:
+    """Start Redis, MLflow and the gateway behind its front, each supervised (started again on
+    the same port when it exits), into children as each starts (so that a failed start stops
+    those before it); returns the settings the gateway got. MLflow is not waited for: the
+    gateway starts beside it and serves the champion as soon as MLflow answers."""
     redis_port, mlflow_port = port_of("Redis"), port_of("MLflow")
     backend = get_local_settings().mlflow_backend_store_uri or f"sqlite:///{state / 'mlflow.db'}"
     credentials = local_secrets(state)
@@ -111,21 +109,18 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
     log.info("starting MLflow on %s (first start migrates the store)", backend.split("@")[-1])
     children.append(
         processes.Supervised(
-            "mlflow server",
-            lambda: processes.start_mlflow(state / "mlflow", backend, mlflow_port)[0],
+            MLFLOW,
+            lambda: processes.start_mlflow(state / "mlflow", backend, mlflow_port, wait=False)[0],
             state / "mlflow" / "mlflow.log",
         )
     )
-    for queue in QUEUES:
-        children.append(processes.SupervisedWorker(queue, logs, env, f"worker-{queue}"))
-    env |= credentials
     # gunicorn on a unix socket in the state folder (mode 700): clients reach it only
     # through the front, and no other user of the host reaches it at all.
-    app_socket = gateway_socket(state)
+    app_socket, logs = gateway_socket(state), state / "logs"
     children.append(
         processes.Supervised(
             "gateway (gunicorn)",
-            lambda: processes.start_private_gateway(app_socket, logs, env),
+            lambda: processes.start_private_gateway(app_socket, logs, env | credentials),
             logs / "gateway.log",
         )
     )
@@ -136,7 +131,41 @@ def start_all(state: Path, children: list[processes.Supervised]) -> dict[str, st
             state / "front" / "front.log",
         )
     )
-    return env
+    return env | credentials
+
+
+def serve_champion(state: Path, children: list[processes.Supervised], env: dict[str, str]) -> None:
+    """Once MLflow answers: with a champion registered, wait until the gateway serves it, then
+    start the workers (serving first: their start would slow the gateway's); with none, start
+    them and train a first one."""
+    # Imported here, once the servers are starting: MLflow's client library takes about 2 s
+    # of CPU to import, which would otherwise delay every server's start.
+    from services.stack.bootstrap import BootstrapError, ensure_champion
+    from shared.registry import Registry
+
+    mlflow = next(child for child in children if child.name == MLFLOW)
+    processes.wait_for_mlflow(mlflow.process, port_of("MLflow"))
+    settings = Settings(redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"])
+    registry = Registry(settings)
+    if registry.champion() is not None:
+        wait_until_served()
+    start_workers(state, children, env)
+    gateway = GatewayClient(f"http://127.0.0.1:{port_of('gateway')}", env["RETRAIN_TOKEN"])
+    try:
+        ensure_champion(registry, gateway)
+    except BootstrapError as error:
+        raise StackError(str(error)) from None
+    wait_until_served()
+
+
+def start_workers(state: Path, children: list[processes.Supervised], env: dict[str, str]) -> None:
+    """One supervised worker per stage queue; they get Redis and MLflow, not the gateway's
+    credentials."""
+    worker_env = {name: env[name] for name in ("REDIS_URL", "MLFLOW_TRACKING_URI")}
+    for queue in QUEUES:
+        children.append(
+            processes.SupervisedWorker(queue, state / "logs", worker_env, f"worker-{queue}")
+        )
 
 
 def gateway_socket(state: Path) -> Path:
@@ -200,16 +229,8 @@ def banner(env: dict[str, str], state: Path) -> str:
 def wait_until_served() -> None:
     """Wait until the gateway answers ready: a champion is loaded and its services reachable."""
     url = f"http://127.0.0.1:{port_of('gateway')}/health/ready"
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                return bool(reply.status == 200)
-        except urllib.error.HTTPError:
-            return False
-
     try:
-        processes.wait_until(ready, 120, "gateway serving the champion")
+        processes.wait_until(lambda: answers_ok(url), 120, "gateway serving the champion")
     except TimeoutError:
         raise StackError(
             "the gateway cannot serve the registered champion (see logs/gateway.log); "
@@ -226,16 +247,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         check_prerequisites()
-        env = start_all(state, children)
-        settings = Settings(
-            redis_url=env["REDIS_URL"], mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"]
-        )
-        gateway = GatewayClient(f"http://127.0.0.1:{port_of('gateway')}", env["RETRAIN_TOKEN"])
-        ensure_champion(Registry(settings), gateway)
-        wait_until_served()
+        env = start_serving(state, children)
+        serve_champion(state, children, env)
         print(banner(env, state), flush=True)
         supervise(children)
-    except (StackError, BootstrapError) as error:
+    except StackError as error:
         log.error("%s", error)
         return 1
     except KeyboardInterrupt:

@@ -15,10 +15,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from shared.probes import mlflow_answers
 
 VENV_BIN = Path(sys.executable).parent
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def gateway_command(*binds: str, workers: int | None = None) -> list[str]:
     """The gateway under gunicorn, listening at each bind (host:port, or unix:path): one process
     per core (prediction is CPU-bound, and threads would serialise on the GIL), each
     single-threaded, each following promotions itself."""
-    command = [str(VENV_BIN / "gunicorn")]
+    # The master imports the gateway's libraries once, before forking (see its docstring).
+    command = [str(VENV_BIN / "gunicorn"), "--config", "python:services.gateway.gunicorn_conf"]
     for bind in binds:
         command += ["--bind", bind]
     command += ["--workers", str(workers or os.cpu_count() or 1), "--threads", "1"]
@@ -212,21 +214,24 @@ def start_redis(
 
 
 def start_mlflow(
-    folder: Path, backend_uri: str, port: int | None = None
+    folder: Path, backend_uri: str, port: int | None = None, wait: bool = True
 ) -> tuple[subprocess.Popen, int]:
-    """Start an MLflow server with its artifacts under folder, and wait until it is healthy."""
+    """Start an MLflow server with its artifacts under folder, and (unless not to wait) wait
+    until it is healthy."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     command = mlflow_command(port, str(folder / "artifacts"))
     env = {"MLFLOW_BACKEND_STORE_URI": backend_uri}
     process = start_logged(command, folder / "mlflow.log", env)
-
-    def healthy() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
-            return bool(reply.status == 200)
-
-    wait_for_start(healthy, 180, "mlflow server", process)
+    if wait:
+        wait_for_mlflow(process, port)
     return process, port
+
+
+def wait_for_mlflow(process: subprocess.Popen, port: int) -> None:
+    """Until the MLflow server just started on port is healthy; stopped if it never is."""
+    uri = f"http://127.0.0.1:{port}"
+    wait_for_start(lambda: mlflow_answers(uri), 180, "mlflow server", process)
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

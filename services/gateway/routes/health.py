@@ -1,6 +1,5 @@
 """What operators and their tools poll: liveness, readiness and Prometheus' metrics."""
 
-import urllib.request
 from typing import Any
 
 from flask import Blueprint, Response
@@ -8,6 +7,7 @@ from redis.exceptions import RedisError
 
 from services.gateway.metrics import CONTENT_TYPE
 from services.gateway.state import gateway
+from shared.probes import mlflow_answers
 
 blueprint = Blueprint("health", __name__)
 
@@ -15,14 +15,6 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/health/live")
 def live() -> tuple[dict[str, str], int]:
     return {"status": "ok"}, 200
-
-
-def _mlflow_reachable(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=2) as reply:
-            return bool(reply.status == 200)
-    except (OSError, ValueError):
-        return False
 
 
 @blueprint.get("/health/ready")
@@ -34,7 +26,7 @@ def ready() -> tuple[dict[str, Any], int]:
         redis_ok = False
     checks = {
         "redis": redis_ok,
-        "mlflow": _mlflow_reachable(state.settings.mlflow_tracking_uri),
+        "mlflow": mlflow_answers(state.settings.mlflow_tracking_uri),
         "champion": state.cache.current is not None,
     }
     failing = [name for name, ok in checks.items() if not ok]

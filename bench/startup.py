@@ -1,0 +1,84 @@
+"""`make run` from a warm state: the state folder already holds Redis' data, MLflow's store and
+a champion (left by a first, cold start, which trains it), so a start is only the processes
+coming up and the gateway loading the champion. Timed from the command's start until it
+prints its banner, which it does once the gateway answers ready through its front."""
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import report
+from bench.retrain import bench_config
+from services.stack import processes
+from shared.settings import PROJECT_DIR
+
+BANNER = "Ctrl-C stops everything"
+
+
+def start_and_time(folder: Path, env: dict[str, str], timeout: float) -> float:
+    """Seconds from `python -m services.stack` starting until its banner; then stops it as
+    Ctrl-C does and waits until everything it started has stopped."""
+    log_path = folder / f"runner-{time.time_ns()}.log"
+    with log_path.open("wb") as log:
+        started = time.perf_counter()
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "services.stack"],
+            cwd=PROJECT_DIR,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            processes.wait_until(
+                lambda: BANNER in log_path.read_text(errors="replace"),
+                timeout,
+                f"make run's banner (see {log_path})",
+                runner,
+            )
+            ready = time.perf_counter() - started
+        finally:
+            runner.send_signal(signal.SIGINT)
+            try:
+                runner.wait(60)
+            finally:
+                processes.stop(runner)
+    return ready
+
+
+def measure_startup(folder: Path, config: Path, runs: int) -> dict[str, float]:
+    """The cold start (it trains the first champion) once, then the median of runs warm
+    starts on the state it left; everything under folder, on free ports."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ports = {f"{name}_PORT": str(processes.free_port()) for name in ("REDIS", "MLFLOW", "GATEWAY")}
+    env = {
+        **ports,
+        "STATE_DIR": str(folder / "state"),
+        "PRICE_CATEGORY_PIPELINE_CONFIG": str(bench_config(config, folder)),
+    }
+    cold = start_and_time(folder, env, timeout=600)
+    warm = [start_and_time(folder, env, timeout=120) for _ in range(runs)]
+    return {"cold (trains the first champion)": cold, "warm": statistics.median(warm)}
+
+
+def goals(startup: dict[str, float]) -> list[tuple[str, str, bool]]:
+    warm = startup["warm"]
+    return [
+        ("a warm `make run` is ready (its banner printed) in <= 10 s", f"{warm:.1f} s", warm <= 10)
+    ]
+
+
+def sections(startup: dict[str, float]) -> dict[str, list[str]]:
+    return {
+        "`make run`: from the command to its banner (seconds)": [
+            "Redis, MLflow (SQLite), the gateway behind nginx and one worker per queue, on "
+            "free ports with a state folder of their own; the cold start trains the first "
+            "champion, the warm ones start on the state it left (the banner waits for the "
+            "gateway serving the champion, not for the workers).",
+            "",
+            *report.as_lines([{"start": k, "seconds": f"{v:.1f}"} for k, v in startup.items()]),
+        ]
+    }
