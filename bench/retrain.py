@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-import requests
 import yaml
 from rq import Worker
 
 from bench import report
 from bench.measure import resident_mib
+from bench.swap import serving_lines
 from services.client.api import GatewayClient
 from services.stack import processes
 from shared.cleaning import clean_listings
@@ -122,24 +122,22 @@ class Sampling:
 
 
 class FirstServed(Sampling):
-    """When a gateway first answered ready with a champion (on a fresh stack, the one the run
-    promotes)."""
+    """When a gateway process first logged serving a champion (on a fresh stack, the one the
+    run promotes). Read from its log, not asked over HTTP: a readiness probe 20 times a second
+    would itself take CPU from the run it times."""
 
-    def __init__(self, ready_url: str, interval: float = 0.05) -> None:
+    def __init__(self, gateway_log: Path, interval: float = 0.05) -> None:
         super().__init__(interval)
-        self.ready_url = ready_url
+        self.gateway_log = gateway_log
         self.at: float | None = None
 
     def sample(self) -> None:
-        if self.at is not None:
-            return
-        with suppress(requests.RequestException, ValueError):
-            if requests.get(self.ready_url, timeout=2).json().get("model_version"):
-                self.at = time.time()
+        if self.at is None and serving_lines(self.gateway_log) > 0:
+            self.at = time.time()
 
 
 class PeakMemory(Sampling):
-    """The peak resident memory of processes (with their work-horse children)."""
+    """The peak memory (PSS) of processes (with their work-horse children)."""
 
     def __init__(self, pids: dict[str, int], interval: float = 0.2) -> None:
         super().__init__(interval)
@@ -153,9 +151,13 @@ class PeakMemory(Sampling):
                 self.peak[name] = max(self.peak[name], resident_mib(pid))
 
 
-def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
+def end_to_end(
+    folder: Path, config: Path, train_workers: int, sample_memory: bool = False
+) -> RetrainTiming:
     """POST /retrain on a fresh stack until the gateway serves the champion and until the run
-    is finished; stage times from its status."""
+    is finished; stage times from its status. With sample_memory, each worker's peak memory
+    too (read from /proc 5 times a second, which slows the work it watches: a run that
+    samples is not one that is timed)."""
     folder.mkdir(parents=True, exist_ok=True)
     with ExitStack() as started:
         redis_password = secrets.token_urlsafe(18)
@@ -182,12 +184,13 @@ def end_to_end(folder: Path, config: Path, train_workers: int) -> RetrainTiming:
         # Deployed workers run long before a retrain; their start-up is not the retrain's.
         _wait_for_workers(env["REDIS_URL"], len(queues))
         client = GatewayClient(f"http://127.0.0.1:{port}", TOKEN)
-        ready = f"http://127.0.0.1:{port}/health/ready"
-        memory, served = PeakMemory(workers), FirstServed(ready)
+        memory = PeakMemory(workers if sample_memory else {})
+        served = FirstServed(folder / "gateway" / "gateway.log")
         with memory, served:
             posted = time.time()
             run_id = client.retrain(reason="benchmark")["run_id"]
-            run = client.follow(run_id, lambda _: None, timeout=1800, interval=0.2)
+            # Each stage's times come from the run's own record: polling slowly misses none.
+            run = client.follow(run_id, lambda _: None, timeout=1800, interval=1.0)
             processes.wait_until(lambda: served.at is not None, 60, "the champion served")
         if run["state"] != "finished":
             raise RuntimeError(f"benchmark run {run_id} {run['state']}: {run['stages']}")
@@ -235,7 +238,8 @@ def stage_seconds(run: dict[str, Any], posted: float) -> dict[str, float]:
 def measure_retraining(
     folder: Path, config: Path, raw: Path, runs: int
 ) -> dict[str, RetrainTiming]:
-    """The floor and the pipeline with 1 and 2 training workers; each the median of runs."""
+    """The floor and the pipeline with 1 and 2 training workers; each the median of runs
+    (by run finished), the pipeline's with the workers' peak memory from one more run."""
     measurements: dict[str, Callable[[int], RetrainTiming]] = {
         FLOOR: lambda n: sequential_floor(config, raw, folder / f"floor-{n}"),
         ONE: lambda n: end_to_end(folder / f"one-worker-{n}", config, 1),
@@ -246,6 +250,9 @@ def measure_retraining(
         results = sorted((measure_once(n) for n in range(runs)), key=lambda t: t.total)
         timings[name] = results[len(results) // 2]
         logging.info("retrain, %s: %.1f s", name, timings[name].total)
+    for name, workers in ((ONE, 1), (TWO, 2)):
+        sampled = end_to_end(folder / f"memory-{workers}", config, workers, sample_memory=True)
+        timings[name].peak_mib = sampled.peak_mib
     return timings
 
 
@@ -298,9 +305,10 @@ def sections(timings: dict[str, RetrainTiming]) -> dict[str, list[str]]:
     ]
     return {
         "Retrain end to end (seconds)": [
-            "POST /retrain until the gateway serves the new champion (it answers ready with "
-            "it), and until the run is finished (its last stage, archive, done); fresh Redis, "
-            "MLflow (SQLite) and workers per run, the workers listening before the POST. The "
+            "POST /retrain until the gateway serves the new champion (its process logs the "
+            "swap), and until the run is finished (its last stage, archive, done); fresh Redis, "
+            "MLflow (SQLite) and workers per run, the workers listening before the POST; the "
+            "workers' memory comes from one more run, since sampling it slows them. The "
             "floor does the same prep, fits, scoring and SHAP + plots in one process with no "
             "queue and no MLflow, saving models as pickles and plots as PNG files; its "
             "'served' is when its winner is fitted and saved, its 'finished' after the SHAP "

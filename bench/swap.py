@@ -18,9 +18,10 @@ from shared.settings import Settings
 TIMEOUT = 60.0  # seconds; a gateway that never swaps fails the benchmark
 
 
-def swapped_processes(log: Path, version: str) -> int:
-    """How many of a gateway's processes have logged serving version."""
-    line = f"serving champion version {version} "
+def serving_lines(log: Path, version: str = "") -> int:
+    """How many times a gateway's processes logged serving version (any version if not
+    given); each process logs it once per version."""
+    line = f"serving champion version {version} " if version else "serving champion version "
     return log.read_text(errors="replace").count(line) if log.exists() else 0
 
 
@@ -35,7 +36,7 @@ def time_swap(settings: Settings, model_uri: str, logs: dict[str, tuple[Path, in
     seconds: dict[str, float] = {}
     while len(seconds) < len(logs):
         for name, (log, processes) in logs.items():
-            if name not in seconds and swapped_processes(log, version) >= processes:
+            if name not in seconds and serving_lines(log, version) >= processes:
                 seconds[name] = time.time() - published
         if time.time() - published > TIMEOUT:
             missing = sorted(set(logs) - set(seconds))

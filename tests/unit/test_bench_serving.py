@@ -5,7 +5,7 @@ import json
 
 from bench.layers import Layers
 from bench.serving import ServingResults, goals
-from bench.swap import swapped_processes
+from bench.swap import serving_lines
 from bench.wrk import LoadResult
 
 
@@ -15,16 +15,17 @@ def _logged(message: str) -> str:
 
 def test_a_swap_counts_the_processes_serving_exactly_that_version(tmp_path):
     log = tmp_path / "gateway.log"
-    assert swapped_processes(log, "2") == 0  # not started yet
+    assert serving_lines(log, "2") == 0  # not started yet
     log.write_text(
         _logged("serving champion version 1 (was None)") * 2
         + _logged("serving champion version 12 (was 1)")
         + _logged("serving champion version 2 (was 1)")
     )
 
-    assert swapped_processes(log, "2") == 1
-    assert swapped_processes(log, "1") == 2
-    assert swapped_processes(log, "12") == 1
+    assert serving_lines(log, "2") == 1
+    assert serving_lines(log, "1") == 2
+    assert serving_lines(log, "12") == 1
+    assert serving_lines(log) == 4  # any version
 
 
 def _results(swap_seconds: float) -> ServingResults:

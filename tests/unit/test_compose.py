@@ -186,6 +186,11 @@ def test_commands_are_the_ones_the_stack_and_tests_start(compose):
         assert normalise(services[name]["command"]) == normalise(command), name
 
 
+def test_mlflow_runs_with_the_stacks_settings(compose):
+    environment = compose["services"]["mlflow"]["environment"]
+    assert processes.MLFLOW_SERVER_ENV.items() <= environment.items()
+
+
 def test_the_image_is_slim_and_runs_as_a_user():
     dockerfile = (PROJECT_DIR / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
