@@ -17,7 +17,7 @@ from services.gateway.champion import LoadedModel
 from services.gateway.json_provider import FastJSONProvider
 from services.gateway.predicting import answer_request
 from shared.contracts import CHALLENGE_EXAMPLE, Listing
-from shared.modeling import probabilities
+from shared.modeling import probability_matrix
 from shared.settings import Settings
 
 BODY = json.dumps(CHALLENGE_EXAMPLE).encode()
@@ -78,7 +78,7 @@ def measure_layers(pipeline: Any, repeats: int) -> Layers:
         client.post("/predict", data=BODY, content_type="application/json").close()
 
     return Layers(
-        model=timed(lambda: probabilities(pipeline, [record]), repeats),
+        model=timed(lambda: probability_matrix(pipeline, [record]), repeats),
         gateway_work=timed(gateway_work, repeats),
         flask=timed(through_flask, repeats),
     )

@@ -14,7 +14,7 @@ from services.gateway.champion import LoadedModel
 from services.gateway.errors import ApiError, validation_error
 from shared.contracts import Listing
 from shared.explaining import ExplanationUnavailableError, explain, top_contributions
-from shared.modeling import probabilities
+from shared.modeling import probability_matrix
 from shared.schema import PRICE_CATEGORIES
 from shared.settings import Settings
 
@@ -41,7 +41,7 @@ def predict_listings(
     threads = 1
     if len(records) >= PARALLEL_BATCH_ROWS:
         threads = batch_threads or os.cpu_count() or 1
-    proba = probabilities(model.pipeline, records, threads).to_numpy()
+    proba = probability_matrix(model.pipeline, records, threads)
     labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
     answers: list[dict[str, Any]] = [
         {

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from shared.modeling import (
     build_pipeline,
     fit_candidate,
     probabilities,
+    probability_matrix,
     score_predictions,
     split_dataset,
 )
@@ -74,6 +77,36 @@ def test_threads_change_speed_not_answers(tiny_split, estimator):
         probabilities(pipeline, tiny_split.x_test),
     )
     assert pipeline.named_steps["model"].get_params().get("n_jobs") in (None, 1)
+
+
+def _in_label_order(pipeline, proba: np.ndarray) -> np.ndarray:
+    classes = list(pipeline.classes_)
+    return np.column_stack(
+        [
+            proba[:, classes.index(c)] if c in classes else np.zeros(len(proba))
+            for c in PRICE_CATEGORIES
+        ]
+    )
+
+
+@pytest.mark.parametrize("categories", [4, 3, 2])
+def test_lightgbm_s_booster_answers_as_its_scikit_learn_wrapper(tiny_split, categories):
+    """The fast path (the booster, without the wrapper's per-call checks) gives exactly the
+    wrapper's probabilities, in label order, also for a model that never saw some labels."""
+    kept = tiny_split.y_train.isin(PRICE_CATEGORIES[:categories])
+    split = replace(tiny_split, x_train=tiny_split.x_train[kept], y_train=tiny_split.y_train[kept])
+    pipeline, _ = fit_candidate(
+        CandidateSpec("c", "lightgbm", "all", {"min_child_samples": 2}), split
+    )
+    assert len(pipeline.classes_) == categories
+
+    fast = probability_matrix(pipeline, tiny_split.x_test)
+
+    np.testing.assert_array_equal(
+        fast, _in_label_order(pipeline, pipeline.predict_proba(tiny_split.x_test))
+    )
+    records = tiny_split.x_test.to_dict("records")
+    np.testing.assert_array_equal(probability_matrix(pipeline, records), fast)
 
 
 def test_pipeline_accepts_requests_without_optional_fields(tiny_split):
