@@ -32,7 +32,7 @@ from shared.cleaning import clean_listings
 from shared.evaluation import evaluate_winner
 from shared.modeling import fit_candidate, probabilities, score_predictions, split_dataset
 from shared.params import load_params
-from shared.pipeline import STAGE_NAMES, stage_named
+from shared.pipeline import stage_named
 from shared.queues import connect
 from shared.storage import read_raw_listings
 
@@ -219,8 +219,8 @@ def _intervals(run: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 
 def run_end(run: dict[str, Any]) -> float:
-    """When the run's last stage ended: the run is finished."""
-    return float(run["stages"][STAGE_NAMES[-1]]["ended_at"])
+    """When the run's last job ended (the last stages run side by side): it is finished."""
+    return max(end for _, end in _intervals(run).values())
 
 
 def stage_seconds(run: dict[str, Any], posted: float) -> dict[str, float]:

@@ -39,6 +39,8 @@ class Stage:
     (services.workers.perform) records its start and end and enqueues what follows.
     per_candidate: one job per candidate the run trains, side by side; the next stage waits
     for all of them, and runs even when one failed, so that the run ends as failed.
+    after: the stage whose success queues this one, when not the one before it in the table;
+    stages after the same one run side by side, and the run is finished once all are.
     params and code: what `dvc repro` re-runs the stage for, besides the earlier stages'
     reports and the work's own module: sections of config/pipeline.yaml, shared modules.
     """
@@ -49,6 +51,7 @@ class Stage:
     record: type[StageRecord]
     timeout: int  # seconds before RQ kills a job of the stage; settings may override
     per_candidate: bool = False
+    after: str | None = None
     params: tuple[str, ...] = ()
     code: tuple[str, ...] = ()
 
@@ -112,13 +115,15 @@ STAGES: tuple[Stage, ...] = (
         params=("explain",),
         code=("shared/evaluation.py", "shared/explaining.py", "shared/plots.py"),
     ),
-    # On the train queue: its workers are idle by now.
+    # Beside explain, not after it: nobody waits for the losing candidates' models. On the
+    # train queue, whose workers are idle by now.
     Stage(
         "archive",
         queue="train",
         work="services.workers.archive.run_archive",
         record=Archived,
         timeout=600,
+        after="select",
     ),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
@@ -137,13 +142,22 @@ def stage_named(name: str) -> Stage:
     raise UnknownStageError(f"{name!r} is not a pipeline stage ({', '.join(STAGE_NAMES)})")
 
 
-def following(stage: Stage) -> Stage | None:
-    """The stage that runs after this one; None after the last."""
+def predecessor(stage: Stage) -> Stage | None:
+    """The stage whose success queues this one; None for the first."""
+    if stage.after is not None:
+        return stage_named(stage.after)
     index = STAGES.index(stage)
-    return STAGES[index + 1] if index + 1 < len(STAGES) else None
+    return STAGES[index - 1] if index else None
+
+
+def following(stage: Stage) -> tuple[Stage, ...]:
+    """The stages this one's success queues, in table order; none after a last one."""
+    return tuple(later for later in STAGES if predecessor(later) == stage)
 
 
 def earlier(stage: Stage) -> tuple[Stage, ...]:
+    """The stages before this one in the table: a run in one process (and `dvc repro`) runs
+    them in this order, one at a time."""
     return STAGES[: STAGES.index(stage)]
 
 

@@ -124,23 +124,26 @@ def enqueue_stage(
 def enqueue_following(
     redis: Redis, settings: Settings, stage: Stage, run_id: str, candidates: list[str]
 ) -> list[Job]:
-    """Enqueue what follows a finished stage: the next stage, or, when the next runs per
-    candidate, one job per candidate and then the stage after them, which waits for all.
+    """Enqueue what follows a finished stage, in table order: each next stage, or, for one
+    that runs per candidate, one job per candidate and then the stage after them, which
+    waits for all.
 
     That one also runs when a candidate failed for good (allow_failure), so that a failed
     run is reported as failed instead of waiting forever.
     """
-    after = following(stage)
-    if after is None:
-        return []
-    if not after.per_candidate:
-        return [enqueue_stage(redis, settings, after, run_id)]
-    fanned = [enqueue_stage(redis, settings, after, run_id, name) for name in candidates]
-    joining = following(after)
-    if joining is None:
-        return fanned
-    waits = Dependency(jobs=fanned, allow_failure=True)
-    return [*fanned, enqueue_stage(redis, settings, joining, run_id, depends_on=waits)]
+    jobs: list[Job] = []
+    for after in following(stage):
+        if not after.per_candidate:
+            jobs.append(enqueue_stage(redis, settings, after, run_id))
+            continue
+        fanned = [enqueue_stage(redis, settings, after, run_id, name) for name in candidates]
+        waits = Dependency(jobs=fanned, allow_failure=True)
+        joining = [
+            enqueue_stage(redis, settings, joins, run_id, depends_on=waits)
+            for joins in following(after)
+        ]
+        jobs += [*fanned, *joining]
+    return jobs
 
 
 def job_view(redis: Redis, id_: str) -> JobView:

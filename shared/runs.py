@@ -141,12 +141,12 @@ def summarize_candidates(candidates: dict[str, dict[str, Any]]) -> dict[str, Any
 
 
 def overall_state(stages: dict[str, dict[str, Any]]) -> str:
-    """failed if any stage failed; finished once the last stage is; running once anything
-    started."""
+    """failed if any stage failed; finished once every stage is (the last ones may run side
+    by side); running once anything started."""
     states = [stage.get("state", "pending") for stage in stages.values()]
     if "failed" in states:
         return "failed"
-    if states[-1] == "finished":
+    if all(state == "finished" for state in states):
         return "finished"
     if any(s in ACTIVE_STATES for s in states):
         return "running"

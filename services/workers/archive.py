@@ -1,5 +1,5 @@
-"""Archive stage: log the models of the candidates that did not win, once the winner is promoted
-and explained, then delete the run's staged models.
+"""Archive stage: log the models of the candidates that did not win, once the winner is
+promoted (beside its explanation), then delete the run's staged models.
 
 Nobody waits for these models to decide or serve anything, so they are logged last, off the
 path from `POST /retrain` to a promoted, explained champion. Each candidate run ends with its
@@ -14,7 +14,7 @@ from shared.storage import remove_staged_models, staged_model_path
 
 def run_archive(context: StageContext, run: RunInputs) -> Archived:
     """Log every candidate's model not logged yet (a retry skips those an earlier try logged),
-    then close the pipeline run: the run is complete."""
+    then delete the staged models."""
     tracker, prepared = context.tracker, run.get(Prepared)
     candidates = tracker.finished_candidates(run.run_id, prepared.candidates)
     uris = {
@@ -24,5 +24,4 @@ def run_archive(context: StageContext, run: RunInputs) -> Archived:
         for name, candidate in candidates.items()
     }
     remove_staged_models(context.staging_dir, run.run_id)
-    tracker.end_run(prepared.parent_run_id)
     return Archived(models=uris)

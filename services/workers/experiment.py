@@ -20,6 +20,7 @@ from services.workers.context import StageContext
 from services.workers.perform import work_of
 from shared.pipeline import STAGE_NAMES, STAGES, RunInputs, Stage, earlier, stage_named
 from shared.settings import get_settings
+from shared.stage_records import Prepared
 from shared.storage import read_json, write_json_atomic
 
 REPORTS = Path("reports")
@@ -45,7 +46,10 @@ def run_stage(stage: Stage, context: StageContext, data_path: str) -> dict[str, 
                 for name in inputs.candidates
             },
         }
-    return {"run_id": run_id, **work(context, inputs).as_status()}
+    report = {"run_id": run_id, **work(context, inputs).as_status()}
+    if stage == STAGES[-1]:  # one stage at a time, in table order: every stage has run
+        context.tracker.end_run(inputs.get(Prepared).parent_run_id)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from services.workers.context import StageContext, job_context, run_tracked
 from shared.pipeline import RunInputs, Stage, following, stage_named
 from shared.queues import enqueue_following
 from shared.runs import now
-from shared.stage_records import StageRecord
+from shared.stage_records import Prepared, StageRecord
 
 Work = Callable[[StageContext, RunInputs], StageRecord]
 
@@ -54,10 +54,20 @@ def perform_stage(stage_name: str, run_id: str, candidate: str | None = None) ->
     )
     if stage.per_candidate:  # what follows was queued with this stage's jobs, waiting for all
         return outputs
-    after = following(stage)
     candidates: list[str] = []
-    if after is not None and after.per_candidate:
-        candidates = inputs.with_record(stage, outputs).candidates
-        mark_candidates_queued(context, run_id, after, candidates)
+    for after in following(stage):
+        if after.per_candidate:
+            candidates = inputs.with_record(stage, outputs).candidates
+            mark_candidates_queued(context, run_id, after, candidates)
     enqueue_following(context.redis, context.settings, stage, run_id, candidates)
+    close_if_finished(context, run_id)
     return outputs
+
+
+def close_if_finished(context: StageContext, run_id: str) -> None:
+    """Close the run's MLflow parent run once every stage has finished. Stages side by side
+    each record their own end before looking at the others', so the last to end sees them
+    all finished (both may: closing twice is harmless)."""
+    run = context.runs.get(run_id)
+    if run is not None and run["state"] == "finished":
+        context.tracker.end_run(RunInputs.of_run(run).get(Prepared).parent_run_id)

@@ -19,12 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def successor_job_id(stage: Stage, run_id: str) -> str | None:
-    """The job a stage's success queues last: the next stage's, or, when the next runs per
+    """The job a stage's success queues last: the last next stage's, or, when that runs per
     candidate, that of the stage waiting for them (queued after all the candidates' jobs)."""
     after = following(stage)
-    if after is not None and after.per_candidate:
-        after = following(after)
-    return None if after is None else job_id(run_id, after.name)
+    if after and after[-1].per_candidate:
+        after = following(after[-1])
+    return job_id(run_id, after[-1].name) if after else None
 
 
 def stage_jobs(run_id: str, candidates: list[str]) -> list[StageJob]:

@@ -14,7 +14,9 @@ from shared.pipeline import (
     STAGES,
     RunInputs,
     UnknownStageError,
+    earlier,
     following,
+    predecessor,
     producer,
     stage_named,
 )
@@ -32,10 +34,22 @@ def test_dvc_yaml_is_generated_from_the_declaration():
 def test_a_stage_running_per_candidate_sits_between_two_single_stages():
     for stage in STAGES:
         if stage.per_candidate:
-            before = STAGES[STAGES.index(stage) - 1] if STAGES.index(stage) else None
-            after = following(stage)
+            before, after = predecessor(stage), following(stage)
             assert before is not None and not before.per_candidate, stage.name
-            assert after is not None and not after.per_candidate, stage.name
+            assert len(after) == 1 and not after[0].per_candidate, stage.name
+
+
+def test_every_stage_but_the_first_follows_one_declared_before_it():
+    assert predecessor(STAGES[0]) is None
+    for stage in STAGES[1:]:
+        before = predecessor(stage)
+        assert before is not None and before in earlier(stage), stage.name
+        assert stage in following(before)
+
+
+def test_archive_runs_beside_explain_once_the_winner_is_promoted():
+    assert following(stage_named("select")) == (stage_named("explain"), stage_named("archive"))
+    assert following(stage_named("explain")) == following(stage_named("archive")) == ()
 
 
 def test_names_records_and_work_are_unique_and_importable():
@@ -60,12 +74,14 @@ def test_a_stage_found_dead_after_its_work_is_checked_against_the_job_it_queues_
         if stage.per_candidate:
             assert jobs[stage.status_field("a")].job_id == f"r-{stage.name}-a"
             assert jobs[stage.status_field("a")].successor_job_id is None  # queued with it
-        elif after is None:
+        elif not after:
             assert jobs[stage.status_field()].successor_job_id is None
-        elif after.per_candidate:  # the stage that waits for every candidate is queued last
-            assert jobs[stage.status_field()].successor_job_id == f"r-{following(after).name}"
+        elif after[-1].per_candidate:  # the stage that waits for every candidate is queued last
+            joining = following(after[-1])[-1]
+            assert jobs[stage.status_field()].successor_job_id == f"r-{joining.name}"
         else:
-            assert jobs[stage.status_field()].successor_job_id == f"r-{after.name}"
+            assert jobs[stage.status_field()].successor_job_id == f"r-{after[-1].name}"
+    assert jobs["stage:select"].successor_job_id == "r-archive"
     assert len(jobs) == len(STAGES) - 1 + 2
 
 

@@ -52,6 +52,14 @@ def test_overall_state(done, then, overall):
     assert overall_state(_stages(done, then)) == overall
 
 
+def test_a_run_is_finished_once_every_stage_is_whichever_ends_last():
+    stages = _stages(LAST + 1)
+    stages["explain"] = {"state": "started"}  # archive runs beside it, and ended first
+    assert overall_state(stages) == "running"
+    stages["explain"] = {"state": "finished"}
+    assert overall_state(stages) == "finished"
+
+
 def test_a_run_recorded_before_the_archive_stage_ends_with_explain():
     finished = {"state": "finished"}
     legacy = {"prep": finished, "select": finished, "explain": finished}
