@@ -306,8 +306,9 @@ def sections(timings: dict[str, RetrainTiming]) -> dict[str, list[str]]:
     return {
         "Retrain end to end (seconds)": [
             "POST /retrain until the gateway serves the new champion (its process logs the "
-            "swap), and until the run is finished (its last stage, archive, done); fresh Redis, "
-            "MLflow (SQLite) and workers per run, the workers listening before the POST; the "
+            "swap), and until the run is finished (explain and archive, side by side, both "
+            "done); fresh Redis, MLflow (SQLite) and workers per run, the workers listening "
+            "before the POST; the "
             "workers' memory comes from one more run, since sampling it slows them. The "
             "floor does the same prep, fits, scoring and SHAP + plots in one process with no "
             "queue and no MLflow, saving models as pickles and plots as PNG files; its "
