@@ -69,7 +69,7 @@ def measure_layers(pipeline: Any, repeats: int) -> Layers:
     record = vars(Listing.model_validate(CHALLENGE_EXAMPLE))
 
     def gateway_work() -> bytes:
-        body, _ = answer_request(json.loads(BODY), settings, lambda: model)
+        body, _, _ = answer_request(json.loads(BODY), settings, lambda: model)
         return provider.dumps(body).encode()
 
     client = app.test_client()

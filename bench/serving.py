@@ -29,6 +29,7 @@ GATEWAYS = {
     "gateway": (1, {}),
     "gateway-1thread": (1, {"PRICE_CATEGORY_BATCH_THREADS": "1"}),
     "gateway-2proc": (2, {}),
+    "gateway-nolog": (1, {"PRICE_CATEGORY_PREDICTION_LOG": "false"}),
 }
 BATCH = 10_000
 Goal = tuple[str, str, bool]
@@ -58,6 +59,13 @@ def single_listing(bench: targets.Bench, seconds: int, runs: int) -> dict:
     for clients in (4, 8):
         measured = measure.interleaved_loads(pair, CHALLENGE_EXAMPLE, clients, seconds, runs)
         loads |= {(name, clients): load for name, load in measured.items()}
+    # What the prediction log costs an answer: the same gateway with it on and off, in turn.
+    logging_pair = {
+        "gateway-log": bench.urls["gateway"],
+        "gateway-nolog": bench.urls["gateway-nolog"],
+    }
+    measured = measure.interleaved_loads(logging_pair, CHALLENGE_EXAMPLE, 1, seconds, runs)
+    loads |= {(name, 1): load for name, load in measured.items()}
     return loads
 
 
@@ -106,6 +114,8 @@ def goals(results: ServingResults) -> list[Goal]:
     g1, m1, g4 = loads[("gateway", 1)], loads[("mlflow-serve", 1)], loads[("gateway", 4)]
     m4, g2 = loads[("mlflow-serve", 4)], loads[("gateway-2proc", 4)]
     fronted = loads[("gateway-2proc+front", 4)]
+    logged, unlogged = loads[("gateway-log", 1)], loads[("gateway-nolog", 1)]
+    log_cost = logged.p50_ms - unlogged.p50_ms
     overhead = g1.p50_ms - floor.p50_ms
     gateway_1, mlflow_1 = batch["gateway, 1 thread"], batch["mlflow-serve, 1 thread"]
     front_p50 = fronted.p50_ms / g2.p50_ms - 1  # > 0: slower through the front
@@ -158,6 +168,11 @@ def goals(results: ServingResults) -> list[Goal]:
             f"batch of 10,000 on every core ({os.cpu_count()}) >= 60,000 listings/s",
             f"{batch['gateway, every core']:,.0f}/s",
             batch["gateway, every core"] >= 60_000,
+        ),
+        (
+            "the prediction log adds <= 0.1 ms to p50 (1 client, on and off in turn)",
+            f"{logged.p50_ms:.2f} - {unlogged.p50_ms:.2f} = {log_cost:+.2f} ms",
+            log_cost <= 0.1,
         ),
         (
             "every gateway process serves a new champion <= 2 s after the promotion message "

@@ -9,6 +9,7 @@ from services.gateway.json_provider import FastJSONProvider
 from services.gateway.logs import install_request_ids
 from services.gateway.metrics import Metrics
 from services.gateway.openapi import blueprint as openapi_blueprint
+from services.gateway.prediction_log import PredictionLog
 from services.gateway.registry import MlflowChampionSource
 from services.gateway.routes.health import blueprint as health_blueprint
 from services.gateway.routes.model import blueprint as model_blueprint
@@ -42,8 +43,23 @@ def create_app(
     cache = ChampionCache(source, settings.alias_poll_seconds)
     metrics = Metrics(redis)
     cache.on_swap = lambda model: metrics.model_version.set(float(model.version))
+    prediction_log = None
+    if settings.prediction_log:
+        prediction_log = PredictionLog(
+            redis,
+            settings.prediction_log_stream,
+            settings.prediction_log_max_len,
+            settings.prediction_log_buffer,
+            on_dropped=metrics.prediction_log_dropped.inc,
+        )
     state = Gateway(
-        settings, source, cache, redis, RunStore(redis, settings.run_ttl_seconds), metrics
+        settings,
+        source,
+        cache,
+        redis,
+        RunStore(redis, settings.run_ttl_seconds),
+        metrics,
+        prediction_log,
     )
     app.extensions["gateway"] = state
 

@@ -61,6 +61,11 @@ class Metrics:
             ["category"],
             registry=self.registry,
         )
+        self.prediction_log_dropped = Counter(
+            "gateway_prediction_log_dropped_total",
+            "Answered listings the prediction log could not keep (Redis away or slow)",
+            registry=self.registry,
+        )
         self.model_version = Gauge(
             "gateway_model_version", "Champion version being served", registry=self.registry
         )

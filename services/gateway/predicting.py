@@ -115,15 +115,16 @@ def answer_request(
     settings: Settings,
     champion: Callable[[], LoadedModel],
     explain: bool = False,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The answer to a parsed predict body, and its answers one per listing: validated against
-    the contract, then predicted by the champion (read once, after validation, so a swap
-    mid-request cannot mix two models and a bad body is a 422 even with no champion)."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Listing]]:
+    """The answer to a parsed predict body, its answers one per listing, and the validated
+    listings: validated against the contract, then predicted by the champion (read once,
+    after validation, so a swap mid-request cannot mix two models and a bad body is a 422
+    even with no champion)."""
     explain_top = settings.explain_top_features if explain else None
     max_explained = settings.max_explain_batch if explain_top else None
     listings, batch = _validate(payload, settings.max_batch, max_explained)
     model = champion()
     answers = predict_listings(model, listings, explain_top, settings.batch_threads)
     if batch:
-        return {"model_version": model.version, "predictions": answers}, answers
-    return answers[0], answers
+        return {"model_version": model.version, "predictions": answers}, answers, listings
+    return answers[0], answers, listings

@@ -9,6 +9,7 @@ from redis import Redis
 from services.gateway.champion import ChampionCache, ChampionSource, LoadedModel
 from services.gateway.errors import ApiError
 from services.gateway.metrics import Metrics
+from services.gateway.prediction_log import PredictionLog
 from shared.runs import RunStore
 from shared.settings import Settings
 
@@ -27,6 +28,7 @@ class Gateway:
     redis: Redis
     runs: RunStore
     metrics: Metrics
+    prediction_log: PredictionLog | None = None  # None when turned off
 
     def champion(self) -> LoadedModel:
         """The served model, or a 503 that says how to get one."""

@@ -2,6 +2,7 @@
 and keeps predicting from memory, and everything reconnects on its own."""
 
 import os
+import re
 import signal
 import time
 
@@ -25,6 +26,13 @@ def restart_redis(stack: Stack) -> None:
     stack.services["redis"], _ = processes.start_redis(
         stack.folder / "redis", stack.redis_password, stack.ports["redis"]
     )
+
+
+def prediction_log_dropped(gateway: str) -> float:
+    metrics = requests.get(f"{gateway}/metrics", timeout=10).text
+    found = re.search(r"^gateway_prediction_log_dropped_total (\S+)$", metrics, re.MULTILINE)
+    assert found, "no prediction-log counter in /metrics"
+    return float(found[1])
 
 
 def retrain(gateway: str, reason: str) -> requests.Response:
@@ -81,6 +89,9 @@ def test_frozen_redis_retrain_fails_fast_predictions_go_on_then_all_resumes(
     assert answered_in < 10
     assert predictions.total > 100
     assert predictions.failures == {}
+    # The prediction log could not write: its entries were dropped and counted, not the
+    # predictions (each gunicorn process counts its own: the highest of a few scrapes).
+    assert max(prediction_log_dropped(fault_gateway) for _ in range(10)) > 0
 
     deadline = time.monotonic() + 30
     while (after := retrain(fault_gateway, "after Redis thawed")).status_code == 503:

@@ -39,6 +39,8 @@ def _results(swap_seconds: float) -> ServingResults:
         ("mlflow-serve", 4): load(15.0, 70.0, 250),
         ("gateway-2proc", 4): load(3.0, 6.0, 1200),
         ("gateway-2proc+front", 4): load(3.1, 6.3, 1170),
+        ("gateway-log", 1): load(1.25, 1.5, 790),
+        ("gateway-nolog", 1): load(1.1, 1.4, 850),
     }
     layers = Layers(load(0.3, 0.4, 3000), load(0.6, 0.7, 1600), load(0.9, 1.0, 1100))
     batch = {"gateway, every core": 70_000, "gateway, 1 thread": 50_000}
@@ -56,6 +58,8 @@ def test_goals_name_both_numbers_and_say_no_when_missed():
     assert rps == ("780 / 250 = 3.12x, 0 errors", True)
     batch = next(v for k, v in by_goal.items() if "1 thread each" in k)
     assert batch == ("50,000 / 45,000 listings/s = 1.11x", False)
+    logged = next(v for k, v in by_goal.items() if "prediction log" in k)
+    assert logged == ("1.25 - 1.10 = +0.15 ms", False)
     swap = next(v for k, v in by_goal.items() if "new champion" in k)
     assert swap == ("2.50 s", False)
     faster = next(row[1:] for row in goals(_results(1.9)) if "new champion" in row[0])

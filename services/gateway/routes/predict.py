@@ -1,11 +1,13 @@
 """POST /predict: one listing or an array of listings, answered from the in-memory champion."""
 
+import time
 from collections import Counter
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, g
 
 from services.gateway.predicting import answer_request
+from services.gateway.prediction_log import Answered
 from services.gateway.routes.requests import json_body, query_flag
 from services.gateway.state import gateway
 
@@ -15,9 +17,21 @@ blueprint = Blueprint("predict", __name__)
 @blueprint.post("/predict")
 def predict() -> tuple[dict[str, Any], int]:
     state = gateway()
-    body, answers = answer_request(
+    body, answers, listings = answer_request(
         json_body(), state.settings, state.champion, explain=query_flag("explain")
     )
     for category, count in Counter(a["price_category"] for a in answers).items():
         state.metrics.predictions.labels(category).inc(count)
+    if state.prediction_log is not None:
+        state.prediction_log.record(
+            Answered(
+                request_id=g.request_id,
+                at=time.time(),
+                model_version=answers[0]["model_version"],
+                # A validated listing's fields are plain values; the log encodes them later.
+                listings=[vars(listing) for listing in listings],
+                answers=answers,
+                latency_ms=(time.perf_counter() - g.started) * 1000,
+            )
+        )
     return body, 200
