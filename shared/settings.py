@@ -87,12 +87,12 @@ class Settings(BaseSettings):
     # the shipped grid (the 500-tree forest takes up to 40 ms a listing; LightGBM about 4).
     max_explain_batch: int = Field(25, ge=1)
     # The prediction log (services.gateway.prediction_log): a Redis Stream of every answered
-    # listing, capped near max_len entries; a gateway process buffers at most buffer listings
-    # while Redis is slow, and drops (and counts) the rest.
+    # listing, one entry per request, capped near max_len entries; a gateway process buffers at
+    # most buffer listings while Redis is slow, and drops (and counts) the rest.
     prediction_log: bool = True
     prediction_log_stream: str = "price-category:predictions"
     prediction_log_max_len: int = Field(1_000_000, ge=1)
-    prediction_log_buffer: int = Field(100_000, ge=1)
+    prediction_log_buffer: int = Field(20_000, ge=1)
 
     @model_validator(mode="after")
     def _one_timeout_variable_per_stage(self) -> Self:

@@ -1,9 +1,11 @@
 """The prediction log: every answered listing appended to a Redis Stream, off the answer's path.
 
 A request only hands its answers to a bounded in-process buffer; one background thread per
-gateway process writes them to the stream in pipelined batches, one entry per listing, the
-stream capped near its configured length (XADD MAXLEN ~). What the log costs a request is an
-append under a lock; encoding and the round trip to Redis happen in the thread.
+gateway process writes them to the stream, one entry per request (its listings as one JSON
+array: a 10,000-listing batch is one encoding call, not 10,000 commands), the stream capped
+near its configured length (XADD MAXLEN ~). The thread lingers a moment after being woken so
+that one pipelined round trip carries the requests of that moment. What the log costs a request
+is an append under a lock; encoding and the round trips happen in the thread.
 
 Redis away or slow never costs a prediction: entries that cannot be written, or that would
 overflow the buffer, are dropped and counted, and the answer goes out as always.
@@ -25,9 +27,12 @@ from redis.typing import EncodableT, FieldT
 
 log = logging.getLogger(__name__)
 
-# Listings one pipelined write sends at most: big enough to amortise the round trip, small
-# enough that a 10,000-listing batch does not hold one reply for long.
+# Listings one pipelined write sends at most (a request is never split): big enough to amortise
+# the round trip, small enough that one reply is not held for long.
 WRITE_BATCH = 1_000
+# Seconds the writer waits after being woken, gathering requests into one round trip: per
+# request, a round trip of its own cost more than the answer (measured: +0.22 ms on 0.53).
+LINGER_SECONDS = 0.05
 # After a failed write, the first warning is logged and the next ones at most this often.
 WARN_EVERY_SECONDS = 60.0
 
@@ -44,20 +49,22 @@ class Answered:
     answers: list[dict[str, Any]]
     latency_ms: float
 
-    def entries(self) -> list[dict[FieldT, EncodableT]]:
-        """The stream entries, one per listing (a stream entry is a flat map of strings)."""
-        return [
-            {
-                "request_id": self.request_id,
-                "time": f"{self.at:.6f}",
-                "model_version": self.model_version,
-                "listing": _json(listing),
-                "price_category": answer["price_category"],
-                "probabilities": _json(answer["probabilities"]),
-                "latency_ms": f"{self.latency_ms:.3f}",
-            }
-            for listing, answer in zip(self.listings, self.answers, strict=True)
-        ]
+    def entry(self) -> dict[FieldT, EncodableT]:
+        """The stream entry (a flat map of strings): the request's fields, and its listings
+        and answers as two JSON arrays in the same order."""
+        return {
+            "request_id": self.request_id,
+            "time": f"{self.at:.6f}",
+            "model_version": self.model_version,
+            "latency_ms": f"{self.latency_ms:.3f}",
+            "listings": _json(self.listings),
+            "answers": _json(
+                [
+                    {"price_category": a["price_category"], "probabilities": a["probabilities"]}
+                    for a in self.answers
+                ]
+            ),
+        }
 
 
 def _json(value: Any) -> bytes:
@@ -112,16 +119,18 @@ class PredictionLog:
         dropped and counted)."""
         written = 0
         while batch := self._take(WRITE_BATCH):
-            entries = [entry for answered in batch for entry in answered.entries()]
+            listings = sum(len(answered.listings) for answered in batch)
             try:
                 pipeline = self.redis.pipeline(transaction=False)
-                for entry in entries:
-                    pipeline.xadd(self.stream, entry, maxlen=self.max_len, approximate=True)
+                for answered in batch:
+                    pipeline.xadd(
+                        self.stream, answered.entry(), maxlen=self.max_len, approximate=True
+                    )
                 pipeline.execute()
-                written += len(entries)
+                written += listings
             except RedisError as error:
-                self.on_dropped(len(entries))
-                self._warn(error, len(entries))
+                self.on_dropped(listings)
+                self._warn(error, listings)
         return written
 
     def _take(self, limit: int) -> list[Answered]:
@@ -139,6 +148,7 @@ class PredictionLog:
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            time.sleep(LINGER_SECONDS)
             self._wake.clear()
             self.flush()
 

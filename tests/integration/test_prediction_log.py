@@ -1,5 +1,6 @@
-"""The prediction log on real servers: every answered listing lands in the Redis Stream once,
-with the request it came in, the version that answered and what it answered."""
+"""The prediction log on real servers: every answered listing lands in the Redis Stream once
+(one entry per request), with the request it came in, the version that answered and what it
+answered."""
 
 import json
 import time
@@ -13,9 +14,16 @@ from shared.settings import Settings
 STREAM = Settings().prediction_log_stream
 
 
-def _logged_since(redis, start_id: str) -> list[dict[str, str]]:
-    entries = redis.xrange(STREAM, min=f"({start_id}", max="+")
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+def _logged_since(redis, start_id: str) -> list[dict]:
+    """Each listing logged after start_id, with its request's fields and its own answer."""
+    logged = []
+    for _, raw in redis.xrange(STREAM, min=f"({start_id}", max="+"):
+        entry = {k.decode(): v.decode() for k, v in raw.items()}
+        for listing, answer in zip(
+            json.loads(entry["listings"]), json.loads(entry["answers"]), strict=True
+        ):
+            logged.append({**entry, "listing": listing, **answer})
+    return logged
 
 
 def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, served_champion):
@@ -53,11 +61,9 @@ def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, serve
         assert time.monotonic() < deadline, f"{len(logged)} of {len(ids)} logged"
         time.sleep(0.1)
     time.sleep(0.5)  # nothing more arrives: no listing is logged twice
-    logged = [
-        e for e in _logged_since(redis, start_id) if json.loads(e["listing"])["id"] in answers
-    ]
+    logged = [e for e in _logged_since(redis, start_id) if e["listing"]["id"] in answers]
 
-    by_id = {json.loads(entry["listing"])["id"]: entry for entry in logged}
+    by_id = {entry["listing"]["id"]: entry for entry in logged}
     assert len(logged) == len(by_id) == len(ids)
     for listing_id, (request_id, category) in answers.items():
         entry = by_id[listing_id]
@@ -65,7 +71,7 @@ def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, serve
         assert entry["price_category"] == category
         assert entry["model_version"] == served_champion
         assert float(entry["latency_ms"]) > 0
-        probabilities = json.loads(entry["probabilities"])
+        probabilities = entry["probabilities"]
         assert max(probabilities, key=probabilities.get) == category
     batch_entry = by_id[ids[-1]]
-    assert json.loads(batch_entry["listing"])["accommodates"] == 1 + ids[-1] % 8
+    assert batch_entry["listing"]["accommodates"] == 1 + ids[-1] % 8

@@ -54,7 +54,7 @@ def _log(redis: _Redis, capacity: int = 100) -> tuple[PredictionLog, list[int]]:
     return log, dropped
 
 
-def test_each_listing_becomes_one_entry_with_its_fields_answer_and_request():
+def test_each_request_becomes_one_entry_with_its_listings_and_answers_in_order():
     redis = _Redis()
     log, dropped = _log(redis)
 
@@ -62,14 +62,15 @@ def test_each_listing_becomes_one_entry_with_its_fields_answer_and_request():
     assert log.flush() == 2
 
     (write,) = redis.writes
-    assert [(s, cap, approx) for s, _, cap, approx in write] == [("predictions", 500, True)] * 2
-    first, second = (entry for _, entry, _, _ in write)
-    assert first["request_id"] == "req-1" and first["model_version"] == "3"
-    assert first["price_category"] == "Mid" and first["latency_ms"] == "1.500"
-    assert float(first["time"]) == 1_700_000_000.25
-    assert json.loads(first["listing"]) == {"id": 1, "accommodates": 2, "room_type": "Private room"}
-    assert json.loads(first["probabilities"])["Mid"] == 0.7
-    assert json.loads(second["listing"])["id"] == 2**70
+    ((stream, entry, cap, approximate),) = write
+    assert (stream, cap, approximate) == ("predictions", 500, True)
+    assert entry["request_id"] == "req-1" and entry["model_version"] == "3"
+    assert entry["latency_ms"] == "1.500" and float(entry["time"]) == 1_700_000_000.25
+    listings, answers = json.loads(entry["listings"]), json.loads(entry["answers"])
+    assert listings[0] == {"id": 1, "accommodates": 2, "room_type": "Private room"}
+    assert listings[1]["id"] == 2**70
+    assert [a["price_category"] for a in answers] == ["Mid", "Mid"]
+    assert answers[0]["probabilities"]["Mid"] == 0.7
     assert dropped == []
 
 
@@ -104,9 +105,12 @@ def test_a_big_batch_is_written_in_bounded_pipelines_in_order(monkeypatch):
     log.record(_answered([10, 11], "small"))
 
     assert log.flush() == 12
-    ids = [[json.loads(e["listing"])["id"] for _, e, _, _ in write] for write in redis.writes]
+    ids = [
+        [[listing["id"] for listing in json.loads(e["listings"])] for _, e, _, _ in write]
+        for write in redis.writes
+    ]
     # A request is never split; the next one waits for another pipeline when it would overflow.
-    assert ids == [list(range(10)), [10, 11]]
+    assert ids == [[list(range(10))], [[10, 11]]]
 
 
 @pytest.mark.parametrize("listings", [1, 25])
@@ -116,7 +120,8 @@ def test_recording_starts_one_writer_that_empties_the_buffer(listings):
     for n in range(3):
         log.record(_answered(list(range(listings)), f"r{n}"))
     for _ in range(200):  # the writer thread: up to 2 s
-        if sum(len(w) for w in redis.writes) == 3 * listings:
+        if sum(len(w) for w in redis.writes) == 3:
             break
         time.sleep(0.01)
-    assert sum(len(w) for w in redis.writes) == 3 * listings
+    logged = [json.loads(e["listings"]) for w in redis.writes for _, e, _, _ in w]
+    assert [len(listings_) for listings_ in logged] == [listings] * 3
