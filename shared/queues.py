@@ -5,6 +5,7 @@ included) never imports pandas, scikit-learn or shap.
 """
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -15,12 +16,20 @@ from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
 from shared.liveness import DEAD_STATUSES, JobView
-from shared.pipeline import STAGE_NAMES, Stage, following
+from shared.pipeline import QUEUES, STAGE_NAMES, Stage, following
 from shared.settings import Settings
 
 # The only function a worker runs: the generic stage job, given a declared stage's name
 # (PipelineJob refuses anything else).
 STAGE_JOB = "services.workers.perform.perform_stage"
+# The monitor's one job, given a task's name; its own queue, its own workers.
+MONITOR_JOB = "services.workers.monitor.perform_monitor"
+MONITOR_QUEUE = "monitor"
+MONITOR_TASKS = ("drain",)
+# What a job may name: a function, and the values its first argument may take.
+ALLOWED_JOBS = {STAGE_JOB: STAGE_NAMES, MONITOR_JOB: MONITOR_TASKS}
+# Every queue a worker consumes: the stages' and the monitor's.
+WORKER_QUEUES = (*QUEUES, MONITOR_QUEUE)
 
 
 class RefusedJobError(Exception):
@@ -28,7 +37,7 @@ class RefusedJobError(Exception):
 
 
 class PipelineJob(Job):
-    """An RQ job that runs only a pipeline stage function, and no callbacks.
+    """An RQ job that runs only the pipeline's stage job or the monitor's, and no callbacks.
 
     RQ imports and calls whatever function a job names. Anyone who can write to Redis could
     otherwise run any importable function in a worker (os.system, say), bypassing the retrain
@@ -37,10 +46,10 @@ class PipelineJob(Job):
 
     @property
     def func(self) -> Any:
-        if self.func_name != STAGE_JOB or self.instance is not None:
-            raise RefusedJobError(f"refused: {self.func_name!r} is not the pipeline's stage job")
-        if not self.args or self.args[0] not in STAGE_NAMES:
-            raise RefusedJobError(f"refused: {self.args[:1]!r} names no pipeline stage")
+        if self.func_name not in ALLOWED_JOBS or self.instance is not None:
+            raise RefusedJobError(f"refused: {self.func_name!r} is not one of the pipeline's jobs")
+        if not self.args or self.args[0] not in ALLOWED_JOBS[self.func_name]:
+            raise RefusedJobError(f"refused: {self.args[:1]!r} names no stage or monitor task")
         return super().func
 
     # The pipeline sets no callbacks; one named in Redis is never imported, let alone called.
@@ -159,6 +168,34 @@ def job_view(redis: Redis, id_: str) -> JobView:
     result = job.latest_result()
     lines = (result.exc_string or "").strip().splitlines() if result else []
     return JobView(status, lines[-1] if lines else f"job {status}")
+
+
+def monitor_interval(settings: Settings, task: str) -> int:
+    """Seconds between two scheduled runs of a monitor task."""
+    return {"drain": settings.monitor_drain_seconds}[task]
+
+
+def schedule_monitor(redis: Redis, settings: Settings, task: str, now: float) -> Job:
+    """Schedule a monitor task's next run, at the next multiple of its interval after `now`
+    (seconds since the epoch), unless that run is scheduled already. The slot names the job,
+    so the worker that runs the task and the maintenance of every monitor worker may all ask,
+    and one job is scheduled. RQ's scheduler (`rq worker --with-scheduler`) queues it then."""
+    every = monitor_interval(settings, task)
+    slot = (int(now) // every + 1) * every
+    id_ = f"monitor-{task}-{slot}"
+    if Job.exists(id_, connection=redis):
+        return Job.fetch(id_, connection=redis, serializer=JSONSerializer)
+    return queue(redis, MONITOR_QUEUE).enqueue_at(
+        datetime.fromtimestamp(slot, UTC),
+        MONITOR_JOB,
+        args=[task],
+        job_id=id_,
+        job_timeout=max(every, 60),
+        # A drain a minute would otherwise keep a day of job hashes: an hour is enough to look.
+        result_ttl=3600,
+        failure_ttl=settings.job_result_ttl_seconds,
+        description=f"monitor {task} at {datetime.fromtimestamp(slot, UTC):%H:%M:%S}",
+    )
 
 
 def publish_promotion(redis: Redis, settings: Settings, version: str) -> None:

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     prediction_log_stream: str = "price-category:predictions"
     prediction_log_max_len: int = Field(1_000_000, ge=1)
     prediction_log_buffer: int = Field(20_000, ge=1)
+    # The monitor worker (queue "monitor"): drains the log into Parquet files by day under
+    # monitor_dir every monitor_drain_seconds, keeping monitor_retention_days of them.
+    monitor_dir: Path = Path("data/monitor/predictions")
+    monitor_drain_seconds: int = Field(60, ge=1)
+    monitor_retention_days: int = Field(30, ge=1)
 
     @model_validator(mode="after")
     def _one_timeout_variable_per_stage(self) -> Self:

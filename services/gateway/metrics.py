@@ -9,7 +9,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared.pipeline import QUEUES
+from shared.queues import WORKER_QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,8 @@ class QueueDepths(Collector):
         self.redis = redis
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "rq_queue_depth", "Jobs waiting per stage queue", labels=["queue"]
-        )
-        for name in QUEUES:
+        family = GaugeMetricFamily("rq_queue_depth", "Jobs waiting per queue", labels=["queue"])
+        for name in WORKER_QUEUES:
             try:
                 family.add_metric([name], float(self.redis.llen(f"rq:queue:{name}")))
             except RedisError as error:

@@ -25,8 +25,8 @@ from services.client.api import GatewayClient
 from services.stack import processes
 from services.stack.front import start_front
 from shared.contracts import CHALLENGE_EXAMPLE
-from shared.pipeline import QUEUES
 from shared.probes import answers_ok
+from shared.queues import WORKER_QUEUES
 from shared.settings import Settings, get_local_settings
 from shared.storage import read_json, write_json_atomic
 
@@ -159,10 +159,10 @@ def serve_champion(state: Path, children: list[processes.Supervised], env: dict[
 
 
 def start_workers(state: Path, children: list[processes.Supervised], env: dict[str, str]) -> None:
-    """One supervised worker per stage queue; they get Redis and MLflow, not the gateway's
-    credentials."""
+    """One supervised worker per queue (the stages' and the monitor's); they get Redis and
+    MLflow, not the gateway's credentials."""
     worker_env = {name: env[name] for name in ("REDIS_URL", "MLFLOW_TRACKING_URI")}
-    for queue in QUEUES:
+    for queue in WORKER_QUEUES:
         children.append(
             processes.SupervisedWorker(queue, state / "logs", worker_env, f"worker-{queue}")
         )

@@ -31,8 +31,10 @@ from rq import Worker
 
 import services.workers.perform  # noqa: F401
 from services.workers.context import job_context
+from services.workers.monitor import ensure_scheduled
 from services.workers.reconcile import reconcile_runs
 from shared.pipeline import STAGES
+from shared.queues import MONITOR_QUEUE
 
 for _stage in STAGES:  # every stage's work, as declared
     importlib.import_module(_stage.module)
@@ -86,8 +88,8 @@ def _forking_the_scheduler() -> Iterator[None]:
 
 class PreloadedWorker(Worker):
     """rq's Worker, whose module has the stage jobs and their libraries loaded, which ends runs
-    left without a live job each time it runs RQ's maintenance, and whose scheduler process
-    ends with it."""
+    left without a live job each time it runs RQ's maintenance (a monitor worker also makes
+    sure the monitor's next runs are scheduled), and whose scheduler process ends with it."""
 
     def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
         with _forking_the_scheduler():
@@ -98,7 +100,10 @@ class PreloadedWorker(Worker):
         # again if it has died.
         with _forking_the_scheduler():
             super().run_maintenance_tasks()
+        context = job_context()
         try:
-            reconcile_runs(job_context())
+            reconcile_runs(context)
+            if MONITOR_QUEUE in self.queue_names():
+                ensure_scheduled(context.redis, context.settings)
         except Exception:  # noqa: BLE001 - never stop the worker; the next pass tries again
-            log.exception("reconciling runs with their jobs failed")
+            log.exception("reconciling runs or scheduling the monitor failed")

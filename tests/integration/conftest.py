@@ -17,8 +17,7 @@ import yaml
 
 from services.stack import processes
 from shared.launch import launch_run
-from shared.pipeline import QUEUES
-from shared.queues import connect
+from shared.queues import WORKER_QUEUES, connect
 from shared.registry import Registry
 from shared.runs import RunStore
 from shared.settings import PROJECT_DIR, Settings
@@ -26,6 +25,7 @@ from tests.integration.postgres import remove_cluster, start_postgres
 
 GATEWAY_TOKEN = "integration-token"
 GATEWAY_POLL_SECONDS = 5  # how often each gateway process checks the champion alias
+MONITOR_DRAIN_SECONDS = 2  # the prediction log reaches Parquet within seconds
 DASHBOARD = ("ops", "dash-pw-5c1e9-7f3a2b8d")  # distinctive: tests grep logs for it
 
 # Small but real: the notebook's forest with fewer trees, and the default grid's kind of
@@ -149,15 +149,19 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
             "PRICE_CATEGORY_PIPELINE_CONFIG": str(stack.pipeline_config),
             "PRICE_CATEGORY_RETRY_INTERVALS": "[1, 2]",
+            "PRICE_CATEGORY_MONITOR_DIR": str(folder / "monitor"),
+            "PRICE_CATEGORY_MONITOR_DRAIN_SECONDS": str(MONITOR_DRAIN_SECONDS),
         }
         stack.settings = Settings(
             redis_url=stack.env["REDIS_URL"],
             mlflow_tracking_uri=stack.env["MLFLOW_TRACKING_URI"],
             pipeline_config=stack.pipeline_config,
             retry_intervals=[1, 2],
+            monitor_dir=folder / "monitor",
+            monitor_drain_seconds=MONITOR_DRAIN_SECONDS,
         )
         stack.write_grid(FAST_GRID)
-        for queue in QUEUES:
+        for queue in WORKER_QUEUES:
             stack.workers[queue] = processes.SupervisedWorker(
                 queue, folder, stack.env, f"worker-{queue}"
             )

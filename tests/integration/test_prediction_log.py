@@ -1,6 +1,6 @@
 """The prediction log on real servers: every answered listing lands in the Redis Stream once
 (one entry per request), with the request it came in, the version that answered and what it
-answered."""
+answered; the monitor worker then drains it into Parquet, each listing once."""
 
 import json
 import time
@@ -8,8 +8,10 @@ import time
 import requests
 
 from shared.contracts import CHALLENGE_EXAMPLE
+from shared.prediction_store import read_predictions
 from shared.queues import connect
 from shared.settings import Settings
+from tests.integration.conftest import MONITOR_DRAIN_SECONDS
 
 STREAM = Settings().prediction_log_stream
 
@@ -75,3 +77,25 @@ def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, serve
         assert max(probabilities, key=probabilities.get) == category
     batch_entry = by_id[ids[-1]]
     assert batch_entry["listing"]["accommodates"] == 1 + ids[-1] % 8
+
+    # The monitor worker drains the stream on its schedule, every 2 s here.
+    wanted = {str(i) for i in ids}
+
+    def stored() -> list[dict]:
+        table = read_predictions(stack.settings.monitor_dir)
+        return [row for row in table.to_pylist() if row["id"] in wanted]
+
+    deadline = time.monotonic() + 30
+    while len(rows := stored()) < len(ids):
+        assert time.monotonic() < deadline, f"{len(rows)} of {len(ids)} in Parquet"
+        time.sleep(0.5)
+    time.sleep(3 * MONITOR_DRAIN_SECONDS)  # later drains add nothing: each listing once
+    rows = stored()
+    assert sorted(int(row["id"]) for row in rows) == ids
+    for row in rows:
+        listing_id = int(row["id"])
+        request_id, category = answers[listing_id]
+        assert (row["request_id"], row["price_category"]) == (request_id, category)
+        assert row["model_version"] == served_champion
+        assert row["neighbourhood"] == CHALLENGE_EXAMPLE["neighbourhood"]
+        assert row["accommodates"] == by_id[listing_id]["listing"]["accommodates"]

@@ -16,7 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared.pipeline import QUEUES
-from shared.queues import STAGE_JOB, connect, queue
+from shared.queues import MONITOR_JOB, STAGE_JOB, connect, queue
 from shared.runs import RUN_INDEX
 from shared.settings import PROJECT_DIR
 from tests.integration.conftest import DASHBOARD, GATEWAY_TOKEN, Stack, wait_for_run
@@ -175,12 +175,14 @@ def test_workers_run_no_function_but_the_pipeline_stages(isolated_stack: Stack, 
     ]
     for job in jobs:
         assert ended(job) == "failed", job.func_name  # never run, so never finished
-        assert "is not the pipeline's stage job" in job.latest_result().exc_string
-    # The stage job itself, asked for a stage the pipeline does not declare, runs nothing either.
-    undeclared = Queue("prep", connection=redis, serializer=JSONSerializer).enqueue(
-        STAGE_JOB, args=["os.system", f"touch {marker}"]
-    )
-    assert ended(undeclared) == "failed"
-    assert "names no pipeline stage" in undeclared.latest_result().exc_string
+        assert "is not one of the pipeline's jobs" in job.latest_result().exc_string
+    # The stage job and the monitor's, asked for a stage or task the pipeline does not
+    # declare, run nothing either.
+    for allowed in (STAGE_JOB, MONITOR_JOB):
+        undeclared = Queue("prep", connection=redis, serializer=JSONSerializer).enqueue(
+            allowed, args=["os.system", f"touch {marker}"]
+        )
+        assert ended(undeclared) == "failed"
+        assert "names no stage or monitor task" in undeclared.latest_result().exc_string
     assert not marker.exists()
     assert isolated_stack.workers["prep"].poll() is None  # the callback did not abort it

@@ -28,7 +28,12 @@ SECRETS = (
     "DASHBOARD_PASSWORD",
 )
 SERVERS = ("redis", "postgres", "mlflow", "gateway", "front", "rq-dashboard")
-WORKERS = {"worker-prep": "prep", "worker-train": "train", "worker-explain": "explain"}
+WORKERS = {
+    "worker-prep": "prep",
+    "worker-train": "train",
+    "worker-explain": "explain",
+    "worker-monitor": "monitor",
+}
 # Values that differ between a container and a local process: replaced before comparing.
 PLACES = (
     "--bind",

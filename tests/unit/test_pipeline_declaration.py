@@ -20,6 +20,7 @@ from shared.pipeline import (
     producer,
     stage_named,
 )
+from shared.queues import WORKER_QUEUES
 from shared.runs import RunStore, run_stages
 from shared.stage_records import Prepared, Selected
 from tests.unit.test_compose import WORKERS
@@ -64,7 +65,8 @@ def test_names_records_and_work_are_unique_and_importable():
 
 
 def test_every_queue_has_its_workers_in_compose():
-    assert sorted(WORKERS.values()) == sorted(QUEUES)
+    assert sorted(WORKERS.values()) == sorted(WORKER_QUEUES)
+    assert set(QUEUES) < set(WORKER_QUEUES)
 
 
 def test_a_stage_found_dead_after_its_work_is_checked_against_the_job_it_queues_last():

@@ -1,0 +1,131 @@
+"""Draining the prediction log: stream entries into the Parquet store, each exactly once.
+
+The stream is read through a consumer group, so an entry stays pending until acknowledged,
+and it is acknowledged only after its rows are on disk. A drainer killed between the two
+leaves its batch pending; the next drain reads the pending entries first, and alone (a batch is
+either all pending entries or all new ones), so it starts at the same first id and writes the
+same file name: the file is replaced, never doubled. One drainer runs at a time (a lock), so
+every drain reads as one consumer.
+"""
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import LockError, ResponseError
+
+from shared.prediction_store import Batch, UnreadableEntryError, remove_expired, rows_of_entry
+from shared.prediction_store import write_batch as write_rows
+
+log = logging.getLogger(__name__)
+
+GROUP = "monitor"
+CONSUMER = "drain"
+READ_COUNT = 500  # entries per XREADGROUP
+BATCH_LISTINGS = 100_000  # listings per file, about; a batch stops at the first read past it
+
+
+@dataclass
+class Drained:
+    """What one drain did."""
+
+    entries: int = 0
+    listings: int = 0
+    unreadable: int = 0  # entries that were not the gateway's: logged, acknowledged, skipped
+    files: int = 0
+    expired_days: int = 0
+    busy: bool = False  # another drain held the lock: this one did nothing
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return dict(vars(self))
+
+
+def ensure_group(redis: Redis, stream: str) -> None:
+    """The monitor's consumer group, reading from the stream's start (entries logged before the
+    monitor first ran are drained too)."""
+    try:
+        redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+def _read(redis: Redis, stream: str, after: str) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+    """Up to READ_COUNT entries: pending ones after `after` (an id), or new ones (`>`). A
+    pending entry trimmed from the stream since comes back without fields."""
+    # [[stream, [(id, fields), ...]]]: the client's RESP2 reply (redis-py types it loosely)
+    reply: Any = redis.xreadgroup(GROUP, CONSUMER, {stream: after}, count=READ_COUNT)
+    return list(reply[0][1]) if reply else []
+
+
+def _batches(redis: Redis, stream: str) -> Iterator[tuple[Batch, list[bytes], int]]:
+    """Batches to write: the pending ones first, then new ones; each with its entry ids and
+    the count of unreadable entries among them."""
+    pending = True
+    after = "0"
+    while True:
+        batch: Batch | None = None
+        ids: list[bytes] = []
+        unreadable = 0
+        while batch is None or len(batch.rows) < BATCH_LISTINGS:
+            entries = _read(redis, stream, after if pending else ">")
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                name = entry_id.decode()
+                batch = batch or Batch(name)
+                ids.append(entry_id)
+                if pending:
+                    after = name
+                if not fields:  # trimmed away while pending: nothing left to write
+                    continue
+                try:
+                    batch.rows.extend(rows_of_entry(name, fields))
+                except UnreadableEntryError as error:
+                    unreadable += 1
+                    log.warning("skipped: %s", error)
+        if batch is not None:
+            yield batch, ids, unreadable
+        elif pending:
+            pending = False  # a batch is all pending entries or all new ones, never both
+        else:
+            return
+
+
+def drain(
+    redis: Redis,
+    stream: str,
+    folder: Path,
+    retention_days: int,
+    lock_seconds: int,
+    budget_seconds: float,
+) -> Drained:
+    """Move everything logged so far into the store (or until budget_seconds have passed),
+    then delete the days past retention."""
+    done = Drained()
+    lock = redis.lock(f"lock:monitor:drain:{stream}", timeout=lock_seconds, blocking=False)
+    if not lock.acquire():
+        done.busy = True
+        return done
+    try:
+        ensure_group(redis, stream)
+        deadline = time.monotonic() + budget_seconds
+        for batch, ids, unreadable in _batches(redis, stream):
+            done.files += len(write_rows(folder, batch)) if batch.rows else 0
+            redis.xack(stream, GROUP, *ids)
+            done.entries += len(ids)
+            done.listings += len(batch.rows)
+            done.unreadable += unreadable
+            if time.monotonic() > deadline:
+                break
+        done.expired_days = len(remove_expired(folder, retention_days, datetime.now(UTC).date()))
+    finally:
+        with suppress(LockError):  # expired meanwhile: nothing of ours to release
+            lock.release()
+    return done

@@ -1,0 +1,51 @@
+"""One drain of the prediction log that kills itself (SIGKILL, as the OOM killer or a lost node
+would) at a chosen point of its first batch: `python -m tests.reliability.drain_until_killed
+REDIS_URL STREAM FOLDER POINT`, POINT one of:
+
+- mid-write: the first file's bytes written, not yet renamed into place;
+- after-write: the first batch's files in place, its entries not yet acknowledged.
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from services.workers import drain as drain_module
+from shared import prediction_store
+from shared.queues import connect
+
+# The test's entries make several batches, and a batch several reads.
+SMALL_BATCH = 50  # listings
+SMALL_READ = 2  # entries
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(redis_url: str, stream: str, folder: str, point: str) -> None:
+    write_table = prediction_store.pq.write_table
+    write_rows = drain_module.write_rows
+
+    def write_table_then_die(*args, **kwargs):
+        write_table(*args, **kwargs)
+        _die()
+
+    def write_rows_then_die(*args, **kwargs):
+        write_rows(*args, **kwargs)
+        _die()
+
+    if point == "mid-write":
+        prediction_store.pq.write_table = write_table_then_die
+    elif point == "after-write":
+        drain_module.write_rows = write_rows_then_die
+    else:
+        raise SystemExit(f"unknown point {point!r}")
+    drain_module.BATCH_LISTINGS, drain_module.READ_COUNT = SMALL_BATCH, SMALL_READ
+    drain_module.drain(connect(redis_url), stream, Path(folder), 30, 2, 60)
+    raise SystemExit("drained without dying")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
