@@ -1,5 +1,6 @@
-"""The explain stage's work on a winner: SHAP importances and evaluation figures. No tracking,
-no I/O: a fitted pipeline and the cleaned data in, numbers and figures out."""
+"""The explain stage's work on a winner: SHAP importances, evaluation figures and the drift
+reference of its training data. No tracking, no I/O: a fitted pipeline and the cleaned data in,
+numbers and figures out."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from shared.drift import reference_profile
 from shared.explaining import class_importances, explain
 from shared.modeling import probabilities, split_dataset
 from shared.params import PipelineParams
@@ -22,15 +24,19 @@ from shared.plots import (
 
 @dataclass
 class Evaluation:
-    """SHAP importances per class, on how many test rows, and the figures by artifact path."""
+    """SHAP importances per class, on how many test rows, the figures by artifact path, and the
+    training split's profile that drift checks compare requests with (shared.drift)."""
 
     sample_size: int
     importances: dict[str, dict[str, float]]
     figures: dict[str, Figure]
+    drift_reference: dict[str, Any]
 
 
-def evaluate_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) -> Evaluation:
-    """SHAP on a sample of the test split and the evaluation plots."""
+def evaluate_winner(
+    pipeline: Any, clean: pd.DataFrame, params: PipelineParams, drift_bins: int = 10
+) -> Evaluation:
+    """SHAP on a sample of the test split, the evaluation plots, the drift reference."""
     split = split_dataset(clean, params.split.test_size, params.split.random_state)
     settings = params.explain
     sample = split.x_test.sample(n=min(settings.sample_size, len(split.x_test)), random_state=0)
@@ -49,4 +55,5 @@ def evaluate_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) 
         "evaluation/class_report.png": class_report_figure(split.y_test, predicted),
         "evaluation/price_by_neighbourhood.png": price_by_neighbourhood(clean),
     }
-    return Evaluation(len(sample), importances, figures)
+    reference = reference_profile(split.x_train, split.y_train, drift_bins)
+    return Evaluation(len(sample), importances, figures, reference)

@@ -10,6 +10,10 @@ from shared.queues import enqueue_stage
 from shared.runs import RunStore
 from shared.settings import Settings
 
+# Held while checking for an active run and launching one, by the gateway's POST /retrain and
+# the monitor's drift retrain alike: the check and the launch must not interleave.
+LAUNCH_LOCK = "retrain:launch"
+
 
 def launch_run(
     redis: Redis, settings: Settings, data_path: str, meta: dict[str, Any] | None = None

@@ -124,3 +124,35 @@ def calibration_figure(y_true: pd.Series, proba: pd.DataFrame, bins: int = 10) -
     axes.legend()
     figure.tight_layout()
     return figure
+
+
+def drift_figure(report: dict) -> Figure:
+    """A drift check at a glance: each field's PSI against the threshold (over it in red), and
+    the predicted categories' mix beside the training labels'."""
+    features = {
+        name: found["psi"] for name, found in report["features"].items() if found["psi"] is not None
+    }
+    threshold = report["thresholds"]["feature_psi"]
+    names = sorted(features, key=features.__getitem__)
+    figure = Figure(figsize=(11, 0.3 * len(names) + 2.5))
+    bars, mix = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    colours = ["tab:red" if features[n] > threshold else "tab:blue" for n in names]
+    bars.barh(names, [features[n] for n in names], color=colours)
+    bars.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold}")
+    bars.set_xlabel("population stability index (window vs training data)")
+    bars.legend(loc="lower right")
+    categories = report["category_mix"]
+    frame = pd.DataFrame(
+        {"training labels": categories["training"], "predicted": categories["predicted"]}
+    ).loc[list(PRICE_CATEGORIES)]
+    frame.plot.bar(ax=mix, rot=0)
+    mix.set_ylabel("share of listings")
+    mix_psi = categories["psi"]
+    mix.set_title(f"category mix, PSI {mix_psi:.2f}" if mix_psi is not None else "category mix")
+    verdict = "DRIFT" if report["drifted"] else "no drift"
+    figure.suptitle(
+        f"{verdict}: {report['listings']:,} listings answered by version "
+        f"{report['champion_version']}, last {report['window_hours']:g} h"
+    )
+    figure.tight_layout()
+    return figure

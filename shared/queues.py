@@ -4,7 +4,9 @@ Jobs are enqueued by dotted path with JSON-safe arguments, so whoever enqueues (
 included) never imports pandas, scikit-learn or shap.
 """
 
+import contextlib
 import os
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +14,7 @@ from redis import Redis
 from redis.client import Pipeline
 from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
-from rq.job import Dependency, Job
+from rq.job import Dependency, Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from shared.liveness import DEAD_STATUSES, JobView
@@ -25,7 +27,7 @@ STAGE_JOB = "services.workers.perform.perform_stage"
 # The monitor's one job, given a task's name; its own queue, its own workers.
 MONITOR_JOB = "services.workers.monitor.perform_monitor"
 MONITOR_QUEUE = "monitor"
-MONITOR_TASKS = ("drain",)
+MONITOR_TASKS = ("drain", "drift")
 # What a job may name: a function, and the values its first argument may take.
 ALLOWED_JOBS = {STAGE_JOB: STAGE_NAMES, MONITOR_JOB: MONITOR_TASKS}
 # Every queue a worker consumes: the stages' and the monitor's.
@@ -172,7 +174,7 @@ def job_view(redis: Redis, id_: str) -> JobView:
 
 def monitor_interval(settings: Settings, task: str) -> int:
     """Seconds between two scheduled runs of a monitor task."""
-    return {"drain": settings.monitor_drain_seconds}[task]
+    return {"drain": settings.monitor_drain_seconds, "drift": settings.monitor_drift_seconds}[task]
 
 
 def schedule_monitor(redis: Redis, settings: Settings, task: str, now: float) -> Job:
@@ -196,6 +198,33 @@ def schedule_monitor(redis: Redis, settings: Settings, task: str, now: float) ->
         failure_ttl=settings.job_result_ttl_seconds,
         description=f"monitor {task} at {datetime.fromtimestamp(slot, UTC):%H:%M:%S}",
     )
+
+
+# The last monitor task asked for by hand (POST /monitor), by task: its job id.
+REQUESTED_MONITOR_KEY = "monitor:requested:{task}"
+
+
+def request_monitor(redis: Redis, settings: Settings, task: str) -> Job:
+    """Run a monitor task now; while one asked for earlier still waits or runs, that one
+    (a client repeating the request does not pile up checks)."""
+    key = REQUESTED_MONITOR_KEY.format(task=task)
+    if (known := redis.get(key)) is not None:
+        with contextlib.suppress(NoSuchJobError):
+            job_id = known.decode() if isinstance(known, bytes) else str(known)
+            job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+            if job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED):
+                return job
+    job = queue(redis, MONITOR_QUEUE).enqueue(
+        MONITOR_JOB,
+        args=[task],
+        job_id=f"monitor-{task}-now-{uuid.uuid4().hex[:12]}",
+        job_timeout=max(monitor_interval(settings, task), 60),
+        result_ttl=settings.job_result_ttl_seconds,
+        failure_ttl=settings.job_result_ttl_seconds,
+        description=f"monitor {task}, asked for",
+    )
+    redis.set(key, job.id, ex=settings.job_result_ttl_seconds)
+    return job
 
 
 def publish_promotion(redis: Redis, settings: Settings, version: str) -> None:

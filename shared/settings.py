@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     monitor_dir: Path = Path("data/monitor/predictions")
     monitor_drain_seconds: int = Field(60, ge=1)
     monitor_retention_days: int = Field(30, ge=1)
+    # The drift check runs this often (and on POST /monitor); what it calls drift, and whether
+    # drift queues a retrain, is in monitor_config (read afresh for every check).
+    monitor_drift_seconds: int = Field(3600, ge=1)
+    monitor_config: Path = PROJECT_DIR / "config" / "monitor.yaml"
 
     @model_validator(mode="after")
     def _one_timeout_variable_per_stage(self) -> Self:

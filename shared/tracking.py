@@ -59,6 +59,8 @@ def input_schema() -> Schema:
 MODEL_URI_TAG = "model_uri"
 # Where the explain stage leaves mean |SHAP| per class on the winner's run.
 IMPORTANCES_ARTIFACT = "explain/importances.json"
+# The winner's training data as drift checks see it (shared.drift.reference_profile).
+DRIFT_REFERENCE_ARTIFACT = "monitoring/drift_reference.json"
 
 
 @contextmanager
@@ -125,6 +127,13 @@ class Tracker:
             self.experiment_id,
             run_name=f"pipeline-{pipeline_run_id[:8]}",
             tags={**tags, "pipeline_run_id": pipeline_run_id, "kind": "pipeline"},
+        )
+        return run.info.run_id
+
+    def create_run(self, kind: str, name: str, tags: dict[str, str]) -> str:
+        """A run of its own, outside any pipeline run (a drift check's report)."""
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={**tags, "kind": kind, "name": name}
         )
         return run.info.run_id
 

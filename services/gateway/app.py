@@ -13,6 +13,7 @@ from services.gateway.prediction_log import PredictionLog
 from services.gateway.registry import MlflowChampionSource
 from services.gateway.routes.health import blueprint as health_blueprint
 from services.gateway.routes.model import blueprint as model_blueprint
+from services.gateway.routes.monitor import blueprint as monitor_blueprint
 from services.gateway.routes.predict import blueprint as predict_blueprint
 from services.gateway.routes.runs import blueprint as runs_blueprint
 from services.gateway.secrets import check_secrets
@@ -69,6 +70,7 @@ def create_app(
         predict_blueprint,
         runs_blueprint,
         model_blueprint,
+        monitor_blueprint,
         health_blueprint,
         openapi_blueprint,
     ):

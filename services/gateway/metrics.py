@@ -1,7 +1,9 @@
-"""Prometheus metrics of one gateway process: requests, latency, predictions, model, queues."""
+"""Prometheus metrics of one gateway process: requests, latency, predictions, model, queues,
+and the monitor's last drift check."""
 
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -9,6 +11,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
+from shared.monitor_state import latest_drift_report
 from shared.queues import WORKER_QUEUES
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,62 @@ class QueueDepths(Collector):
                 log.warning("queue depth unavailable: %s", error)
                 break
         yield family
+
+
+class DriftGauges(Collector):
+    """The last drift check's numbers, read from Redis when scraped: every gateway process
+    reports the same ones, whichever answers the scrape."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            report = latest_drift_report(self.redis)
+        except RedisError as error:
+            log.warning("drift report unavailable: %s", error)
+            return
+        if report is None:
+            return
+        checked = datetime.fromisoformat(report["checked_at"]).timestamp()
+        yield GaugeMetricFamily(
+            "monitor_drift_checked_timestamp_seconds", "When the last drift check ran", checked
+        )
+        info = GaugeMetricFamily(
+            "monitor_drift_check_info",
+            "The last drift check: its outcome and the champion version it checked",
+            labels=["status", "champion_version"],
+        )
+        info.add_metric([report["status"], str(report["champion_version"])], 1.0)
+        yield info
+        yield GaugeMetricFamily(
+            "monitor_drift_window_listings", "Listings in the checked window", report["listings"]
+        )
+        if report["status"] != "checked":
+            return
+        yield GaugeMetricFamily(
+            "monitor_drift_detected", "1 when a threshold was crossed", float(report["drifted"])
+        )
+        psi = GaugeMetricFamily(
+            "monitor_drift_feature_psi",
+            "Population stability index per request field, window against training data",
+            labels=["feature"],
+        )
+        for name, found in report["features"].items():
+            if found["psi"] is not None:
+                psi.add_metric([name], found["psi"])
+        yield psi
+        if report["category_mix"]["psi"] is not None:
+            yield GaugeMetricFamily(
+                "monitor_drift_category_mix_psi",
+                "PSI of the predicted categories against the training labels",
+                report["category_mix"]["psi"],
+            )
+        yield GaugeMetricFamily(
+            "monitor_drift_unseen_share",
+            "Share of listings with a value never seen in training",
+            report["unseen_share"],
+        )
 
 
 class Metrics:
@@ -68,6 +127,7 @@ class Metrics:
             "gateway_model_version", "Champion version being served", registry=self.registry
         )
         self.registry.register(QueueDepths(redis))
+        self.registry.register(DriftGauges(redis))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         labels = (endpoint, method, str(status))

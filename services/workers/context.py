@@ -13,6 +13,7 @@ from typing import Any
 from redis import Redis
 from rq import get_current_job
 
+from shared.drift import MonitorParams, load_monitor_params
 from shared.errors import ConfigError, PipelineError
 from shared.params import PipelineParams, load_params
 from shared.pipeline import producer
@@ -40,6 +41,10 @@ class StageContext:
     @cached_property
     def params(self) -> PipelineParams:
         return load_params(self.settings.pipeline_config)
+
+    @cached_property
+    def monitor_params(self) -> MonitorParams:
+        return load_monitor_params(self.settings.monitor_config)
 
     @cached_property
     def redis(self) -> Redis:

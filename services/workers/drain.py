@@ -105,11 +105,18 @@ def drain(
     retention_days: int,
     lock_seconds: int,
     budget_seconds: float,
+    wait_seconds: float = 0,
 ) -> Drained:
     """Move everything logged so far into the store (or until budget_seconds have passed),
-    then delete the days past retention."""
+    then delete the days past retention. While another drain runs, wait for it up to
+    wait_seconds (it may have started before the newest entries came), else do nothing."""
     done = Drained()
-    lock = redis.lock(f"lock:monitor:drain:{stream}", timeout=lock_seconds, blocking=False)
+    lock = redis.lock(
+        f"lock:monitor:drain:{stream}",
+        timeout=lock_seconds,
+        blocking=wait_seconds > 0,
+        blocking_timeout=wait_seconds,
+    )
     if not lock.acquire():
         done.busy = True
         return done

@@ -1,4 +1,5 @@
-"""Explain stage: SHAP importances and evaluation plots for a run's winner, logged on its run."""
+"""Explain stage: SHAP importances, evaluation plots and the drift reference of a run's winner,
+logged on its run."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ from shared.evaluation import evaluate_winner
 from shared.pipeline import RunInputs
 from shared.stage_records import Explained, Prepared, Selected
 from shared.storage import read_parquet
-from shared.tracking import IMPORTANCES_ARTIFACT
+from shared.tracking import DRIFT_REFERENCE_ARTIFACT, IMPORTANCES_ARTIFACT
 
 
 def run_explain(context: StageContext, run: RunInputs) -> Explained:
@@ -16,17 +17,23 @@ def run_explain(context: StageContext, run: RunInputs) -> Explained:
     winner_run = selected.winner_run_id
     pipeline = tracker.load_model(selected.model_uri)
     clean = read_parquet(Path(run.get(Prepared).processed_path))
-    result = evaluate_winner(pipeline, clean, context.params)
+    drift_bins = context.monitor_params.drift.bins
+    result = evaluate_winner(pipeline, clean, context.params, drift_bins)
     tracker.log_dict(
         winner_run,
         {"sample_size": result.sample_size, "mean_abs_shap": result.importances},
         IMPORTANCES_ARTIFACT,
     )
+    tracker.log_dict(winner_run, result.drift_reference, DRIFT_REFERENCE_ARTIFACT)
     for artifact, figure in result.figures.items():
         tracker.log_figure(winner_run, figure, artifact)
     if selected.version is not None:  # None: the run registered nothing (an unchanged model)
         context.registry.tag_version(
-            selected.version, {"importances_artifact": IMPORTANCES_ARTIFACT}
+            selected.version,
+            {
+                "importances_artifact": IMPORTANCES_ARTIFACT,
+                "drift_reference_artifact": DRIFT_REFERENCE_ARTIFACT,
+            },
         )
     return Explained(
         winner_run_id=winner_run,

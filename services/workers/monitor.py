@@ -13,6 +13,7 @@ from redis import Redis
 
 from services.workers.context import job_context
 from services.workers.drain import drain
+from services.workers.drift_check import run_drift_check
 from shared.queues import MONITOR_TASKS, monitor_interval, schedule_monitor
 from shared.settings import Settings
 
@@ -45,4 +46,6 @@ def perform_monitor(task: str) -> dict[str, Any]:
         if drained.entries or drained.unreadable:
             log.info("drained %s", drained.as_dict())
         return drained.as_dict()
+    if task == "drift":
+        return run_drift_check(context)
     raise ValueError(f"{task!r} is not a monitor task ({', '.join(MONITOR_TASKS)})")

@@ -101,6 +101,17 @@ class Stack:
         """Replace the candidate grid; workers read it afresh for every job."""
         write_pipeline_config(self.pipeline_config, candidates, self.folder / "processed")
 
+    @property
+    def monitor_config(self) -> Path:
+        """The monitor's parameters the workers read (the shipped ones unless a test writes)."""
+        return self.folder / "monitor.yaml"
+
+    def write_monitor_config(self, drift: dict | None = None) -> None:
+        """The shipped config/monitor.yaml, with these drift parameters over its own."""
+        document = yaml.safe_load((PROJECT_DIR / "config" / "monitor.yaml").read_text())
+        document["drift"] |= drift or {}
+        self.monitor_config.write_text(yaml.safe_dump(document))
+
     def runs(self) -> RunStore:
         return RunStore(connect(self.settings.redis_url), self.settings.run_ttl_seconds)
 
@@ -151,6 +162,7 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             "PRICE_CATEGORY_RETRY_INTERVALS": "[1, 2]",
             "PRICE_CATEGORY_MONITOR_DIR": str(folder / "monitor"),
             "PRICE_CATEGORY_MONITOR_DRAIN_SECONDS": str(MONITOR_DRAIN_SECONDS),
+            "PRICE_CATEGORY_MONITOR_CONFIG": str(stack.monitor_config),
         }
         stack.settings = Settings(
             redis_url=stack.env["REDIS_URL"],
@@ -159,8 +171,10 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             retry_intervals=[1, 2],
             monitor_dir=folder / "monitor",
             monitor_drain_seconds=MONITOR_DRAIN_SECONDS,
+            monitor_config=stack.monitor_config,
         )
         stack.write_grid(FAST_GRID)
+        stack.write_monitor_config()
         for queue in WORKER_QUEUES:
             stack.workers[queue] = processes.SupervisedWorker(
                 queue, folder, stack.env, f"worker-{queue}"

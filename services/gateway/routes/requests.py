@@ -1,11 +1,13 @@
 """Reading request bodies and query flags, with the JSON errors the contract promises."""
 
+import hmac
 import json
 from typing import Any
 
 from flask import request
 
 from services.gateway.errors import ApiError
+from shared.settings import Settings
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
@@ -35,6 +37,19 @@ def _refuse_a_chunked_body_over_the_cap(read: int) -> None:
     if chunked and cap is not None and read >= cap and request.environ["wsgi.input"].read(1):
         raise ApiError(413, "request_entity_too_large",
                            f"the body is larger than the limit of {cap} bytes")  # fmt: skip
+
+
+def require_token(settings: Settings, operation: str) -> None:
+    """The retrain token as a bearer token, or 401; without one configured, nobody passes."""
+    token = settings.retrain_token
+    given = request.headers.get("Authorization", "")
+    scheme, _, credential = given.partition(" ")
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(credential.strip().encode(), token.get_secret_value().encode())
+    ):
+        raise ApiError(401, "unauthorized", f"{operation} needs Authorization: Bearer <token>")
 
 
 def query_flag(name: str) -> bool:

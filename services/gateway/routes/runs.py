@@ -1,6 +1,5 @@
 """POST /retrain starts a pipeline run; GET /runs and /runs/<id> report on them."""
 
-import hmac
 import json
 import re
 from pathlib import Path
@@ -10,11 +9,11 @@ from flask import Blueprint, request, url_for
 from pydantic import ValidationError
 
 from services.gateway.errors import ApiError, validation_error
-from services.gateway.routes.requests import json_body
+from services.gateway.routes.requests import json_body, require_token
 from services.gateway.server_paths import without_server_paths
 from services.gateway.state import Gateway, gateway
 from shared.contracts import RetrainRequest
-from shared.launch import launch_run
+from shared.launch import LAUNCH_LOCK, launch_run
 from shared.runs import as_text
 
 blueprint = Blueprint("runs", __name__)
@@ -23,19 +22,6 @@ MAX_IDEMPOTENCY_KEY = 200
 # What a data_path may hold: its text reaches RQ jobs, and their pages in rq-dashboard, which
 # would render markup.
 SAFE_PATH = re.compile(r"[\w./-]+", re.ASCII)
-
-
-def _authorize(state: Gateway) -> None:
-    """Bearer token from the environment; without one configured, nobody may retrain."""
-    token = state.settings.retrain_token
-    given = request.headers.get("Authorization", "")
-    scheme, _, credential = given.partition(" ")
-    if (
-        token is None
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(credential.strip().encode(), token.get_secret_value().encode())
-    ):
-        raise ApiError(401, "unauthorized", "POST /retrain needs Authorization: Bearer <token>")
 
 
 def _data_path(state: Gateway, asked: str | None) -> str:
@@ -116,7 +102,7 @@ def _replayed_run(stored: bytes | str, request: dict[str, Any]) -> str:
 @blueprint.post("/retrain")
 def retrain() -> tuple[dict[str, Any], int, dict[str, str]]:
     state = gateway()
-    _authorize(state)
+    require_token(state.settings, "POST /retrain")
     try:
         body = RetrainRequest.model_validate(json_body(required=False) or {})
     except ValidationError as error:
@@ -130,7 +116,7 @@ def retrain() -> tuple[dict[str, Any], int, dict[str, str]]:
     # One launch at a time across every gateway process: check-then-launch must not race.
     # The lock lives 10 s (a launch takes milliseconds) and a request waits up to 12 s for
     # it, so a lock taken by a request that then lost Redis (frozen, restarted) is outwaited.
-    with state.redis.lock("retrain:launch", timeout=10, blocking_timeout=12):
+    with state.redis.lock(LAUNCH_LOCK, timeout=10, blocking_timeout=12):
         fingerprint = _request_fingerprint(data_path, body)
         if key and (known := state.redis.get(f"idempotency:{key}")):
             run_id = _replayed_run(known, fingerprint)

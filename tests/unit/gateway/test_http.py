@@ -38,10 +38,12 @@ def test_http_errors_are_json(client, method, path, status):
         {"Authorization": "Bearer"},
     ],
 )
-def test_retrain_without_the_token_is_401(client, headers):
-    reply = client.post("/retrain", json={}, headers=headers)
+@pytest.mark.parametrize("operation", ["/retrain", "/monitor"])
+def test_retrain_and_drift_checks_without_the_token_are_401(client, headers, operation):
+    reply = client.post(operation, json={}, headers=headers)
     assert reply.status_code == 401
     assert reply.get_json()["error"] == "unauthorized"
+    assert reply.get_json()["message"] == f"POST {operation} needs Authorization: Bearer <token>"
 
 
 @pytest.mark.parametrize(
@@ -72,6 +74,13 @@ def test_retrain_while_redis_is_away_is_503_naming_it(client):
     assert reply.status_code == 503
     assert reply.get_json()["error"] == "redis_unavailable"
     assert reply.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_the_monitor_while_redis_is_away_is_503_naming_it(client, method):
+    reply = getattr(client, method)("/monitor", headers={"Authorization": BEARER})
+    assert reply.status_code == 503
+    assert reply.get_json()["error"] == "redis_unavailable"
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
