@@ -37,6 +37,9 @@ EMPTY_SHARE = 1e-4
 # from the training data itself scored PSI 0.2 on property type alone).
 RARE_SHARE = 0.01
 OTHER = "(other)"
+# Numeric fields are binned at the training data's deciles (fixed when the reference is logged
+# beside the model, so one constant rather than a setting of the check).
+BINS = 10
 
 
 class Thresholds(BaseModel):
@@ -48,7 +51,6 @@ class Thresholds(BaseModel):
 class DriftParams(BaseModel):
     window_hours: float = Field(24, gt=0)
     min_listings: int = Field(100, ge=1)
-    bins: int = Field(10, ge=2, le=100)
     thresholds: Thresholds = Thresholds()
     retrain: bool = False
     retrain_every_hours: float = Field(24, gt=0)
@@ -89,7 +91,9 @@ def _bin_shares(values: pd.Series, edges: list[float]) -> list[float]:
     return [float(c) for c in counts / len(present)]
 
 
-def reference_profile(x_train: pd.DataFrame, y_train: pd.Series, bins: int) -> dict[str, Any]:
+def reference_profile(
+    x_train: pd.DataFrame, y_train: pd.Series, bins: int = BINS
+) -> dict[str, Any]:
     """What a drift check compares with: the training data's bins and shares."""
     numeric = {}
     for name in NUMERIC_FIELDS:

@@ -33,9 +33,7 @@ class Evaluation:
     drift_reference: dict[str, Any]
 
 
-def evaluate_winner(
-    pipeline: Any, clean: pd.DataFrame, params: PipelineParams, drift_bins: int = 10
-) -> Evaluation:
+def evaluate_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) -> Evaluation:
     """SHAP on a sample of the test split, the evaluation plots, the drift reference."""
     split = split_dataset(clean, params.split.test_size, params.split.random_state)
     settings = params.explain
@@ -55,5 +53,5 @@ def evaluate_winner(
         "evaluation/class_report.png": class_report_figure(split.y_test, predicted),
         "evaluation/price_by_neighbourhood.png": price_by_neighbourhood(clean),
     }
-    reference = reference_profile(split.x_train, split.y_train, drift_bins)
+    reference = reference_profile(split.x_train, split.y_train)
     return Evaluation(len(sample), importances, figures, reference)

@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     # most buffer listings while Redis is slow, and drops (and counts) the rest.
     prediction_log: bool = True
     prediction_log_stream: str = "price-category:predictions"
-    prediction_log_max_len: int = Field(1_000_000, ge=1)
+    # About 630 bytes of Redis memory per single-listing request: 200,000 is ~125 MB. The
+    # monitor trims what it drained an hour ago; the cap holds while no monitor drains.
+    prediction_log_max_len: int = Field(200_000, ge=1)
     prediction_log_buffer: int = Field(20_000, ge=1)
     # The monitor worker (queue "monitor"): drains the log into Parquet files by day under
     # monitor_dir every monitor_drain_seconds, keeping monitor_retention_days of them.

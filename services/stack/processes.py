@@ -19,6 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from redis import Redis
+from redis.exceptions import RedisError
+
 from shared.probes import mlflow_answers
 
 VENV_BIN = Path(sys.executable).parent
@@ -211,13 +214,28 @@ def start_redis(
     folder: Path, password: str, port: int | None = None
 ) -> tuple[subprocess.Popen, int]:
     """Start redis-server, requiring password, on a loopback port (a free one unless given)
-    and wait for it."""
+    and wait until it accepts commands."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     command = redis_command(port, folder)
     process = start_logged(command, folder / "redis.log", stdin_text=redis_config(password))
-    wait_for_start(lambda: tcp_open(port), 20, "redis-server", process)
+    wait_for_start(lambda: redis_answers(port, password), 60, "redis-server", process)
     return process, port
+
+
+def redis_answers(port: int, password: str) -> bool:
+    """Redis answers PING: it listens and has loaded its append-only file. Until then it
+    accepts connections but refuses every command (LOADING), for seconds when the file holds
+    a long prediction log."""
+    client = Redis(
+        host="127.0.0.1", port=port, password=password, socket_timeout=2, socket_connect_timeout=2
+    )
+    try:
+        return bool(client.ping())
+    except RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def start_mlflow(

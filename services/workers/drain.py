@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 GROUP = "monitor"
 CONSUMER = "drain"
 READ_COUNT = 500  # entries per XREADGROUP
+# Drained entries stay in the stream this long (for whoever tails it), then are trimmed: the
+# Parquet files hold them. The stream's cap (XADD MAXLEN) bounds it while no drain runs.
+KEEP_DRAINED_SECONDS = 3600
 BATCH_LISTINGS = 100_000  # listings per file, about; a batch stops at the first read past it
 
 
@@ -54,6 +57,23 @@ def ensure_group(redis: Redis, stream: str) -> None:
     except ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise
+
+
+def _stream_id(text: str) -> tuple[int, int]:
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+def trim_drained(redis: Redis, stream: str, now: float) -> None:
+    """Trim the entries drained more than KEEP_DRAINED_SECONDS ago; never one still pending
+    or not yet read."""
+    group = next(g for g in redis.xinfo_groups(stream) if g["name"] in (GROUP, GROUP.encode()))
+    undrained = group["last-delivered-id"]
+    if group["pending"]:
+        undrained = redis.xpending(stream, GROUP)["min"]
+    undrained = undrained.decode() if isinstance(undrained, bytes) else str(undrained)
+    keep_from = f"{int((now - KEEP_DRAINED_SECONDS) * 1000)}-0"
+    redis.xtrim(stream, minid=min(undrained, keep_from, key=_stream_id), approximate=False)
 
 
 def _read(redis: Redis, stream: str, after: str) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
@@ -131,6 +151,7 @@ def drain(
             done.unreadable += unreadable
             if time.monotonic() > deadline:
                 break
+        trim_drained(redis, stream, time.time())
         done.expired_days = len(remove_expired(folder, retention_days, datetime.now(UTC).date()))
     finally:
         with suppress(LockError):  # expired meanwhile: nothing of ours to release

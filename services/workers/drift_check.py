@@ -62,7 +62,7 @@ def drift_reference(context: StageContext, champion: ModelVersion) -> dict[str, 
     if processed is None or not processed.is_file():
         return None
     split = context.params.split.read(processed)
-    reference = reference_profile(split.x_train, split.y_train, context.monitor_params.drift.bins)
+    reference = reference_profile(split.x_train, split.y_train)
     tracker.log_dict(champion.run_id, reference, DRIFT_REFERENCE_ARTIFACT)
     log.info("drift reference of version %s built from %s", champion.version, processed.name)
     return reference

@@ -17,8 +17,7 @@ def run_explain(context: StageContext, run: RunInputs) -> Explained:
     winner_run = selected.winner_run_id
     pipeline = tracker.load_model(selected.model_uri)
     clean = read_parquet(Path(run.get(Prepared).processed_path))
-    drift_bins = context.monitor_params.drift.bins
-    result = evaluate_winner(pipeline, clean, context.params, drift_bins)
+    result = evaluate_winner(pipeline, clean, context.params)
     tracker.log_dict(
         winner_run,
         {"sample_size": result.sample_size, "mean_abs_shap": result.importances},

@@ -14,7 +14,7 @@ import pytest
 
 from services.gateway.prediction_log import Answered
 from services.stack import processes
-from services.workers.drain import GROUP, drain
+from services.workers.drain import GROUP, KEEP_DRAINED_SECONDS, drain, trim_drained
 from shared.prediction_store import read_predictions
 from shared.queues import connect
 from shared.settings import PROJECT_DIR
@@ -81,12 +81,17 @@ def test_a_drainer_killed_mid_batch_loses_nothing_and_doubles_nothing(
     _drain_until_killed(redis_url, stream, tmp_path, point)
     pending = redis.xpending(stream, GROUP)["pending"]
     assert 0 < pending < 30  # its first batch: read, never acknowledged
+    trim_drained(redis, stream, now=time.time() + 2 * KEEP_DRAINED_SECONDS)
+    assert redis.xlen(stream) == 30  # nothing pending or unread is trimmed, however old
 
     time.sleep(LOCK_SECONDS)  # the dead drainer's lock expires
     drained = _drain(redis, stream, tmp_path)
     assert drained.entries == 30 and not drained.busy
     assert _stored(tmp_path) == Counter(logged)  # each once
     assert redis.xpending(stream, GROUP)["pending"] == 0
+    assert redis.xlen(stream) == 30  # drained within the hour: kept for whoever tails it
+    trim_drained(redis, stream, now=time.time() + 2 * KEEP_DRAINED_SECONDS)
+    assert redis.xlen(stream) == 1  # the last one read marks where the next drain starts
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no partial file
 
 
