@@ -105,18 +105,20 @@ def day_folder(folder: Path, day: date) -> Path:
     return folder / f"{DAY_PREFIX}{day.isoformat()}"
 
 
-def write_batch(folder: Path, batch: Batch) -> list[Path]:
-    """Write a batch's rows, one file per day; each file appears whole or not at all, and
-    writing the same batch again replaces its files."""
+def write_batch(
+    folder: Path, batch: Batch, schema: pa.Schema = SCHEMA, time_column: str = "time"
+) -> list[Path]:
+    """Write a batch's rows, one file per day of their time_column; each file appears whole or
+    not at all, and writing the same batch again replaces its files."""
     by_day: dict[date, list[dict[str, Any]]] = {}
     for row in batch.rows:
-        by_day.setdefault(row["time"].date(), []).append(row)
+        by_day.setdefault(row[time_column].date(), []).append(row)
     written = []
     for day, rows in sorted(by_day.items()):
         target = day_folder(folder, day) / f"part-{batch.first_id}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
-        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), partial)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), partial)
         os.replace(partial, target)
         written.append(target)
     return written
@@ -144,8 +146,10 @@ def remove_expired(folder: Path, retention_days: int, today: date) -> list[date]
     return removed
 
 
-def read_predictions(folder: Path, days: Iterable[date] | None = None) -> pa.Table:
-    """The logged rows (of the given days, else all), in one table with the store's schema."""
+def read_predictions(
+    folder: Path, days: Iterable[date] | None = None, schema: pa.Schema = SCHEMA
+) -> pa.Table:
+    """The rows stored (of the given days, else all), in one table of the schema."""
     chosen = set(days) if days is not None else None
     files: Sequence[str] = [
         str(path)
@@ -154,5 +158,5 @@ def read_predictions(folder: Path, days: Iterable[date] | None = None) -> pa.Tab
         for path in sorted(partition.glob("part-*.parquet"))
     ]
     if not files:
-        return SCHEMA.empty_table()
-    return ds.dataset(files, schema=SCHEMA, format="parquet").to_table()
+        return schema.empty_table()
+    return ds.dataset(files, schema=schema, format="parquet").to_table()

@@ -1,16 +1,17 @@
-"""Draining the prediction log: stream entries into the Parquet store, each exactly once.
+"""Draining a stream into Parquet, each entry exactly once: the prediction log, and the
+realised prices sent to POST /feedback (services.workers.feedback_join).
 
 The stream is read through a consumer group, so an entry stays pending until acknowledged,
 and it is acknowledged only after its rows are on disk. A drainer killed between the two
 leaves its batch pending; the next drain reads the pending entries first, and alone (a batch is
 either all pending entries or all new ones), so it starts at the same first id and writes the
-same file name: the file is replaced, never doubled. One drainer runs at a time (a lock), so
-every drain reads as one consumer.
+same file name: the file is replaced, never doubled. One drainer per stream runs at a time (a
+lock), so every drain reads as one consumer.
 """
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +21,13 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import LockError, ResponseError
 
-from shared.prediction_store import Batch, UnreadableEntryError, remove_expired, rows_of_entry
-from shared.prediction_store import write_batch as write_rows
+from shared.prediction_store import (
+    Batch,
+    UnreadableEntryError,
+    remove_expired,
+    rows_of_entry,
+    write_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +40,28 @@ KEEP_DRAINED_SECONDS = 3600
 BATCH_LISTINGS = 100_000  # listings per file, about; a batch stops at the first read past it
 
 
+@dataclass(frozen=True)
+class Sink:
+    """Where a stream's entries go: how an entry becomes rows (UnreadableEntryError for one
+    that cannot), how a batch is written (returning the files written), and the folder whose
+    day partitions expire."""
+
+    rows_of: Callable[[str, Mapping[bytes, bytes]], list[dict[str, Any]]]
+    write: Callable[[Batch], int]
+    folder: Path
+
+
+def prediction_sink(folder: Path) -> Sink:
+    """The prediction log's rows, one per answered listing, by day under folder."""
+    return Sink(rows_of_entry, lambda batch: len(write_batch(folder, batch)), folder)
+
+
 @dataclass
 class Drained:
     """What one drain did."""
 
     entries: int = 0
-    listings: int = 0
+    rows: int = 0  # listings, for the prediction log
     unreadable: int = 0  # entries that were not the gateway's: logged, acknowledged, skipped
     files: int = 0
     expired_days: int = 0
@@ -84,7 +106,7 @@ def _read(redis: Redis, stream: str, after: str) -> list[tuple[bytes, dict[bytes
     return list(reply[0][1]) if reply else []
 
 
-def _batches(redis: Redis, stream: str) -> Iterator[tuple[Batch, list[bytes], int]]:
+def _batches(redis: Redis, stream: str, sink: Sink) -> Iterator[tuple[Batch, list[bytes], int]]:
     """Batches to write: the pending ones first, then new ones; each with its entry ids and
     the count of unreadable entries among them."""
     pending = True
@@ -106,7 +128,7 @@ def _batches(redis: Redis, stream: str) -> Iterator[tuple[Batch, list[bytes], in
                 if not fields:  # trimmed away while pending: nothing left to write
                     continue
                 try:
-                    batch.rows.extend(rows_of_entry(name, fields))
+                    batch.rows.extend(sink.rows_of(name, fields))
                 except UnreadableEntryError as error:
                     unreadable += 1
                     log.warning("skipped: %s", error)
@@ -121,14 +143,14 @@ def _batches(redis: Redis, stream: str) -> Iterator[tuple[Batch, list[bytes], in
 def drain(
     redis: Redis,
     stream: str,
-    folder: Path,
+    sink: Sink,
     retention_days: int,
     lock_seconds: int,
     budget_seconds: float,
     wait_seconds: float = 0,
 ) -> Drained:
-    """Move everything logged so far into the store (or until budget_seconds have passed),
-    then delete the days past retention. While another drain runs, wait for it up to
+    """Move everything in the stream so far into the sink (or until budget_seconds have
+    passed), then delete the days past retention. While another drain runs, wait for it up to
     wait_seconds (it may have started before the newest entries came), else do nothing."""
     done = Drained()
     lock = redis.lock(
@@ -143,16 +165,17 @@ def drain(
     try:
         ensure_group(redis, stream)
         deadline = time.monotonic() + budget_seconds
-        for batch, ids, unreadable in _batches(redis, stream):
-            done.files += len(write_rows(folder, batch)) if batch.rows else 0
+        for batch, ids, unreadable in _batches(redis, stream, sink):
+            done.files += sink.write(batch) if batch.rows else 0
             redis.xack(stream, GROUP, *ids)
             done.entries += len(ids)
-            done.listings += len(batch.rows)
+            done.rows += len(batch.rows)
             done.unreadable += unreadable
             if time.monotonic() > deadline:
                 break
         trim_drained(redis, stream, time.time())
-        done.expired_days = len(remove_expired(folder, retention_days, datetime.now(UTC).date()))
+        today = datetime.now(UTC).date()
+        done.expired_days = len(remove_expired(sink.folder, retention_days, today))
     finally:
         with suppress(LockError):  # expired meanwhile: nothing of ours to release
             lock.release()

@@ -18,7 +18,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from services.workers.context import StageContext
-from services.workers.drain import drain
+from services.workers.drain import drain, prediction_sink
 from shared.drift import DriftParams, compare, reference_profile
 from shared.launch import LAUNCH_LOCK, launch_run
 from shared.monitor_state import (
@@ -125,7 +125,7 @@ def run_drift_check(context: StageContext) -> dict[str, Any]:
     drain(
         context.redis,
         settings.prediction_log_stream,
-        settings.resolve(settings.monitor_dir),
+        prediction_sink(settings.resolve(settings.monitor_dir)),
         settings.monitor_retention_days,
         lock_seconds=60,
         budget_seconds=30,

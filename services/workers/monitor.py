@@ -12,7 +12,7 @@ from typing import Any
 from redis import Redis
 
 from services.workers.context import job_context
-from services.workers.drain import drain
+from services.workers.drain import drain, prediction_sink
 from services.workers.drift_check import run_drift_check
 from shared.queues import MONITOR_TASKS, monitor_interval, schedule_monitor
 from shared.settings import Settings
@@ -36,7 +36,7 @@ def perform_monitor(task: str) -> dict[str, Any]:
         drained = drain(
             context.redis,
             settings.prediction_log_stream,
-            settings.resolve(settings.monitor_dir),
+            prediction_sink(settings.resolve(settings.monitor_dir)),
             settings.monitor_retention_days,
             lock_seconds=max(every, 60),
             # Leave the next slot its turn: a drain that keeps finding entries stops halfway

@@ -9,6 +9,7 @@ REDIS_URL STREAM FOLDER POINT`, POINT one of:
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from services.workers import drain as drain_module
@@ -26,24 +27,25 @@ def _die() -> None:
 
 def main(redis_url: str, stream: str, folder: str, point: str) -> None:
     write_table = prediction_store.pq.write_table
-    write_rows = drain_module.write_rows
+    sink = drain_module.prediction_sink(Path(folder))
+    write = sink.write
 
     def write_table_then_die(*args, **kwargs):
         write_table(*args, **kwargs)
         _die()
 
-    def write_rows_then_die(*args, **kwargs):
-        write_rows(*args, **kwargs)
+    def write_then_die(batch):
+        write(batch)
         _die()
 
     if point == "mid-write":
         prediction_store.pq.write_table = write_table_then_die
     elif point == "after-write":
-        drain_module.write_rows = write_rows_then_die
+        sink = replace(sink, write=write_then_die)
     else:
         raise SystemExit(f"unknown point {point!r}")
     drain_module.BATCH_LISTINGS, drain_module.READ_COUNT = SMALL_BATCH, SMALL_READ
-    drain_module.drain(connect(redis_url), stream, Path(folder), 30, 2, 60)
+    drain_module.drain(connect(redis_url), stream, sink, 30, 2, 60)
     raise SystemExit("drained without dying")
 
 

@@ -14,7 +14,13 @@ import pytest
 
 from services.gateway.prediction_log import Answered
 from services.stack import processes
-from services.workers.drain import GROUP, KEEP_DRAINED_SECONDS, drain, trim_drained
+from services.workers.drain import (
+    GROUP,
+    KEEP_DRAINED_SECONDS,
+    drain,
+    prediction_sink,
+    trim_drained,
+)
 from shared.prediction_store import read_predictions
 from shared.queues import connect
 from shared.settings import PROJECT_DIR
@@ -69,7 +75,14 @@ def _drain_until_killed(redis_url: str, stream: str, folder, point: str) -> None
 
 
 def _drain(redis, stream, folder):
-    return drain(redis, stream, folder, retention_days=30, lock_seconds=60, budget_seconds=60)
+    return drain(
+        redis,
+        stream,
+        prediction_sink(folder),
+        retention_days=30,
+        lock_seconds=60,
+        budget_seconds=60,
+    )
 
 
 @pytest.mark.parametrize("point", ["mid-write", "after-write"])
@@ -119,7 +132,7 @@ def test_entries_the_gateway_never_wrote_are_counted_and_skipped(redis_url, stre
     logged |= _log(redis, stream, requests=1, per_request=2)
 
     drained = _drain(redis, stream, tmp_path)
-    assert (drained.entries, drained.unreadable, drained.listings) == (5, 2, len(logged))
+    assert (drained.entries, drained.unreadable, drained.rows) == (5, 2, len(logged))
     assert _stored(tmp_path) == Counter(logged)
     assert redis.xpending(stream, GROUP)["pending"] == 0
 
