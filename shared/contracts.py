@@ -4,10 +4,19 @@ The same models validate requests and generate the OpenAPI document, so the two 
 disagree. Unknown fields are rejected: a typo such as `bedroom` is an error, not ignored.
 """
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
+from shared.cleaning import parse_price
 from shared.schema import (
     LATITUDE_RANGE,
     LONGITUDE_RANGE,
@@ -114,6 +123,50 @@ class ErrorResponse(BaseModel):
     fields: list[FieldError] | None = None
     hint: str | None = None
     run_id: str | None = None
+
+
+def _price(value: Any) -> Any:
+    """A realised nightly price: a positive number, or Inside Airbnb's text ("$1,250.00")."""
+    if isinstance(value, bool):
+        raise ValueError('must be a number or a price such as "$1,250.00"')
+    if isinstance(value, str):
+        value = parse_price(value)
+        if math.isnan(value):
+            raise ValueError('must be a number or a price such as "$1,250.00"')
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a price above 0")
+    return float(value)
+
+
+class Feedback(BaseModel):
+    """The price a listing the gateway answered really went for. The prediction is found by
+    the request's X-Request-ID, by the listing's id (its latest prediction), or by both (the
+    listing in that request: needed when the request held several listings)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"request_id": "listing-1001-check", "price": "$150.00"}]},
+    )
+
+    id: ListingId | None = Field(default=None, description="The listing's id, as predicted")
+    request_id: str | None = Field(default=None, min_length=1, max_length=200)
+    price: Annotated[
+        float,
+        BeforeValidator(_price),
+        WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}),
+    ] = Field(description='Realised nightly price: a number or raw text such as "$1,250.00"')
+
+    @model_validator(mode="after")
+    def _names_a_prediction(self) -> "Feedback":
+        if self.id is None and self.request_id is None:
+            raise ValueError("give the prediction's id or request_id (or both)")
+        return self
+
+
+class FeedbackAccepted(BaseModel):
+    feedback_id: str
+    accepted: int = Field(description="Prices received; joined to their predictions shortly")
+    status_url: str
 
 
 class RetrainRequest(BaseModel):

@@ -56,8 +56,13 @@ class DriftParams(BaseModel):
     retrain_every_hours: float = Field(24, gt=0)
 
 
+class FeedbackParams(BaseModel):
+    window_days: float = Field(7, gt=0)
+
+
 class MonitorParams(BaseModel):
     drift: DriftParams = DriftParams()
+    feedback: FeedbackParams = FeedbackParams()
 
 
 def load_monitor_params(path: Path) -> MonitorParams:

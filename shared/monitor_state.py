@@ -1,6 +1,7 @@
-"""What the monitor shares through Redis: the latest drift report, and the guard that lets
-drift queue at most one retrain per interval. The gateway reads the report for GET /monitor
-and /metrics; the monitor's jobs write it."""
+"""What the monitor shares through Redis: the latest drift report, the guard that lets drift
+queue at most one retrain per interval, each feedback request's outcome and the live scores.
+The gateway reads them for GET /monitor, GET /feedback/<id> and /metrics; the monitor's jobs
+write them."""
 
 import json
 from typing import Any
@@ -9,6 +10,36 @@ from redis import Redis
 
 LATEST_DRIFT_KEY = "monitor:drift:latest"
 DRIFT_RETRAIN_KEY = "monitor:drift:retrain"
+LIVE_SCORES_KEY = "monitor:feedback:scores"
+FEEDBACK_KEY = "monitor:feedback:{feedback_id}"
+FEEDBACK_TTL = 7 * 24 * 3600  # seconds a feedback request's outcome can be looked up
+
+
+def save_feedback_outcomes(redis: Redis, outcomes: dict[str, dict[str, Any]]) -> None:
+    """Each feedback request's outcome (queued when received, joined once drained)."""
+    if not outcomes:
+        return
+    pipeline = redis.pipeline(transaction=False)
+    for feedback_id, outcome in outcomes.items():
+        pipeline.set(
+            FEEDBACK_KEY.format(feedback_id=feedback_id), json.dumps(outcome), ex=FEEDBACK_TTL
+        )
+    pipeline.execute()
+
+
+def feedback_outcome(redis: Redis, feedback_id: str) -> dict[str, Any] | None:
+    raw = redis.get(FEEDBACK_KEY.format(feedback_id=feedback_id))
+    return dict(json.loads(raw)) if raw else None
+
+
+def save_live_scores(redis: Redis, scores: dict[str, Any]) -> None:
+    redis.set(LIVE_SCORES_KEY, json.dumps(scores))
+
+
+def live_scores(redis: Redis) -> dict[str, Any] | None:
+    """The live scores from realised prices, as last computed; None before any feedback."""
+    raw = redis.get(LIVE_SCORES_KEY)
+    return dict(json.loads(raw)) if raw else None
 
 
 def save_drift_report(redis: Redis, report: dict[str, Any]) -> None:

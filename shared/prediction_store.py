@@ -124,6 +124,11 @@ def write_batch(
     return written
 
 
+def days_between(start: datetime, end: datetime) -> list[date]:
+    """The days from start's to end's, both included: the partitions a time window reads."""
+    return [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
+
+
 def day_folders(folder: Path) -> list[tuple[date, Path]]:
     """The day partitions present, oldest first (anything else in the folder is ignored)."""
     found = []

@@ -7,7 +7,7 @@ included) never imports pandas, scikit-learn or shap.
 import contextlib
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -204,25 +204,30 @@ def schedule_monitor(redis: Redis, settings: Settings, task: str, now: float) ->
 REQUESTED_MONITOR_KEY = "monitor:requested:{task}"
 
 
-def request_monitor(redis: Redis, settings: Settings, task: str) -> Job:
-    """Run a monitor task now; while one asked for earlier still waits or runs, that one
-    (a client repeating the request does not pile up checks)."""
+def request_monitor(redis: Redis, settings: Settings, task: str, delay: float = 0) -> Job:
+    """Run a monitor task now (or in `delay` seconds); while one asked for earlier has not
+    started yet, that one (a client repeating the request does not pile up jobs; one that
+    runs already may have started before what the client wants it to see)."""
     key = REQUESTED_MONITOR_KEY.format(task=task)
     if (known := redis.get(key)) is not None:
         with contextlib.suppress(NoSuchJobError):
             job_id = known.decode() if isinstance(known, bytes) else str(known)
             job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
-            if job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED):
+            if job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED):
                 return job
-    job = queue(redis, MONITOR_QUEUE).enqueue(
-        MONITOR_JOB,
-        args=[task],
-        job_id=f"monitor-{task}-now-{uuid.uuid4().hex[:12]}",
-        job_timeout=max(monitor_interval(settings, task), 60),
-        result_ttl=settings.job_result_ttl_seconds,
-        failure_ttl=settings.job_result_ttl_seconds,
-        description=f"monitor {task}, asked for",
-    )
+    options: dict[str, Any] = {
+        "args": [task],
+        "job_id": f"monitor-{task}-now-{uuid.uuid4().hex[:12]}",
+        "job_timeout": max(monitor_interval(settings, task), 60),
+        "result_ttl": settings.job_result_ttl_seconds,
+        "failure_ttl": settings.job_result_ttl_seconds,
+        "description": f"monitor {task}, asked for",
+    }
+    monitor = queue(redis, MONITOR_QUEUE)
+    if delay:
+        job = monitor.enqueue_in(timedelta(seconds=delay), MONITOR_JOB, **options)
+    else:
+        job = monitor.enqueue(MONITOR_JOB, **options)
     redis.set(key, job.id, ex=settings.job_result_ttl_seconds)
     return job
 

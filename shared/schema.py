@@ -1,5 +1,6 @@
 """The listing fields shared by training data, requests and the model, in one place."""
 
+from bisect import bisect_left
 from typing import Final, Literal, get_args
 
 # The allowed values as types (the request contract's) and as tuples (everything else's).
@@ -11,6 +12,12 @@ RoomType = Literal["Entire home/apt", "Private room", "Shared room", "Hotel room
 PRICE_CATEGORIES: Final[tuple[str, ...]] = get_args(PriceCategory)
 # Upper bounds (inclusive) of Low, Mid and High; anything above the last is Lux.
 PRICE_BIN_EDGES: Final = (90.0, 180.0, 400.0)
+
+
+def price_category(price: float) -> str:
+    """The category a nightly price falls in (each upper bound inclusive: 90.0 is Low)."""
+    return PRICE_CATEGORIES[bisect_left(PRICE_BIN_EDGES, price)]
+
 
 NEIGHBOURHOODS: Final[tuple[str, ...]] = get_args(Neighbourhood)
 ROOM_TYPES: Final[tuple[str, ...]] = get_args(RoomType)

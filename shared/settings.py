@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # The drift check runs this often (and on POST /monitor); what it calls drift, and whether
     # drift queues a retrain, is in monitor_config (read afresh for every check).
     monitor_drift_seconds: int = Field(3600, ge=1)
+    # POST /feedback: realised prices go to this stream, and joined to their predictions, to
+    # Parquet files by day under feedback_dir (kept as long as the predictions).
+    feedback_stream: str = "price-category:feedback"
+    feedback_dir: Path = Path("data/monitor/feedback")
     monitor_config: Path = PROJECT_DIR / "config" / "monitor.yaml"
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from services.gateway.metrics import Metrics
 from services.gateway.openapi import blueprint as openapi_blueprint
 from services.gateway.prediction_log import PredictionLog
 from services.gateway.registry import MlflowChampionSource
+from services.gateway.routes.feedback import blueprint as feedback_blueprint
 from services.gateway.routes.health import blueprint as health_blueprint
 from services.gateway.routes.model import blueprint as model_blueprint
 from services.gateway.routes.monitor import blueprint as monitor_blueprint
@@ -71,6 +72,7 @@ def create_app(
         runs_blueprint,
         model_blueprint,
         monitor_blueprint,
+        feedback_blueprint,
         health_blueprint,
         openapi_blueprint,
     ):

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared.monitor_state import latest_drift_report
+from shared.monitor_state import latest_drift_report, live_scores
 from shared.queues import WORKER_QUEUES
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,38 @@ class DriftGauges(Collector):
         )
 
 
+class LiveScoreGauges(Collector):
+    """Scores from realised prices (POST /feedback), as the monitor last computed them."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            scores = live_scores(self.redis)
+        except RedisError as error:
+            log.warning("live scores unavailable: %s", error)
+            return
+        if scores is None:
+            return
+        days = f"in the last {scores['window_days']:g} days"
+        window = f"of the predictions judged by prices received {days}"
+        for name in ("received", "judged", "unknown", "ambiguous"):
+            yield GaugeMetricFamily(
+                f"monitor_feedback_{name}", f"Realised prices {name} {days}", scores[name]
+            )
+        if "accuracy" not in scores:
+            return
+        yield GaugeMetricFamily("monitor_live_accuracy", f"Accuracy {window}", scores["accuracy"])
+        yield GaugeMetricFamily("monitor_live_f1_macro", f"Macro F1 {window}", scores["f1_macro"])
+        recall = GaugeMetricFamily(
+            "monitor_live_recall", f"Recall per actual category {window}", labels=["category"]
+        )
+        for category, value in scores["recall"].items():
+            recall.add_metric([category], value)
+        yield recall
+
+
 class Metrics:
     """The gateway's metrics, in a registry of its own (one per app, so tests stay apart)."""
 
@@ -128,6 +160,7 @@ class Metrics:
         )
         self.registry.register(QueueDepths(redis))
         self.registry.register(DriftGauges(redis))
+        self.registry.register(LiveScoreGauges(redis))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         labels = (endpoint, method, str(status))

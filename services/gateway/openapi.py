@@ -17,6 +17,8 @@ from services.gateway.state import gateway
 from shared.contracts import (
     BatchPrediction,
     ErrorResponse,
+    Feedback,
+    FeedbackAccepted,
     Listing,
     Prediction,
     RetrainAccepted,
@@ -80,6 +82,8 @@ CONTRACT_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (BatchPrediction, "serialization"),
     (ErrorResponse, "serialization"),
     (RetrainAccepted, "serialization"),
+    (Feedback, "validation"),
+    (FeedbackAccepted, "serialization"),
 ]
 
 
@@ -89,9 +93,10 @@ def _schema(name: str | list[str], max_batch: int) -> dict[str, Any]:
         return {"oneOf": [_ref(one) for one in name]}
     if name == "anything":
         return {"type": "object", "additionalProperties": True}
-    if name == "listings":
-        array = {"type": "array", "items": _ref("Listing"), "minItems": 1, "maxItems": max_batch}
-        return {"oneOf": [_ref("Listing"), array]}
+    if name in ("listings", "feedback"):  # one object, or an array of up to max_batch
+        one = _ref("Listing" if name == "listings" else "Feedback")
+        array = {"type": "array", "items": one, "minItems": 1, "maxItems": max_batch}
+        return {"oneOf": [one, array]}
     return _ref(name)
 
 

@@ -106,21 +106,28 @@ def _read(redis: Redis, stream: str, after: str) -> list[tuple[bytes, dict[bytes
     return list(reply[0][1]) if reply else []
 
 
-def _batches(redis: Redis, stream: str, sink: Sink) -> Iterator[tuple[Batch, list[bytes], int]]:
+def _batches(
+    redis: Redis, stream: str, sink: Sink, newest: str | None
+) -> Iterator[tuple[Batch, list[bytes], int]]:
     """Batches to write: the pending ones first, then new ones; each with its entry ids and
-    the count of unreadable entries among them."""
+    the count of unreadable entries among them. Entries after `newest` (a stream id) are left
+    pending, for a later drain."""
     pending = True
     after = "0"
-    while True:
+    unsettled = False
+    while not unsettled:
         batch: Batch | None = None
         ids: list[bytes] = []
         unreadable = 0
-        while batch is None or len(batch.rows) < BATCH_LISTINGS:
+        while not unsettled and (batch is None or len(batch.rows) < BATCH_LISTINGS):
             entries = _read(redis, stream, after if pending else ">")
             if not entries:
                 break
             for entry_id, fields in entries:
                 name = entry_id.decode()
+                if newest is not None and _stream_id(name) > _stream_id(newest):
+                    unsettled = True
+                    break
                 batch = batch or Batch(name)
                 ids.append(entry_id)
                 if pending:
@@ -134,7 +141,7 @@ def _batches(redis: Redis, stream: str, sink: Sink) -> Iterator[tuple[Batch, lis
                     log.warning("skipped: %s", error)
         if batch is not None:
             yield batch, ids, unreadable
-        elif pending:
+        elif pending and not unsettled:
             pending = False  # a batch is all pending entries or all new ones, never both
         else:
             return
@@ -148,10 +155,12 @@ def drain(
     lock_seconds: int,
     budget_seconds: float,
     wait_seconds: float = 0,
+    settle_seconds: float = 0,
 ) -> Drained:
     """Move everything in the stream so far into the sink (or until budget_seconds have
     passed), then delete the days past retention. While another drain runs, wait for it up to
-    wait_seconds (it may have started before the newest entries came), else do nothing."""
+    wait_seconds (it may have started before the newest entries came), else do nothing.
+    Entries younger than settle_seconds are left for a later drain."""
     done = Drained()
     lock = redis.lock(
         f"lock:monitor:drain:{stream}",
@@ -165,7 +174,8 @@ def drain(
     try:
         ensure_group(redis, stream)
         deadline = time.monotonic() + budget_seconds
-        for batch, ids, unreadable in _batches(redis, stream, sink):
+        newest = f"{int((time.time() - settle_seconds) * 1000)}-0" if settle_seconds else None
+        for batch, ids, unreadable in _batches(redis, stream, sink, newest):
             done.files += sink.write(batch) if batch.rows else 0
             redis.xack(stream, GROUP, *ids)
             done.entries += len(ids)

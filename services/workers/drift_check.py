@@ -1,7 +1,7 @@
 """The drift check: the logged requests of a window against the champion's training data.
 
-It drains the prediction log first (the window ends now, not at the last scheduled drain),
-compares (shared.drift), and leaves its report in three places: an MLflow run tagged with the
+It compares (shared.drift) the listings stored in Parquet (the monitor's job drains the log
+first), and leaves its report in three places: an MLflow run tagged with the
 champion's version (metrics, the report, a plot), Redis (GET /monitor and the gauges on
 /metrics read it), and the job's result. With the opt-in on, drift queues one retrain per
 interval, reason "drift".
@@ -18,7 +18,6 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from services.workers.context import StageContext
-from services.workers.drain import drain, prediction_sink
 from shared.drift import DriftParams, compare, reference_profile
 from shared.launch import LAUNCH_LOCK, launch_run
 from shared.monitor_state import (
@@ -29,7 +28,7 @@ from shared.monitor_state import (
 )
 from shared.pipeline import RunInputs
 from shared.plots import drift_figure
-from shared.prediction_store import read_predictions
+from shared.prediction_store import days_between, read_predictions
 from shared.stage_records import Prepared
 from shared.tracking import DRIFT_REFERENCE_ARTIFACT
 
@@ -42,8 +41,8 @@ DRIFT_REPORT = "drift/report.json"
 def window_of(context: StageContext, params: DriftParams, now: datetime) -> pd.DataFrame:
     """The listings logged in the last window_hours, as the store holds them."""
     start = now - timedelta(hours=params.window_hours)
-    days = [start.date() + timedelta(days=n) for n in range((now.date() - start.date()).days + 1)]
-    frame = read_predictions(context.settings.resolve(context.settings.monitor_dir), days)
+    folder = context.settings.resolve(context.settings.monitor_dir)
+    frame = read_predictions(folder, days_between(start, now))
     window = frame.to_pandas()
     return window[window["time"] >= pd.Timestamp(start)].reset_index(drop=True)
 
@@ -121,16 +120,7 @@ def queue_drift_retrain(context: StageContext, params: DriftParams, check_run: s
 
 def run_drift_check(context: StageContext) -> dict[str, Any]:
     """Check the window against the champion's training data; the report."""
-    settings, params = context.settings, context.monitor_params.drift
-    drain(
-        context.redis,
-        settings.prediction_log_stream,
-        prediction_sink(settings.resolve(settings.monitor_dir)),
-        settings.monitor_retention_days,
-        lock_seconds=60,
-        budget_seconds=30,
-        wait_seconds=60,  # a scheduled drain running now may have started before the last entries
-    )
+    params = context.monitor_params.drift
     now = datetime.now(UTC)
     report: dict[str, Any] = {
         "checked_at": now.isoformat(timespec="seconds"),

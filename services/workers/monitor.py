@@ -7,13 +7,16 @@ maintenance pass (services.workers.preloaded), so a schedule lost with Redis com
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
 
-from services.workers.context import job_context
+from services.workers.context import StageContext, job_context
 from services.workers.drain import drain, prediction_sink
 from services.workers.drift_check import run_drift_check
+from services.workers.feedback_join import feedback_sink, refresh_live_scores
+from shared.feedback import FEEDBACK_SETTLE_SECONDS
 from shared.queues import MONITOR_TASKS, monitor_interval, schedule_monitor
 from shared.settings import Settings
 
@@ -26,26 +29,58 @@ def ensure_scheduled(redis: Redis, settings: Settings) -> None:
         schedule_monitor(redis, settings, task, time.time())
 
 
+def feedback_dir(settings: Settings) -> Path:
+    return settings.resolve(settings.feedback_dir)
+
+
+def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
+    """The prediction log into Parquet, then the realised prices joined to it (a price sent a
+    moment after its prediction finds it). Each drain gets half the time left; one that keeps
+    finding entries stops there, and the next drain goes on."""
+    settings, redis = context.settings, context.redis
+    predictions = settings.resolve(settings.monitor_dir)
+    sinks = {
+        settings.prediction_log_stream: prediction_sink(predictions),
+        settings.feedback_stream: feedback_sink(
+            redis,
+            feedback_dir(settings),
+            predictions,
+            context.monitor_params.feedback.window_days,
+        ),
+    }
+    report = {}
+    for stream, sink in sinks.items():
+        # A price is joined once FEEDBACK_SETTLE_SECONDS old: its prediction's log entry
+        # (written within 50 ms of the answer) is drained by then, just before.
+        settle = FEEDBACK_SETTLE_SECONDS if stream == settings.feedback_stream else 0
+        # Wait for a drain that is running (it may have started before the newest entries).
+        drained = drain(
+            redis,
+            stream,
+            sink,
+            settings.monitor_retention_days,
+            lock_seconds=timeout,
+            budget_seconds=timeout / 4,
+            wait_seconds=timeout / 4,
+            settle_seconds=settle,
+        )
+        if drained.entries or drained.unreadable:
+            log.info("drained %s: %s", stream, drained.as_dict())
+        report[stream] = drained.as_dict()
+    return report
+
+
 def perform_monitor(task: str) -> dict[str, Any]:
     """RQ entry: schedule the task's next run, then run it."""
     context = job_context()
     settings = context.settings
     schedule_monitor(context.redis, settings, task, time.time())
     if task == "drain":
-        every = monitor_interval(settings, task)
-        drained = drain(
-            context.redis,
-            settings.prediction_log_stream,
-            prediction_sink(settings.resolve(settings.monitor_dir)),
-            settings.monitor_retention_days,
-            lock_seconds=max(every, 60),
-            # Leave the next slot its turn: a drain that keeps finding entries stops halfway
-            # to its job's timeout and the next one goes on.
-            budget_seconds=max(every, 60) / 2,
-        )
-        if drained.entries or drained.unreadable:
-            log.info("drained %s", drained.as_dict())
-        return drained.as_dict()
+        return drain_streams(context, max(monitor_interval(settings, task), 60))
     if task == "drift":
+        drain_streams(context, 60)  # the window ends now, not at the last scheduled drain
+        refresh_live_scores(
+            context.redis, feedback_dir(settings), context.monitor_params.feedback.window_days
+        )  # the window moves on even when no price comes
         return run_drift_check(context)
     raise ValueError(f"{task!r} is not a monitor task ({', '.join(MONITOR_TASKS)})")

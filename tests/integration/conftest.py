@@ -161,6 +161,7 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             "PRICE_CATEGORY_PIPELINE_CONFIG": str(stack.pipeline_config),
             "PRICE_CATEGORY_RETRY_INTERVALS": "[1, 2]",
             "PRICE_CATEGORY_MONITOR_DIR": str(folder / "monitor"),
+            "PRICE_CATEGORY_FEEDBACK_DIR": str(folder / "feedback"),
             "PRICE_CATEGORY_MONITOR_DRAIN_SECONDS": str(MONITOR_DRAIN_SECONDS),
             "PRICE_CATEGORY_MONITOR_CONFIG": str(stack.monitor_config),
         }
@@ -170,6 +171,7 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             pipeline_config=stack.pipeline_config,
             retry_intervals=[1, 2],
             monitor_dir=folder / "monitor",
+            feedback_dir=folder / "feedback",
             monitor_drain_seconds=MONITOR_DRAIN_SECONDS,
             monitor_config=stack.monitor_config,
         )

@@ -155,3 +155,18 @@ def test_two_drains_at_once_write_each_listing_once(redis_url, stream, tmp_path)
     assert _stored(tmp_path) == Counter(logged)
     _log(redis, stream, requests=1, per_request=1)
     assert _drain(redis, stream, tmp_path).entries == 1  # only what is new since
+
+
+def test_entries_too_young_to_settle_wait_for_a_later_drain_and_are_written_once(
+    redis_url, stream, tmp_path
+):
+    redis = connect(redis_url)
+    logged = _log(redis, stream, requests=5, per_request=2)
+    sink = prediction_sink(tmp_path)
+    early = drain(redis, stream, sink, 30, lock_seconds=60, budget_seconds=60, settle_seconds=3600)
+    assert (early.entries, early.rows) == (0, 0)
+    assert _stored(tmp_path) == Counter()
+    later = drain(redis, stream, sink, 30, lock_seconds=60, budget_seconds=60, settle_seconds=0)
+    assert later.entries == 5
+    assert _stored(tmp_path) == Counter(logged)
+    assert redis.xpending(stream, GROUP)["pending"] == 0

@@ -1,4 +1,5 @@
-"""GET /monitor reports what the monitor found last; POST /monitor (token) runs a drift check."""
+"""GET /monitor reports what the monitor found last (drift, live scores from realised
+prices); POST /monitor (token) runs a drift check."""
 
 from typing import Any
 
@@ -6,7 +7,7 @@ from flask import Blueprint, url_for
 
 from services.gateway.routes.requests import require_token
 from services.gateway.state import gateway
-from shared.monitor_state import latest_drift_report
+from shared.monitor_state import latest_drift_report, live_scores
 from shared.queues import REQUESTED_MONITOR_KEY, job_view, request_monitor
 
 blueprint = Blueprint("monitor", __name__)
@@ -26,7 +27,11 @@ def _requested_check() -> dict[str, Any] | None:
 @blueprint.get("/monitor")
 def monitor() -> tuple[dict[str, Any], int]:
     state = gateway()
-    return {"drift": latest_drift_report(state.redis), "requested_check": _requested_check()}, 200
+    return {
+        "drift": latest_drift_report(state.redis),
+        "requested_check": _requested_check(),
+        "feedback": live_scores(state.redis),
+    }, 200
 
 
 @blueprint.post("/monitor")

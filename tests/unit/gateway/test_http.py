@@ -38,7 +38,7 @@ def test_http_errors_are_json(client, method, path, status):
         {"Authorization": "Bearer"},
     ],
 )
-@pytest.mark.parametrize("operation", ["/retrain", "/monitor"])
+@pytest.mark.parametrize("operation", ["/retrain", "/monitor", "/feedback"])
 def test_retrain_and_drift_checks_without_the_token_are_401(client, headers, operation):
     reply = client.post(operation, json={}, headers=headers)
     assert reply.status_code == 401
@@ -76,9 +76,37 @@ def test_retrain_while_redis_is_away_is_503_naming_it(client):
     assert reply.headers["Retry-After"] == "5"
 
 
-@pytest.mark.parametrize("method", ["get", "post"])
-def test_the_monitor_while_redis_is_away_is_503_naming_it(client, method):
-    reply = getattr(client, method)("/monitor", headers={"Authorization": BEARER})
+@pytest.mark.parametrize(
+    ("body", "path", "status"),
+    [
+        ([{"id": 1}], "[0].price", 422),
+        ([{"id": 1, "price": 90}, {"id": 2, "price": "ninety"}], "[1].price", 422),
+        ({"request_id": "r", "price": -5}, "[0].price", 422),
+        ([{"price": 100}], "[0]", 422),
+        ([{"id": 1, "price": 100, "extra": 1}], "[0].extra", 422),
+        ([], "(body)", 422),
+        ("prices", "(body)", 422),
+    ],
+)
+def test_malformed_feedback_is_a_4xx_naming_the_field(client, body, path, status):
+    reply = client.post("/feedback", json=body, headers={"Authorization": BEARER})
+    assert reply.status_code == status, reply.get_json()
+    assert reply.get_json()["fields"][0]["path"] == path
+
+
+def test_more_prices_than_a_batch_holds_are_413(client):
+    body = [{"id": i, "price": 100} for i in range(4)]  # the unit settings' max_batch is 3
+    reply = client.post("/feedback", json=body, headers={"Authorization": BEARER})
+    assert reply.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/monitor"), ("post", "/monitor"), ("post", "/feedback"), ("get", "/feedback/x")],
+)
+def test_the_monitor_while_redis_is_away_is_503_naming_it(client, method, path):
+    body = [{"id": 1, "price": 100}] if path == "/feedback" else None
+    reply = getattr(client, method)(path, json=body, headers={"Authorization": BEARER})
     assert reply.status_code == 503
     assert reply.get_json()["error"] == "redis_unavailable"
 

@@ -1,0 +1,63 @@
+"""Draining POST /feedback's stream: each realised price joined to its logged prediction,
+written to Parquet by day, its request's outcome and the live scores left in Redis.
+
+Runs in the monitor's drain, after the prediction log's own drain, so that a price sent a
+moment after its prediction finds it. Joined against every day the prediction store keeps.
+"""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from redis import Redis
+
+from services.workers.drain import Sink
+from shared.feedback import FEEDBACK_SCHEMA, join, live_scores, rows_of_feedback
+from shared.monitor_state import save_feedback_outcomes, save_live_scores
+from shared.prediction_store import Batch, days_between, read_predictions, write_batch
+
+# The request ids and listing ids a request's outcome lists, at most, per kind of problem.
+LISTED_PROBLEMS = 100
+
+
+def feedback_sink(redis: Redis, folder: Path, predictions: Path, window_days: float) -> Sink:
+    """Feedback rows under folder, joined to the predictions stored under predictions."""
+
+    def write(batch: Batch) -> int:
+        joined = join(batch.rows, read_predictions(predictions).to_pandas())
+        written = write_batch(
+            folder, Batch(batch.first_id, joined), FEEDBACK_SCHEMA, "feedback_time"
+        )
+        save_feedback_outcomes(redis, outcomes(joined))
+        refresh_live_scores(redis, folder, window_days)
+        return len(written)
+
+    return Sink(rows_of_feedback, write, folder)
+
+
+def outcomes(joined: list[dict]) -> dict[str, dict]:
+    """Per feedback request: how many prices it sent, how many found their prediction, and the
+    items that did not (as sent)."""
+    found: dict[str, dict] = {}
+    for row in joined:
+        outcome = found.setdefault(
+            row["feedback_id"],
+            {"state": "joined", "received": 0, "matched": 0, "unknown": [], "ambiguous": []},
+        )
+        outcome["received"] += 1
+        if row["problem"] is None:
+            outcome["matched"] += 1
+        elif len(outcome[row["problem"]]) < LISTED_PROBLEMS:
+            outcome[row["problem"]].append(
+                {"id": row["given_id"], "request_id": row["given_request_id"]}
+            )
+    return found
+
+
+def refresh_live_scores(redis: Redis, folder: Path, window_days: float) -> dict:
+    """Score the last window_days of feedback and leave the scores in Redis."""
+    now = datetime.now(UTC)
+    since = now - timedelta(days=window_days)
+    feedback = read_predictions(folder, days_between(since, now), FEEDBACK_SCHEMA).to_pandas()
+    scores = live_scores(feedback, since) | {"window_days": window_days}
+    save_live_scores(redis, scores)
+    return scores

@@ -1,0 +1,101 @@
+"""Realised prices on real servers: feedback for 200 logged predictions, sent by request id
+(raw price text) and by listing id (numbers), gives the live accuracy, macro F1 and recall
+this test computes itself from the answers; unknown and ambiguous ones are answered, counted."""
+
+import re
+import time
+
+import pandas as pd
+import pytest
+import requests
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+from shared.contracts import Listing
+from shared.feedback import FEEDBACK_SCHEMA
+from shared.prediction_store import read_predictions
+from shared.schema import price_category
+from tests.integration.conftest import GATEWAY_TOKEN
+
+AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
+
+
+def _real_listings(stack, count: int) -> tuple[list[dict], list[float]]:
+    """Listings of the shipped data (cleaned by an earlier run), and their real prices."""
+    processed = next((stack.folder / "processed").glob("listings-*.parquet"))
+    sample = pd.read_parquet(processed).sample(count, random_state=7)
+    listings = [
+        Listing.model_validate({**row, "id": f"fb-{n}"}).model_dump()
+        for n, row in enumerate(sample[list(Listing.model_fields)].to_dict("records"))
+    ]
+    return listings, [float(price) for price in sample["price"]]
+
+
+def _feedback_outcome(gateway: str, status_url: str) -> dict:
+    deadline = time.monotonic() + 60
+    while (outcome := requests.get(f"{gateway}{status_url}", timeout=10).json())[
+        "state"
+    ] != "joined":
+        assert outcome["state"] == "queued", outcome
+        assert time.monotonic() < deadline, outcome
+        time.sleep(0.5)
+    return outcome
+
+
+def test_feedback_for_200_predictions_gives_the_scores_computed_here(
+    stack, gateway, served_champion
+):
+    listings, prices = _real_listings(stack, 200)
+    predicted: list[str] = []
+    with requests.Session() as session:
+        for n, listing in enumerate(listings[:100]):  # one by one, each its own request id
+            reply = session.post(
+                f"{gateway}/predict", json=listing, headers={"X-Request-ID": f"fb-req-{n}"}
+            )
+            assert reply.status_code == 200, reply.text
+            predicted.append(reply.json()["price_category"])
+        for start in (100, 150):  # batches of 50 under one request id
+            reply = session.post(
+                f"{gateway}/predict",
+                json=listings[start : start + 50],
+                headers={"X-Request-ID": f"fb-batch-{start}"},
+            )
+            assert reply.status_code == 200, reply.text
+            predicted += [answer["price_category"] for answer in reply.json()["predictions"]]
+
+    feedback = [
+        {"request_id": f"fb-req-{n}", "price": f"${prices[n]:,.2f}"} for n in range(100)
+    ] + [{"id": listings[n]["id"], "price": prices[n]} for n in range(100, 200)]
+    feedback += [{"id": f"never-predicted-{n}", "price": 120} for n in range(5)]
+    feedback.append({"request_id": "fb-batch-100", "price": 99})  # 50 listings: which one?
+    reply = requests.post(f"{gateway}/feedback", json=feedback, headers=AUTH, timeout=10)
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["accepted"] == 206
+
+    outcome = _feedback_outcome(gateway, reply.json()["status_url"])
+    assert (outcome["received"], outcome["matched"]) == (206, 200)
+    assert sorted(item["id"] for item in outcome["unknown"]) == [
+        f"never-predicted-{n}" for n in range(5)
+    ]
+    assert outcome["ambiguous"] == [{"id": None, "request_id": "fb-batch-100"}]
+
+    actual = [price_category(price) for price in prices]
+    scores = requests.get(f"{gateway}/monitor", timeout=10).json()["feedback"]
+    assert (scores["judged"], scores["unknown"], scores["ambiguous"]) == (200, 5, 1)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(actual, predicted))
+    assert scores["f1_macro"] == pytest.approx(f1_score(actual, predicted, average="macro"))
+    present = [c for c in ("Low", "Mid", "High", "Lux") if c in actual]
+    recalls = recall_score(actual, predicted, labels=present, average=None)
+    assert scores["recall"] == pytest.approx(dict(zip(present, recalls, strict=True)))
+    assert scores["by_version"][served_champion]["judged"] == 200
+
+    metrics = requests.get(f"{gateway}/metrics", timeout=10).text
+    found = re.search(r"^monitor_live_accuracy (\S+)$", metrics, re.MULTILINE)
+    assert found and float(found[1]) == pytest.approx(scores["accuracy"])
+
+    stored = read_predictions(stack.settings.feedback_dir, schema=FEEDBACK_SCHEMA).to_pandas()
+    ours = stored[stored["feedback_id"] == reply.json()["feedback_id"]]
+    assert len(ours) == 206  # each price once, matched or not
+    matched = ours[ours["problem"].isna()].set_index("id")
+    assert matched.loc["fb-0", "price"] == pytest.approx(prices[0])
+    assert matched.loc["fb-0", "request_id"] == "fb-req-0"
+    assert matched.loc["fb-150", "accommodates"] == listings[150]["accommodates"]
