@@ -38,6 +38,9 @@ def to_openapi30(node: Any) -> Any:
     node = {key: to_openapi30(value) for key, value in node.items() if key != "propertyNames"}
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if not isinstance(node.get(exclusive, False), bool):  # 2020-12's number: 3.0's flag
+            node[bound], node[exclusive] = node[exclusive], True
     if "examples" in node and isinstance(node["examples"], list):
         node["example"] = node.pop("examples")[0]
     for key in ("anyOf", "oneOf"):
