@@ -134,7 +134,11 @@ def summarize_candidates(candidates: dict[str, dict[str, Any]]) -> dict[str, Any
     if errors:
         return {"state": "failed", "error": "; ".join(f"{n}: {e}" for n, e in errors.items())}
     if all(s == "finished" for s in states):
-        return {"state": "finished"}
+        # From the first candidate's start to the last one's end, when they were recorded.
+        starts = [c["started_at"] for c in candidates.values() if c.get("started_at")]
+        ends = [c["ended_at"] for c in candidates.values() if c.get("ended_at")]
+        times = {"started_at": min(starts), "ended_at": max(ends)} if starts and ends else {}
+        return {"state": "finished", **times}
     if any(s in ACTIVE_STATES for s in states):
         return {"state": "started"}
     return {"state": "queued" if any(s == "queued" for s in states) else "pending"}

@@ -24,6 +24,11 @@ from shared.runs import RunStore
 from shared.settings import Settings, get_settings
 
 
+def _promoted_at(cache: ChampionCache) -> str | None:
+    served = cache.current
+    return served.info.get("promoted_at") if served is not None else None
+
+
 def create_app(
     settings: Settings | None = None,
     source: DescribedSource | None = None,
@@ -43,7 +48,7 @@ def create_app(
     redis = connect(settings.redis_url, timeout=settings.gateway_redis_timeout)
     source = source or MlflowChampionSource(settings)
     cache = ChampionCache(source, settings.alias_poll_seconds)
-    metrics = Metrics(redis)
+    metrics = Metrics(redis, promoted_at=lambda: _promoted_at(cache))
     cache.on_swap = lambda model: metrics.model_version.set(float(model.version))
     prediction_log = None
     if settings.prediction_log:

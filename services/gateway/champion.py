@@ -74,6 +74,7 @@ class ChampionCache:
             try:
                 version = self.source.champion_version()
                 if version is None or (self.current and self.current.version == version):
+                    self._complete_description()
                     self.last_error = None
                     return False
                 loaded = self.source.load(version)
@@ -88,6 +89,15 @@ class ChampionCache:
             log.info("serving champion version %s (was %s)", version, previous)
             self.on_swap(loaded)
             return True
+
+    def _complete_description(self) -> None:
+        """Describe the served version again while its promotion is not in its description:
+        select tags the decision just after moving the alias (so that a select killed in
+        between decides again), and a process may load the version in between."""
+        describe = getattr(self.source, "describe", None)
+        served = self.current
+        if describe is not None and served is not None and not served.info.get("promoted_at"):
+            served.info = describe(served.version)
 
     def start(self, redis: Redis, channel: str) -> None:
         """Refresh in the background: on each promotion message and every poll interval."""

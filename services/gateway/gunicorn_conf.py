@@ -1,11 +1,44 @@
 """gunicorn's configuration for the gateway (`gunicorn -c python:services.gateway.gunicorn_conf`).
 
-It sets nothing: loading it is the point. gunicorn's master imports this module before it forks
-its workers, so the gateway's libraries (Flask, scikit-learn, LightGBM, SHAP, MLflow; about
-3.5 s of CPU) are imported once and shared by every worker, instead of once per worker on the
-same cores: a start or a worker's restart serves sooner, and the workers share those pages.
-Nothing here connects, starts a thread or loads a model; each worker still builds its own app
-(services.gateway.wsgi) after the fork.
+gunicorn's master loads this module before it forks its workers:
+
+- It imports the gateway's libraries (Flask, scikit-learn, LightGBM, SHAP, MLflow; about 3.5 s
+  of CPU) once, shared by every worker, instead of once per worker on the same cores: a start
+  or a worker's restart serves sooner, and the workers share those pages. Nothing here
+  connects, starts a thread or loads a model; each worker still builds its own app
+  (services.gateway.wsgi) after the fork.
+- It makes the workers' Prometheus metrics one set: each worker writes its values to files in
+  a folder of this master's (prometheus-client's multiprocess mode, chosen by
+  PROMETHEUS_MULTIPROC_DIR before the library is first imported), and /metrics, whichever
+  worker answers it, adds them up. The folder starts empty, a dead worker's live gauges are
+  dropped, and the folder goes when the master exits.
 """
 
-import services.gateway.app  # noqa: F401 - imported for its side effect: the modules loaded
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when first imported
+
+_given = os.environ.get(METRICS_FOLDER)
+if _given:  # a folder the deployment chose: last run's values must not count again
+    for _stale in Path(_given).glob("*.db"):
+        _stale.unlink()
+else:
+    os.environ[METRICS_FOLDER] = tempfile.mkdtemp(prefix="gateway-metrics-")
+
+from prometheus_client import multiprocess  # noqa: E402
+
+import services.gateway.app  # noqa: E402, F401 - imported for its side effect: the modules loaded
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended (restarted, killed): its live gauges stop counting."""
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if not _given:
+        shutil.rmtree(os.environ[METRICS_FOLDER], ignore_errors=True)

@@ -1,41 +1,38 @@
-"""Prometheus metrics of one gateway process: requests, latency, predictions, model, queues,
-and the monitor's last drift check."""
+"""The gateway's Prometheus metrics: requests, latency, predictions, the served version, the
+prediction log's drops; and, read from Redis when scraped, the pipeline (queues, workers,
+runs, stage times), the last drift check and the live scores.
+
+Under gunicorn every worker writes its own values to files (prometheus-client's multiprocess
+mode, set up by services.gateway.gunicorn_conf) and a scrape, whichever worker answers it,
+adds them up: /metrics reports the whole gateway. Without it (tests through Flask's client,
+a single process) the values live in the process.
+"""
 
 import logging
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
+from rq import Worker
 
 from shared.monitor_state import latest_drift_report, live_scores
-from shared.queues import WORKER_QUEUES
+from shared.queues import WORKER_QUEUES, queue
+from shared.runs import RunStore
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"  # set by gunicorn_conf before the first import
+RECENT_RUNS = 100  # the runs pipeline_runs counts, newest first
 # Prediction latency is sub-millisecond to tens of milliseconds; batches take longer.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
-
-
-class QueueDepths(Collector):
-    """Reads queue lengths from Redis when scraped, so the numbers are never stale."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily("rq_queue_depth", "Jobs waiting per queue", labels=["queue"])
-        for name in WORKER_QUEUES:
-            try:
-                family.add_metric([name], float(self.redis.llen(f"rq:queue:{name}")))
-            except RedisError as error:
-                log.warning("queue depth unavailable: %s", error)
-                break
-        yield family
 
 
 class DriftGauges(Collector):
@@ -126,10 +123,70 @@ class LiveScoreGauges(Collector):
         yield recall
 
 
+class PipelineGauges(Collector):
+    """The pipeline as Redis holds it, read when scraped: jobs per queue and state, workers
+    per queue, recent runs per state, the stage times of the last finished run, and how long
+    the served champion has been champion."""
+
+    def __init__(self, redis: Redis, promoted_at: Callable[[], str | None]) -> None:
+        self.redis = redis
+        self.promoted_at = promoted_at  # the served champion's promotion time (ISO), if any
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            families = [*self._queues(), *self._runs()]
+        except RedisError as error:
+            log.warning("pipeline metrics unavailable: %s", error)
+            families = []
+        yield from families
+        if (promoted := self.promoted_at()) is not None:
+            yield GaugeMetricFamily(
+                "pipeline_seconds_since_promotion",
+                "Seconds since the served champion was promoted",
+                time.time() - datetime.fromisoformat(promoted).timestamp(),
+            )
+
+    def _queues(self) -> list[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("rq_jobs", "Jobs per queue and state", labels=["queue", "state"])
+        workers = GaugeMetricFamily("rq_workers", "Workers listening per queue", labels=["queue"])
+        for name in WORKER_QUEUES:
+            rq_queue = queue(self.redis, name)
+            jobs.add_metric([name, "queued"], rq_queue.count)
+            registries = {
+                "started": rq_queue.started_job_registry,
+                "scheduled": rq_queue.scheduled_job_registry,
+                "deferred": rq_queue.deferred_job_registry,
+                "finished": rq_queue.finished_job_registry,
+                "failed": rq_queue.failed_job_registry,
+            }
+            for state, registry in registries.items():  # read only: workers clean them
+                jobs.add_metric([name, state], registry.get_job_count(cleanup=False))
+            workers.add_metric([name], Worker.count(connection=self.redis, queue=rq_queue))
+        return [jobs, workers]
+
+    def _runs(self) -> list[GaugeMetricFamily]:
+        recent = RunStore(self.redis, 0).recent(RECENT_RUNS)
+        states = GaugeMetricFamily(
+            "pipeline_runs", f"Runs per state, of the last {RECENT_RUNS}", labels=["state"]
+        )
+        for state in ("queued", "running", "finished", "failed"):
+            states.add_metric([state], sum(run["state"] == state for run in recent))
+        stages = GaugeMetricFamily(
+            "pipeline_stage_seconds",
+            "Seconds each stage took in the last finished run",
+            labels=["stage"],
+        )
+        finished = next((run for run in recent if run["state"] == "finished"), None)
+        for name, stage in (finished or {}).get("stages", {}).items():
+            if stage.get("started_at") and stage.get("ended_at"):
+                stages.add_metric([name], stage["ended_at"] - stage["started_at"])
+        return [states, stages]
+
+
 class Metrics:
     """The gateway's metrics, in a registry of its own (one per app, so tests stay apart)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, promoted_at: Callable[[], str | None] = lambda: None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "gateway_requests_total",
@@ -156,11 +213,19 @@ class Metrics:
             registry=self.registry,
         )
         self.model_version = Gauge(
-            "gateway_model_version", "Champion version being served", registry=self.registry
+            "gateway_model_version",
+            "Champion version served (across processes: the oldest any live one serves)",
+            multiprocess_mode="livemin",
+            registry=self.registry,
         )
-        self.registry.register(QueueDepths(redis))
-        self.registry.register(DriftGauges(redis))
-        self.registry.register(LiveScoreGauges(redis))
+        # Read from Redis at each scrape: the same for every process, so collected once.
+        self.collectors: list[Collector] = [
+            PipelineGauges(redis, promoted_at),
+            DriftGauges(redis),
+            LiveScoreGauges(redis),
+        ]
+        for collector in self.collectors:
+            self.registry.register(collector)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         labels = (endpoint, method, str(status))
@@ -168,4 +233,11 @@ class Metrics:
         self.latency.labels(*labels).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """Every process's values (or this process's, outside gunicorn) and the collectors'."""
+        if MULTIPROCESS_FOLDER not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        for collector in self.collectors:
+            registry.register(collector)
+        return generate_latest(registry)

@@ -215,8 +215,14 @@ def shipped_data() -> str:
     return str(path.relative_to(PROJECT_DIR))
 
 
+@dataclass
+class RunningGateway:
+    master: subprocess.Popen  # gunicorn's master; its children are the worker processes
+    url: str
+
+
 @pytest.fixture(scope="session")
-def gateway(stack: Stack) -> Iterator[str]:
+def running_gateway(stack: Stack) -> Iterator[RunningGateway]:
     """The gateway under gunicorn, as deployed, on the session's stack."""
     env = {
         **stack.env,
@@ -226,8 +232,14 @@ def gateway(stack: Stack) -> Iterator[str]:
         "PRICE_CATEGORY_ALIAS_POLL_SECONDS": str(GATEWAY_POLL_SECONDS),
     }
     process, port = processes.start_gateway(stack.folder / "gateway", env)
-    yield f"http://127.0.0.1:{port}"
+    yield RunningGateway(process, f"http://127.0.0.1:{port}")
     processes.stop(process)
+
+
+@pytest.fixture(scope="session")
+def gateway(running_gateway: RunningGateway) -> str:
+    """The session's gateway's URL."""
+    return running_gateway.url
 
 
 @pytest.fixture

@@ -210,7 +210,7 @@ def test_dashboard_and_metrics_see_the_queues(gateway: str):
     queues = requests.get(f"{gateway}/rq/0/data/queues.json", auth=DASHBOARD, timeout=10)
     assert set(QUEUES) <= {q["name"] for q in queues.json()["queues"]}
     metrics = requests.get(f"{gateway}/metrics", timeout=10).text
-    assert 'rq_queue_depth{queue="train"}' in metrics
+    assert 'rq_jobs{queue="train",state="queued"}' in metrics
 
 
 def test_standalone_dashboard_needs_its_credentials(stack: Stack):

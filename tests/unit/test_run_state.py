@@ -19,6 +19,15 @@ def test_training_state_follows_its_candidates(candidates, state):
     assert summarize_candidates(candidates)["state"] == state
 
 
+def test_finished_candidates_span_their_stage_from_the_first_start_to_the_last_end():
+    candidates = {
+        "rf": {"state": "finished", "started_at": 10.0, "ended_at": 14.0},
+        "lgbm": {"state": "finished", "started_at": 11.0, "ended_at": 13.0},
+    }
+    summary = summarize_candidates(candidates)
+    assert (summary["started_at"], summary["ended_at"]) == (10.0, 14.0)
+
+
 def test_training_failure_names_the_candidate():
     summary = summarize_candidates({"rf": {"state": "failed", "error": "out of memory"}})
     assert summary["error"] == "rf: out of memory"
