@@ -6,6 +6,7 @@ from redis.client import PubSub
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from services.stack import processes
 from services.workers.context import StageContext
 from services.workers.select import run_select
 from shared.launch import launch_run
@@ -158,7 +159,9 @@ def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, finis
         assert job.origin == stage.queue
         assert job.args == [stage.name, run["run_id"]]
         assert job.retry_intervals == [1, 2]
-        assert job.get_status() == "finished"
+        # The run is finished once its last stage records its end; RQ marks that stage's job
+        # finished a moment later, when the job function returns.
+        processes.wait_until(lambda: job.get_status() == "finished", 10, f"{job.id} finished")
         assert job.description.endswith(job_id(run["run_id"], stage.name))
     train = Job.fetch(
         job_id(run["run_id"], "train", "lgbm_all"), connection=redis, serializer=JSONSerializer
