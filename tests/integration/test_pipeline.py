@@ -161,7 +161,9 @@ def test_jobs_are_json_with_timeouts_retries_and_derived_ids(stack: Stack, finis
         assert job.retry_intervals == [1, 2]
         # The run is finished once its last stage records its end; RQ marks that stage's job
         # finished a moment later, when the job function returns.
-        processes.wait_until(lambda: job.get_status() == "finished", 10, f"{job.id} finished")
+        processes.wait_until(
+            lambda job=job: job.get_status() == "finished", 10, f"{job.id} finished"
+        )
         assert job.description.endswith(job_id(run["run_id"], stage.name))
     train = Job.fetch(
         job_id(run["run_id"], "train", "lgbm_all"), connection=redis, serializer=JSONSerializer
