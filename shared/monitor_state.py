@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 LATEST_DRIFT_KEY = "monitor:drift:latest"
 DRIFT_RETRAIN_KEY = "monitor:drift:retrain"
@@ -15,16 +16,12 @@ FEEDBACK_KEY = "monitor:feedback:{feedback_id}"
 FEEDBACK_TTL = 7 * 24 * 3600  # seconds a feedback request's outcome can be looked up
 
 
-def save_feedback_outcomes(redis: Redis, outcomes: dict[str, dict[str, Any]]) -> None:
-    """Each feedback request's outcome (queued when received, joined once drained)."""
-    if not outcomes:
-        return
-    pipeline = redis.pipeline(transaction=False)
+def save_feedback_outcomes(redis: Redis | Pipeline, outcomes: dict[str, dict[str, Any]]) -> None:
+    """Each feedback request's outcome (queued when received, joined once drained); given a
+    pipeline, written when the caller executes it."""
     for feedback_id, outcome in outcomes.items():
-        pipeline.set(
-            FEEDBACK_KEY.format(feedback_id=feedback_id), json.dumps(outcome), ex=FEEDBACK_TTL
-        )
-    pipeline.execute()
+        key = FEEDBACK_KEY.format(feedback_id=feedback_id)
+        redis.set(key, json.dumps(outcome), ex=FEEDBACK_TTL)
 
 
 def feedback_outcome(redis: Redis, feedback_id: str) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from shared.monitor_state import (
     DRIFT_RETRAIN_KEY,
     claim_drift_retrain,
     last_drift_retrain,
+    release_drift_retrain,
     save_drift_report,
 )
 from shared.pipeline import RunInputs
@@ -112,7 +113,11 @@ def queue_drift_retrain(context: StageContext, params: DriftParams, check_run: s
                 "why": f"drift queued run {earlier} less than {params.retrain_every_hours:g} h ago",
             }
         meta = {"reason": "drift", "requested_via": "monitor", "drift_check_run": check_run}
-        run_id = launch_run(redis, settings, str(settings.default_data_path), meta)
+        try:
+            run_id = launch_run(redis, settings, str(settings.default_data_path), meta)
+        except Exception:
+            release_drift_retrain(redis)  # nothing was queued: the next check may try again
+            raise
         redis.set(DRIFT_RETRAIN_KEY, run_id, xx=True, keepttl=True)
     log.info("drift: queued retrain %s", run_id)
     return {"run_id": run_id, "why": "drift"}

@@ -35,7 +35,8 @@ def feedback_dir(settings: Settings) -> Path:
 
 def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
     """The prediction log into Parquet, then the realised prices joined to it (a price sent a
-    moment after its prediction finds it). Each drain gets half the time left; one that keeps
+    moment after its prediction finds it). Within the job's timeout, each stream's drain may
+    wait a quarter of it for a drain already running, and work a quarter: one that keeps
     finding entries stops there, and the next drain goes on."""
     settings, redis = context.settings, context.redis
     predictions = settings.resolve(settings.monitor_dir)

@@ -19,6 +19,9 @@ from shared.schema import price_category
 
 blueprint = Blueprint("feedback", __name__)
 _items = TypeAdapter(list[Feedback])
+# Feedback requests the stream keeps at most while no monitor drains it (drained ones leave
+# an hour later): prices are few beside predictions.
+FEEDBACK_MAX_LEN = 100_000
 
 
 def _validated(payload: Any, max_items: int) -> list[Feedback]:
@@ -63,8 +66,17 @@ def receive() -> tuple[dict[str, Any], int, dict[str, str]]:
             for item in items
         ],
     )
-    save_feedback_outcomes(state.redis, {feedback_id: {"state": "queued", "received": len(items)}})
-    state.redis.xadd(state.settings.feedback_stream, entry)  # type: ignore[arg-type]
+    # Both or neither: an outcome never says queued for prices that were not.
+    with state.redis.pipeline(transaction=True) as transaction:
+        queued = {"state": "queued", "received": len(items)}
+        save_feedback_outcomes(transaction, {feedback_id: queued})
+        transaction.xadd(
+            state.settings.feedback_stream,
+            entry,  # type: ignore[arg-type]
+            maxlen=FEEDBACK_MAX_LEN,
+            approximate=True,
+        )
+        transaction.execute()
     # Joined in seconds, not at the next scheduled drain, once settled (see the constant);
     # RQ's scheduler keeps whole seconds and may run a job up to one second early.
     request_monitor(state.redis, state.settings, "drain", delay=FEEDBACK_SETTLE_SECONDS + 1.5)
