@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -35,21 +36,41 @@ RECENT_RUNS = 100  # the runs pipeline_runs counts, newest first
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
-class DriftGauges(Collector):
-    """The last drift check's numbers, read from Redis when scraped: every gateway process
-    reports the same ones, whichever answers the scrape."""
+class MonitorGauges(Collector):
+    """Gauges from a document the monitor leaves in Redis, read when scraped: every gateway
+    process reports the same ones, whichever answers the scrape. Nothing while Redis is away
+    or before the monitor wrote the document."""
+
+    what = "the monitor's document"
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
+    def read(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def families(self, document: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+        raise NotImplementedError
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            report = latest_drift_report(self.redis)
+            document = self.read()
         except RedisError as error:
-            log.warning("drift report unavailable: %s", error)
+            log.warning("%s unavailable: %s", self.what, error)
             return
-        if report is None:
-            return
+        if document is not None:
+            yield from self.families(document)
+
+
+class DriftGauges(MonitorGauges):
+    """The last drift check's numbers."""
+
+    what = "drift report"
+
+    def read(self) -> dict[str, Any] | None:
+        return latest_drift_report(self.redis)
+
+    def families(self, report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         checked = datetime.fromisoformat(report["checked_at"]).timestamp()
         yield GaugeMetricFamily(
             "monitor_drift_checked_timestamp_seconds", "When the last drift check ran", checked
@@ -91,20 +112,15 @@ class DriftGauges(Collector):
         )
 
 
-class LiveScoreGauges(Collector):
+class LiveScoreGauges(MonitorGauges):
     """Scores from realised prices (POST /feedback), as the monitor last computed them."""
 
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+    what = "live scores"
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            scores = live_scores(self.redis)
-        except RedisError as error:
-            log.warning("live scores unavailable: %s", error)
-            return
-        if scores is None:
-            return
+    def read(self) -> dict[str, Any] | None:
+        return live_scores(self.redis)
+
+    def families(self, scores: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         days = f"in the last {scores['window_days']:g} days"
         window = f"of the predictions judged by prices received {days}"
         for name in ("received", "judged", "unknown", "ambiguous"):
