@@ -24,6 +24,8 @@ from shared.schema import (
     TARGET,
 )
 
+# Prices at most this are placeholders ("$0", "$1"), not what a night costs.
+MIN_PRICE = 10
 # Raw columns the cleaning reads; anything else in a dump is ignored.
 REQUIRED_RAW_COLUMNS = (
     "id",
@@ -85,6 +87,8 @@ class CleanReport:
     rows_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     per_category: dict[str, int] = field(default_factory=dict)
+    # Rows of rows_out that are realised prices (POST /feedback), not the dump's listings.
+    feedback_rows: int = 0
 
 
 def check_columns(raw: pd.DataFrame) -> None:
@@ -243,7 +247,7 @@ def _reasons(raw: pd.DataFrame, rows: pd.DataFrame, flags_ok: pd.Series) -> dict
         "duplicate_id": raw["id"].notna() & raw["id"].duplicated(keep="first"),
         "missing_price": price_text.isna(),
         "unparseable_price": price_text.notna() & rows["price"].isna(),
-        "price_at_most_10": rows["price"] <= 10,
+        "price_at_most_10": rows["price"] <= MIN_PRICE,
         "unparseable_bathrooms": bath_text_given & rows["bathrooms"].isna(),
         "unparseable_amenities": ~flags_ok,
         "unknown_neighbourhood": rows["neighbourhood"].notna()

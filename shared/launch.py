@@ -26,7 +26,13 @@ def launch_run(
     with redis.pipeline(transaction=True) as transaction:
         transaction.multi()  # explicit: RQ's enqueue then adds to this transaction as it is
         RunStore(redis, settings.run_ttl_seconds).create(
-            run_id, {"data_path": data_path, **(meta or {})}, transaction
+            run_id,
+            {
+                "data_path": data_path,
+                "feedback_training": settings.feedback_training,
+                **(meta or {}),
+            },
+            transaction,
         )
         enqueue_stage(redis, settings, STAGES[0], run_id, pipeline=transaction)
         transaction.execute()

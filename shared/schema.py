@@ -56,3 +56,5 @@ LATITUDE_RANGE: Final = (40.40, 41.00)
 LONGITUDE_RANGE: Final = (-74.35, -73.60)
 
 TARGET: Final = "price_category"
+# In cleaned data trained on realised prices: whether a row is one (POST /feedback).
+FROM_FEEDBACK: Final = "from_feedback"

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # Parquet files by day under feedback_dir (kept as long as the predictions).
     feedback_stream: str = "price-category:feedback"
     feedback_dir: Path = Path("data/monitor/feedback")
+    # Whether a run launched now also trains on the realised prices stored under feedback_dir
+    # (each joined listing once, at its latest price): recorded in the run's meta at launch,
+    # so the gateway and the monitor's drift retrain decide, and the run says what it used.
+    feedback_training: bool = False
     monitor_config: Path = PROJECT_DIR / "config" / "monitor.yaml"
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ class Prepared(StageRecord):
     rows_out: int
     dropped: dict[str, int]
     candidates: list[str]
+    feedback_rows: int = 0  # of rows_out: realised prices (POST /feedback)
 
 
 class Validated(StageRecord):

@@ -17,6 +17,8 @@ from shared.schema import (
     CATEGORICAL_FIELDS,
     COORDINATE_FIELDS,
     COUNT_FIELDS,
+    FROM_FEEDBACK,
+    OPTIONAL_FLAGS,
     PRICE_CATEGORIES,
     TARGET,
 )
@@ -77,7 +79,11 @@ def _column_failures(clean: pd.DataFrame) -> list[str]:
     kinds = [
         (TEXT_COLUMNS, "text", lambda s: types.is_string_dtype(s) or types.is_object_dtype(s)),
         (NUMBER_COLUMNS, "numbers", types.is_numeric_dtype),
-        (FLAG_COLUMNS, "0/1 flags", lambda s: types.is_integer_dtype(s) and s.isin([0, 1]).all()),
+        (
+            FLAG_COLUMNS,
+            "0/1 flags",
+            lambda s: types.is_integer_dtype(s) and s.dropna().isin([0, 1]).all(),
+        ),
     ]
     for columns, kind, holds in kinds:
         for column in columns:
@@ -85,10 +91,26 @@ def _column_failures(clean: pd.DataFrame) -> list[str]:
                 failures.append(f"column {column} is missing")
             elif not holds(clean[column]):
                 failures.append(f"column {column} should hold {kind}, holds {clean[column].dtype}")
+    failures += _missing_flag_failures(clean)
     if TARGET in clean:
         unknown = sorted(set(clean[TARGET].dropna().astype(str)) - set(PRICE_CATEGORIES))
         if unknown:
             failures.append(f"{TARGET} holds unknown categories: {', '.join(unknown[:5])}")
+    return failures
+
+
+def _missing_flag_failures(clean: pd.DataFrame) -> list[str]:
+    """A dump's listings have every flag (cleaning reads them from the amenities); a realised
+    price's listing may lack an optional one, as its request could (shared.contracts)."""
+    from_request = clean.get(FROM_FEEDBACK, pd.Series(False, index=clean.index)).astype(bool)
+    failures = []
+    for flag in FLAG_COLUMNS:
+        if flag not in clean:
+            continue
+        may_lack = from_request if flag in OPTIONAL_FLAGS else False
+        lacking = int((clean[flag].isna() & ~may_lack).sum())
+        if lacking:
+            failures.append(f"column {flag} lacks {lacking} value(s)")
     return failures
 
 

@@ -1,13 +1,19 @@
-"""Prep stage: raw listings file in, cleaned Parquet keyed by content hash out, quality logged."""
+"""Prep stage: raw listings file in (plus realised prices, when a run asks), cleaned Parquet
+keyed by content hash out, quality logged."""
 
 import logging
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
+
 from services.workers.context import StageContext
 from shared.cleaning import CleanReport, clean_listings
 from shared.errors import DataError
+from shared.feedback import FEEDBACK_SCHEMA
+from shared.feedback_training import content_hash, with_feedback
 from shared.pipeline import RunInputs
+from shared.prediction_store import read_predictions
 from shared.provenance import provenance_tags
 from shared.stage_records import Prepared
 from shared.storage import (
@@ -26,21 +32,36 @@ def _report_path(dataset: Path) -> Path:
     return dataset.with_suffix(".report.json")
 
 
-def clean_once(raw_path: Path, processed_dir: Path) -> tuple[str, Path, CleanReport]:
-    """Clean a raw file unless its content was cleaned before; returns hash, dataset, report."""
+def clean_once(
+    raw_path: Path, processed_dir: Path, feedback: pd.DataFrame | None = None
+) -> tuple[str, Path, CleanReport]:
+    """Clean a raw file (plus the realised prices of stored feedback, when given) unless the
+    same content was cleaned before; returns hash, dataset, report."""
     if not raw_path.is_file():
         raise DataError(f"raw listings file not found: {raw_path}")
     data_hash = file_md5(raw_path)
+    if feedback is not None:
+        data_hash = content_hash(data_hash, feedback)
     dataset = processed_path(processed_dir, data_hash)
     report_file = _report_path(dataset)
     if dataset.is_file() and report_file.is_file():
         log.info("reusing %s for %s", dataset, raw_path)
         return data_hash, dataset, CleanReport(**read_json(report_file))
     clean, report = clean_listings(read_raw_listings(raw_path))
+    if feedback is not None:
+        clean, report = with_feedback(clean, report, feedback)
     write_parquet_atomic(clean, dataset)
     # The report lands last: its presence means the dataset beside it is complete.
     write_json_atomic(asdict(report), report_file)
     return data_hash, dataset, report
+
+
+def stored_feedback(context: StageContext, run: RunInputs) -> pd.DataFrame | None:
+    """The realised prices the monitor stored, if the run was launched to train on them."""
+    if not run.meta.get("feedback_training"):
+        return None
+    folder = context.settings.resolve(context.settings.feedback_dir)
+    return read_predictions(folder, schema=FEEDBACK_SCHEMA).to_pandas()
 
 
 def run_prep(context: StageContext, run: RunInputs) -> Prepared:
@@ -49,18 +70,19 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     data_path = str(run.meta["data_path"])
     raw_path = settings.resolve(Path(data_path))
     data_hash, dataset, report = clean_once(
-        raw_path, settings.resolve(context.params.prep.processed_dir)
+        raw_path, settings.resolve(context.params.prep.processed_dir), stored_feedback(context, run)
     )
-    parent = tracker.ensure_pipeline_run(
-        run_id, {"data_hash": data_hash, "data_path": data_path, **provenance_tags()}
-    )
+    data_tags = {"data_hash": data_hash, "data_path": data_path}
+    data_tags["feedback_rows"] = str(report.feedback_rows)
+    parent = tracker.ensure_pipeline_run(run_id, {**data_tags, **provenance_tags()})
     quality = tracker.finished_child_run(run_id, "data-quality", "data-quality")
     if quality is None:
         quality_id = tracker.start_child_run(parent, run_id, "data-quality", "data-quality")
         metrics = {"rows_in": report.rows_in, "rows_out": report.rows_out}
+        metrics["rows_from_feedback"] = report.feedback_rows
         metrics |= {f"dropped_{reason}": n for reason, n in report.dropped.items()}
         metrics |= {f"rows_{label.lower()}": n for label, n in report.per_category.items()}
-        tracker.log_values(quality_id, {"data_path": data_path, "data_hash": data_hash}, metrics)
+        tracker.log_values(quality_id, data_tags, metrics)
         tracker.log_dict(quality_id, asdict(report), "data_quality.json")
         tracker.end_run(quality_id)
     else:
@@ -74,5 +96,6 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
         rows_in=report.rows_in,
         rows_out=report.rows_out,
         dropped=report.dropped,
+        feedback_rows=report.feedback_rows,
         candidates=[c.name for c in context.params.train.candidates],
     )

@@ -6,7 +6,6 @@ however often it is found."""
 import re
 import time
 
-import pandas as pd
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
@@ -46,8 +45,7 @@ def _wait_out_the_window(stack) -> None:
 
 def _real_listings(stack, seed: int) -> list[dict]:
     """LISTINGS requests made of listings of the shipped data (cleaned by an earlier run)."""
-    processed = next((stack.folder / "processed").glob("listings-*.parquet"))
-    sample = pd.read_parquet(processed).sample(LISTINGS, random_state=seed)
+    sample = stack.shipped_listings().sample(LISTINGS, random_state=seed)
     fields = list(Listing.model_fields)
     return [
         Listing.model_validate({**row, "id": str(row["id"])}).model_dump()

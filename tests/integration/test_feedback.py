@@ -8,21 +8,25 @@ import time
 import pandas as pd
 import pytest
 import requests
+from mlflow.tracking import MlflowClient
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from shared.contracts import Listing
 from shared.feedback import FEEDBACK_SCHEMA
+from shared.launch import launch_run
 from shared.prediction_store import read_predictions
-from shared.schema import price_category
-from tests.integration.conftest import GATEWAY_TOKEN
+from shared.queues import connect
+from shared.schema import FROM_FEEDBACK, TARGET, price_category
+from shared.settings import PROJECT_DIR
+from shared.storage import file_md5
+from tests.integration.conftest import FAST_GRID, GATEWAY_TOKEN, wait_for_run
 
 AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
 
 
-def _real_listings(stack, count: int) -> tuple[list[dict], list[float]]:
+def _real_listings(stack, count: int, seed: int = 7) -> tuple[list[dict], list[float]]:
     """Listings of the shipped data (cleaned by an earlier run), and their real prices."""
-    processed = next((stack.folder / "processed").glob("listings-*.parquet"))
-    sample = pd.read_parquet(processed).sample(count, random_state=7)
+    sample = stack.shipped_listings().sample(count, random_state=seed)
     listings = [
         Listing.model_validate({**row, "id": f"fb-{n}"}).model_dump()
         for n, row in enumerate(sample[list(Listing.model_fields)].to_dict("records"))
@@ -99,3 +103,56 @@ def test_feedback_for_200_predictions_gives_the_scores_computed_here(
     assert matched.loc["fb-0", "price"] == pytest.approx(prices[0])
     assert matched.loc["fb-0", "request_id"] == "fb-req-0"
     assert matched.loc["fb-150", "accommodates"] == listings[150]["accommodates"]
+
+
+def test_a_run_asked_to_train_on_realised_prices_adds_them_marked_and_counted(
+    stack, gateway, served_champion, shipped_data
+):
+    listings, prices = _real_listings(stack, 20, seed=11)
+    listings = [{**listing, "id": f"fbt-{n}"} for n, listing in enumerate(listings)]
+    reply = requests.post(f"{gateway}/predict", json=listings, timeout=10)
+    assert reply.status_code == 200, reply.text
+    prices[0] = 7.0  # a placeholder price: dropped, as cleaning drops it from a dump
+    feedback = [
+        {"id": listing["id"], "price": price}
+        for listing, price in zip(listings, prices, strict=True)
+    ]
+    reply = requests.post(f"{gateway}/feedback", json=feedback, headers=AUTH, timeout=10)
+    assert reply.status_code == 202, reply.text
+    assert _feedback_outcome(gateway, reply.json()["status_url"])["matched"] == 20
+
+    # What the run should add: every listing with a matched price stored so far (this test's
+    # and any earlier one's), once, at its latest price.
+    stored = read_predictions(stack.settings.feedback_dir, schema=FEEDBACK_SCHEMA).to_pandas()
+    matched = stored[stored["problem"].isna()].sort_values("feedback_time")
+    latest = matched.drop_duplicates("id", keep="last")
+    expected_rows = int((latest["price"] > 10).sum())
+
+    stack.write_grid(FAST_GRID)
+    with_feedback = stack.settings.model_copy(update={"feedback_training": True})
+    run_id = launch_run(connect(stack.settings.redis_url), with_feedback, shipped_data)
+    run = wait_for_run(stack, run_id)
+    assert run["state"] == "finished", run
+    assert run["feedback_training"] is True
+    prepared = run["stages"]["prep"]
+    assert prepared["feedback_rows"] == expected_rows
+    assert prepared["dropped"]["feedback_price_at_most_10"] >= 1
+
+    dataset = pd.read_parquet(prepared["processed_path"])
+    ours = dataset[dataset["id"].str.startswith("fbt-")].set_index("id")
+    assert sorted(ours.index) == sorted(f"fbt-{n}" for n in range(1, 20))
+    assert ours[FROM_FEEDBACK].all() and dataset[FROM_FEEDBACK].sum() == expected_rows
+    assert ours.loc["fbt-5", TARGET] == price_category(prices[5])
+    assert len(dataset) == len(stack.shipped_listings()) + expected_rows  # new ids only
+
+    mlflow = MlflowClient(stack.settings.mlflow_tracking_uri)
+    quality = mlflow.get_run(prepared["data_quality_run_id"])
+    assert quality.data.metrics["rows_from_feedback"] == expected_rows
+    assert quality.data.params["feedback_rows"] == str(expected_rows)
+    parent = mlflow.get_run(prepared["parent_run_id"])
+    assert parent.data.tags["feedback_rows"] == str(expected_rows)
+    assert (
+        parent.data.tags["data_hash"]
+        == prepared["data_hash"]
+        != file_md5(PROJECT_DIR / shipped_data)
+    )

@@ -1,0 +1,85 @@
+"""Realised prices as training rows: the joined feedback the monitor stores, turned into
+cleaned listings and added to a dump's cleaned rows. Pure: frames in, frames out.
+
+A price sent through POST /feedback that found its prediction carries the listing's fields
+as the gateway validated them, so it is a listing with a known price, like a dump's row. Each
+listing counts once, at its latest price, and replaces the dump's row of the same id (a newer,
+realised price); prices cleaning would drop are dropped here too, each for a named reason.
+"""
+
+import hashlib
+import json
+from dataclasses import replace
+
+import pandas as pd
+
+from shared.cleaning import MIN_PRICE, CleanReport, categorize_prices
+from shared.prediction_store import LISTING_COLUMNS
+from shared.schema import AMENITY_FLAGS, FROM_FEEDBACK, PRICE_CATEGORIES, TARGET
+
+
+def training_rows(feedback: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Stored feedback (shared.feedback.FEEDBACK_SCHEMA) as cleaned listings, in id order,
+    and how many matched prices were left out, by reason."""
+    matched = feedback[feedback["problem"].isna() & feedback["id"].notna()]
+    latest = matched.sort_values("feedback_time", kind="stable").drop_duplicates("id", keep="last")
+    cheap = latest["price"] <= MIN_PRICE
+    kept = latest[~cheap].sort_values("id")
+    rows = kept[list(LISTING_COLUMNS)].assign(price=kept["price"]).reset_index(drop=True)
+    # Integers that may be missing: a request may leave an optional amenity flag out.
+    rows = rows.astype({flag: "Int64" for flag in AMENITY_FLAGS})
+    rows[TARGET] = categorize_prices(rows["price"])
+    left_out = {
+        "feedback_superseded": len(matched) - len(latest),
+        "feedback_price_at_most_10": int(cheap.sum()),
+    }
+    return rows, {reason: n for reason, n in left_out.items() if n}
+
+
+def matched_count(feedback: pd.DataFrame) -> int:
+    """The matched prices training_rows reads (each an input row of the dataset)."""
+    return int((feedback["problem"].isna() & feedback["id"].notna()).sum())
+
+
+def with_feedback(
+    clean: pd.DataFrame, report: CleanReport, feedback: pd.DataFrame
+) -> tuple[pd.DataFrame, CleanReport]:
+    """A dump's cleaned rows plus the realised prices, each row marked by its origin, and the
+    report counting both: every matched price is an input row, kept or dropped for a reason.
+
+    Ids become text (a request's id may be any string, a dump's is a number), and amenity
+    flags nullable integers: a request may leave an optional one out, and the models fill it
+    as they do when predicting (shared.features)."""
+    rows, left_out = training_rows(feedback)
+    dump_ids = clean["id"].astype("string")
+    replaced = dump_ids.isin(set(rows["id"]))
+    combined = pd.concat(
+        [
+            clean[~replaced.to_numpy()].assign(id=dump_ids[~replaced], **{FROM_FEEDBACK: False}),
+            rows.assign(**{FROM_FEEDBACK: True}),
+        ],
+        ignore_index=True,
+    )
+    dropped = dict(report.dropped) | left_out
+    if replaced.any():
+        dropped["replaced_by_feedback"] = int(replaced.sum())
+    counts = combined[TARGET].value_counts()
+    return combined, replace(
+        report,
+        rows_in=report.rows_in + matched_count(feedback),
+        rows_out=len(combined),
+        dropped=dropped,
+        per_category={c: int(counts.get(c, 0)) for c in PRICE_CATEGORIES},
+        feedback_rows=len(rows),
+    )
+
+
+def content_hash(raw_hash: str, feedback: pd.DataFrame) -> str:
+    """The data version of a dump cleaned with this feedback: its md5 and the rows the
+    feedback gives (and leaves out), so that the same prices reuse the same cleaned data and
+    one more price makes a new version."""
+    rows, left_out = training_rows(feedback)
+    digest = hashlib.md5(raw_hash.encode())
+    digest.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    digest.update(json.dumps(left_out, sort_keys=True).encode())
+    return digest.hexdigest()
