@@ -91,7 +91,6 @@ def bench_config(config: Path, folder: Path) -> Path:
     """The pipeline config with processed data kept in the run's folder (no cache from before)."""
     document = yaml.safe_load(config.read_text())
     document["prep"]["processed_dir"] = str(folder / "processed")
-    document["train"]["staging_dir"] = str(folder / "staged")
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(document))
     return path

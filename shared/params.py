@@ -49,8 +49,6 @@ class CandidateParams(BaseModel):
 
 class TrainParams(BaseModel):
     candidates: list[CandidateParams] = Field(min_length=1)
-    # Fitted candidates wait here (one folder per run) until select and archive log them.
-    staging_dir: Path = Path("data/staged")
 
     @field_validator("candidates")
     @classmethod

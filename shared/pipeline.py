@@ -196,6 +196,16 @@ class RunInputs:
         """The candidates this run trains, as prep listed them from the grid."""
         return self.get(Prepared).candidates
 
+    def candidate_record(self, record: type[Record], candidate: str) -> Record:
+        """The record a per-candidate stage left for one candidate: in the run's status (a
+        queued run) or in the stage's report (the experimentation mode)."""
+        stage = producer(record)
+        per_candidate = self.records.get(stage.name, {}).get("candidates")
+        found = (per_candidate or self.meta.get("candidates") or {}).get(candidate)
+        if found is None:
+            raise KeyError(f"run {self.run_id} has no {stage.name} record for {candidate}")
+        return record.model_validate(found)
+
     def with_record(self, stage: Stage, status: Mapping[str, Any]) -> "RunInputs":
         """These inputs and the record a stage just left (as its status holds it)."""
         return RunInputs(self.run_id, {**self.records, stage.name: status}, self.meta, None)

@@ -25,7 +25,7 @@ class Prepared(StageRecord):
 
     data_path: str
     data_hash: str
-    processed_path: str
+    dataset_run_id: str  # the MLflow run holding the cleaned dataset (shared.datasets)
     parent_run_id: str
     data_quality_run_id: str
     rows_in: int
@@ -50,6 +50,7 @@ class Trained(StageRecord):
 
     mlflow_run_id: str
     metrics: dict[str, float]
+    staged_sha256: str  # of the staged model's bytes: checked before they are loaded
 
 
 class Selected(StageRecord):

@@ -3,8 +3,6 @@
 import hashlib
 import json
 import os
-import pickle
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +67,11 @@ def _write_atomic(path: Path, write: Callable[[str], object]) -> None:
         raise
 
 
+def move_into_place(source: Path, path: Path) -> None:
+    """Rename a finished file (on the same file system) to its name: all of it or nothing."""
+    os.replace(source, path)
+
+
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write a data frame as Parquet, atomically."""
     _write_atomic(path, lambda temporary: frame.to_parquet(temporary, index=False))
@@ -88,33 +91,3 @@ def read_json(path: Path) -> dict[str, Any]:
 def read_parquet(path: Path) -> pd.DataFrame:
     """Read a processed dataset written by write_parquet_atomic."""
     return pd.read_parquet(path)
-
-
-def staged_model_path(staging_dir: Path, run_id: str, candidate: str) -> Path:
-    """Where a run's fitted candidate waits to be logged to MLflow."""
-    return staging_dir / run_id / f"{candidate}.pkl"
-
-
-def write_staged_model(model: Any, path: Path) -> int:
-    """Keep a fitted model for the run's later stages, atomically; returns its size in bytes.
-
-    Pickle, not skops: the file never leaves the pipeline's own volume and lives only until
-    the run has logged it (with skops) to MLflow, where everyone else loads models from.
-    """
-    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    _write_atomic(path, lambda temporary: Path(temporary).write_bytes(data))
-    return len(data)
-
-
-def read_staged_model(path: Path) -> Any:
-    """A model written by write_staged_model; a missing one is a DataError naming the file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"staged model not found: {path}") from None
-    return pickle.loads(data)  # noqa: S301 - written by this pipeline, see write_staged_model
-
-
-def remove_staged_models(staging_dir: Path, run_id: str) -> None:
-    """Delete a run's staged models once they are logged (or the run failed for good)."""
-    shutil.rmtree(staging_dir / run_id, ignore_errors=True)

@@ -5,7 +5,7 @@ The registry and its champion alias are shared.registry's."""
 import json
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +30,6 @@ from shared.provenance import model_requirements
 from shared.schema import MODEL_INPUTS, OPTIONAL_FLAGS
 from shared.selection import FinishedCandidate, finished_candidates
 from shared.settings import Settings
-from shared.storage import read_staged_model
 
 PARENT_TAG = "mlflow.parentRunId"
 # JSON Schema's types as MLflow's: it refuses to widen int64 to float64, so whole numbers are
@@ -106,10 +105,18 @@ class Tracker:
 
     def newest_finished_run(self, kind: str, excluding_pipeline_run: str) -> Run | None:
         """The newest finished run of a kind (data-validation, ...) of another pipeline run."""
-        query = (
-            f"tags.kind = '{kind}' and attributes.status = 'FINISHED' "
-            f"and tags.pipeline_run_id != '{excluding_pipeline_run}'"
+        return self._newest_finished(
+            kind, f" and tags.pipeline_run_id != '{excluding_pipeline_run}'"
         )
+
+    def newest_run_tagged(self, kind: str, tags: Mapping[str, str]) -> Run | None:
+        """The newest finished run of a kind carrying these tags (values without quotes)."""
+        return self._newest_finished(
+            kind, "".join(f" and tags.{name} = '{value}'" for name, value in tags.items())
+        )
+
+    def _newest_finished(self, kind: str, extra: str) -> Run | None:
+        query = f"tags.kind = '{kind}' and attributes.status = 'FINISHED'" + extra
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=query,
@@ -211,12 +218,14 @@ class Tracker:
         runs = self.find_runs(pipeline_run_id, "candidate", " and attributes.status = 'FINISHED'")
         return finished_candidates(runs, names, MODEL_URI_TAG)
 
-    def ensure_model_logged(self, candidate: FinishedCandidate, staged: Path) -> str:
-        """The candidate's model URI: its staged model logged to its run, unless an earlier
-        try did so already."""
+    def ensure_model_logged(
+        self, candidate: FinishedCandidate, staged: Callable[[], Pipeline]
+    ) -> str:
+        """The candidate's model URI: its staged model (loaded by staged()) logged to its run,
+        unless an earlier try did so already."""
         if candidate.model_uri:
             return candidate.model_uri
-        return self.log_model(candidate.run_id, read_staged_model(staged))
+        return self.log_model(candidate.run_id, staged())
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close a run (FINISHED or FAILED) unless it is closed already."""

@@ -6,10 +6,11 @@ path from `POST /retrain` to a promoted, explained champion. Each candidate run 
 model, as if it had been logged when it was trained.
 """
 
+from functools import partial
+
 from services.workers.context import StageContext
 from shared.pipeline import RunInputs
 from shared.stage_records import Archived, Prepared
-from shared.storage import remove_staged_models, staged_model_path
 
 
 def run_archive(context: StageContext, run: RunInputs) -> Archived:
@@ -19,9 +20,9 @@ def run_archive(context: StageContext, run: RunInputs) -> Archived:
     candidates = tracker.finished_candidates(run.run_id, prepared.candidates)
     uris = {
         name: tracker.ensure_model_logged(
-            candidate, staged_model_path(context.staging_dir, run.run_id, name)
+            candidate, partial(context.staged_model, run, prepared.parent_run_id, name)
         )
         for name, candidate in candidates.items()
     }
-    remove_staged_models(context.staging_dir, run.run_id)
+    context.staged_models.remove(prepared.parent_run_id)
     return Archived(models=uris)

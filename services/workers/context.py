@@ -4,7 +4,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,16 +12,17 @@ from typing import Any
 from redis import Redis
 from rq import get_current_job
 
+from shared.datasets import DatasetStore
 from shared.drift import MonitorParams, load_monitor_params
-from shared.errors import ConfigError, PipelineError
+from shared.errors import PipelineError
 from shared.params import PipelineParams, load_params
-from shared.pipeline import producer
+from shared.pipeline import RunInputs, producer
 from shared.queues import connect
 from shared.registry import Registry
 from shared.runs import RunStore, now
 from shared.settings import Settings, get_settings
-from shared.stage_records import Prepared
-from shared.storage import remove_staged_models
+from shared.stage_records import Prepared, Trained
+from shared.staged_models import StagedModels
 from shared.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,23 @@ class StageContext:
         return Registry(self.settings)
 
     @cached_property
-    def staging_dir(self) -> Path:
-        """Where fitted candidates wait, one folder per run, until they are logged to MLflow."""
-        return self.settings.resolve(self.params.train.staging_dir)
+    def datasets(self) -> DatasetStore:
+        """Cleaned datasets in MLflow, kept on this node under prep.processed_dir."""
+        return DatasetStore(self.tracker, self.settings.resolve(self.params.prep.processed_dir))
+
+    def dataset_file(self, prepared: Prepared) -> Path:
+        """The run's cleaned dataset as a file on this node."""
+        return self.datasets.local(prepared.data_hash, prepared.dataset_run_id)
+
+    @cached_property
+    def staged_models(self) -> StagedModels:
+        """Fitted candidates waiting, in their run's MLflow artifacts, to be logged as models."""
+        return StagedModels(self.tracker.client)
+
+    def staged_model(self, run: RunInputs, parent_run_id: str, candidate: str) -> Any:
+        """A candidate's staged model, checked against the digest its training recorded."""
+        digest = run.candidate_record(Trained, candidate).staged_sha256
+        return self.staged_models.get(parent_run_id, candidate, digest)
 
 
 def job_context() -> StageContext:
@@ -132,13 +146,16 @@ def fail_run(context: StageContext, run_id: str, field: str, reason: str) -> Non
     The staged models go first: whoever sees the run failed may rely on its clean-up being done.
     """
     log.error("run %s %s failed: %s", run_id, field, reason)
-    with suppress(ConfigError):  # a run failed by its config has staged nothing
-        remove_staged_models(context.staging_dir, run_id)
-    record = context.runs.update(run_id, field, state="failed", ended_at=now(), error=reason)
     opened_by = producer(Prepared).status_field()  # the stage that opens the MLflow run
-    parent = record.get("parent_run_id") or context.runs.field(run_id, opened_by).get(
-        "parent_run_id"
-    )
+    parent = context.runs.field(run_id, field).get("parent_run_id") or context.runs.field(
+        run_id, opened_by
+    ).get("parent_run_id")
+    if parent:  # before prep opened the MLflow run, nothing can have been staged
+        try:
+            context.staged_models.remove(parent)
+        except Exception:  # noqa: BLE001 - the stage's own failure is what must be reported
+            log.exception("could not delete the staged models of run %s", run_id)
+    context.runs.update(run_id, field, state="failed", ended_at=now(), error=reason)
     if parent:
         try:
             context.tracker.end_run(parent, "FAILED")

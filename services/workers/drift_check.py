@@ -10,12 +10,12 @@ interval, reason "drift".
 import logging
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from pydantic import ValidationError
 
 from services.workers.context import StageContext
 from shared.drift import DriftParams, compare, reference_profile
@@ -58,13 +58,16 @@ def drift_reference(context: StageContext, champion: ModelVersion) -> dict[str, 
     with suppress(MlflowException, OSError):
         return tracker.load_dict(champion.run_id, DRIFT_REFERENCE_ARTIFACT)
     run = context.runs.get(champion.tags.get("pipeline_run_id", ""))
-    processed = Path(RunInputs.of_run(run).get(Prepared).processed_path) if run else None
-    if processed is None or not processed.is_file():
+    try:
+        dataset = context.dataset_file(RunInputs.of_run(run).get(Prepared)) if run else None
+    except (ValidationError, MlflowException, OSError):  # a record of an older layout, or gone
+        dataset = None
+    if dataset is None:
         return None
-    split = context.params.split.read(processed)
+    split = context.params.split.read(dataset)
     reference = reference_profile(split.x_train, split.y_train)
     tracker.log_dict(champion.run_id, reference, DRIFT_REFERENCE_ARTIFACT)
-    log.info("drift reference of version %s built from %s", champion.version, processed.name)
+    log.info("drift reference of version %s built from %s", champion.version, dataset.name)
     return reference
 
 

@@ -1,8 +1,6 @@
 """Explain stage: SHAP importances, evaluation plots and the drift reference of a run's winner,
 logged on its run."""
 
-from pathlib import Path
-
 from services.workers.context import StageContext
 from shared.evaluation import evaluate_winner
 from shared.pipeline import RunInputs
@@ -16,7 +14,7 @@ def run_explain(context: StageContext, run: RunInputs) -> Explained:
     tracker, selected = context.tracker, run.get(Selected)
     winner_run = selected.winner_run_id
     pipeline = tracker.load_model(selected.model_uri)
-    clean = read_parquet(Path(run.get(Prepared).processed_path))
+    clean = read_parquet(context.dataset_file(run.get(Prepared)))
     result = evaluate_winner(pipeline, clean, context.params)
     tracker.log_dict(
         winner_run,

@@ -1,5 +1,5 @@
-"""Prep stage: raw listings file in (plus realised prices, when a run asks), cleaned Parquet
-keyed by content hash out, quality logged."""
+"""Prep stage: raw listings file in (plus realised prices, when a run asks), a cleaned dataset
+logged to MLflow once per content hash out (shared.datasets), quality logged."""
 
 import logging
 from dataclasses import asdict
@@ -9,6 +9,7 @@ import pandas as pd
 
 from services.workers.context import StageContext
 from shared.cleaning import CleanReport, clean_listings
+from shared.datasets import DatasetStore
 from shared.errors import DataError
 from shared.feedback import FEEDBACK_SCHEMA
 from shared.feedback_training import content_hash, with_feedback
@@ -16,44 +17,42 @@ from shared.pipeline import RunInputs
 from shared.prediction_store import read_predictions
 from shared.provenance import provenance_tags
 from shared.stage_records import Prepared
-from shared.storage import (
-    file_md5,
-    processed_path,
-    read_json,
-    read_raw_listings,
-    write_json_atomic,
-    write_parquet_atomic,
-)
+from shared.storage import file_md5, read_raw_listings
 
 log = logging.getLogger(__name__)
 
 
-def _report_path(dataset: Path) -> Path:
-    return dataset.with_suffix(".report.json")
-
-
-def clean_once(
-    raw_path: Path, processed_dir: Path, feedback: pd.DataFrame | None = None
-) -> tuple[str, Path, CleanReport]:
-    """Clean a raw file (plus the realised prices of stored feedback, when given) unless the
-    same content was cleaned before; returns hash, dataset, report."""
+def data_version(raw_path: Path, feedback: pd.DataFrame | None = None) -> str:
+    """The content hash of what prep would clean: the raw file's md5 (as DVC records it), and
+    the realised prices' rows when given."""
     if not raw_path.is_file():
         raise DataError(f"raw listings file not found: {raw_path}")
-    data_hash = file_md5(raw_path)
-    if feedback is not None:
-        data_hash = content_hash(data_hash, feedback)
-    dataset = processed_path(processed_dir, data_hash)
-    report_file = _report_path(dataset)
-    if dataset.is_file() and report_file.is_file():
-        log.info("reusing %s for %s", dataset, raw_path)
-        return data_hash, dataset, CleanReport(**read_json(report_file))
+    raw_hash = file_md5(raw_path)
+    return raw_hash if feedback is None else content_hash(raw_hash, feedback)
+
+
+def clean_file(
+    raw_path: Path, feedback: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, CleanReport]:
+    """Clean a raw file, plus the realised prices of stored feedback when given."""
     clean, report = clean_listings(read_raw_listings(raw_path))
     if feedback is not None:
         clean, report = with_feedback(clean, report, feedback)
-    write_parquet_atomic(clean, dataset)
-    # The report lands last: its presence means the dataset beside it is complete.
-    write_json_atomic(asdict(report), report_file)
-    return data_hash, dataset, report
+    return clean, report
+
+
+def clean_once(
+    store: DatasetStore, raw_path: Path, feedback: pd.DataFrame | None, tags: dict[str, str]
+) -> tuple[str, str, CleanReport]:
+    """The data version, its dataset run and its report: cleaned and logged unless the same
+    content was cleaned before (by any run, on any node)."""
+    data_hash = data_version(raw_path, feedback)
+    found = store.find(data_hash)
+    if found is not None:
+        log.info("reusing dataset %s (run %s) for %s", data_hash, found, raw_path)
+        return data_hash, found, CleanReport(**store.report(found))
+    clean, report = clean_file(raw_path, feedback)
+    return data_hash, store.log(data_hash, clean, asdict(report), tags), report
 
 
 def stored_feedback(context: StageContext, run: RunInputs) -> pd.DataFrame | None:
@@ -69,8 +68,8 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     settings, tracker, run_id = context.settings, context.tracker, run.run_id
     data_path = str(run.meta["data_path"])
     raw_path = settings.resolve(Path(data_path))
-    data_hash, dataset, report = clean_once(
-        raw_path, settings.resolve(context.params.prep.processed_dir), stored_feedback(context, run)
+    data_hash, dataset_run, report = clean_once(
+        context.datasets, raw_path, stored_feedback(context, run), {"data_path": data_path}
     )
     data_tags = {"data_hash": data_hash, "data_path": data_path}
     data_tags["feedback_rows"] = str(report.feedback_rows)
@@ -90,7 +89,7 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     return Prepared(
         data_path=data_path,
         data_hash=data_hash,
-        processed_path=str(dataset),
+        dataset_run_id=dataset_run,
         parent_run_id=parent,
         data_quality_run_id=quality_id,
         rows_in=report.rows_in,

@@ -4,6 +4,7 @@ section per registered model (a Redis lock, fenced before the alias moves)."""
 import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def _champion_scores(
-    context: StageContext, processed_path: str, champion: ModelVersion, metric: str
+    context: StageContext, dataset: Path, champion: ModelVersion, metric: str
 ) -> ChampionScores:
     """The champion's score on this run's test split, and the one it had at its promotion.
 
@@ -32,7 +33,7 @@ def _champion_scores(
     """
     recorded = champion.tags.get("score")
     at_promotion = float(recorded) if recorded and champion.tags.get("metric") == metric else None
-    split = context.params.split.read(processed_path)
+    split = context.params.split.read(dataset)
     try:
         model = context.registry.load_version(str(champion.version))
         proba = probabilities(model, split.x_test)
@@ -65,7 +66,7 @@ def _repeated_decision(version: ModelVersion) -> dict[str, Any]:
 
 def _gate(
     context: StageContext,
-    processed_path: str,
+    dataset: Path,
     version: ModelVersion,
     score: float,
     champion: ModelVersion | None,
@@ -76,7 +77,7 @@ def _gate(
     registry, rules = context.registry, context.params.select.gate()
     scores = None
     if champion is not None:
-        scores = _champion_scores(context, processed_path, champion, rules.metric)
+        scores = _champion_scores(context, dataset, champion, rules.metric)
     decision = decide_promotion(score, rules, scores)
     if decision.promoted:
         fence(lock)  # still ours, so nobody moved the alias since we read the champion
@@ -148,4 +149,4 @@ def register_and_gate(
             }
             version = registry.register(str(chosen.model_uri), tags)
         score = chosen.metrics[context.params.select.metric]
-        return _gate(context, prepared.processed_path, version, score, champion, lock)
+        return _gate(context, context.dataset_file(prepared), version, score, champion, lock)

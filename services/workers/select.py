@@ -10,7 +10,6 @@ from shared.pipeline import RunInputs
 from shared.queues import publish_promotion
 from shared.selection import candidate_report, pick_winner, report_markdown
 from shared.stage_records import Prepared, Selected
-from shared.storage import staged_model_path
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ def run_select(context: StageContext, run: RunInputs) -> Selected:
     winner = pick_winner(scores, metric)
     chosen = candidates[winner]
     chosen.model_uri = tracker.ensure_model_logged(
-        chosen, staged_model_path(context.staging_dir, run_id, winner)
+        chosen, lambda: context.staged_model(run, prepared.parent_run_id, winner)
     )
     report = candidate_report(scores, winner)
     tracker.log_dict(prepared.parent_run_id, {"candidates": report}, "report/candidates.json")

@@ -1,8 +1,8 @@
 """Train stage: fit one candidate on the shared split, score it, log its scores as a child run.
 
-The fitted model is staged on disk, not logged to MLflow here: select logs the winner's, and
-archive the others' once the winner is promoted and explained, so the decision never waits
-for models that lose (logging the notebook's 500-tree forest alone takes seconds).
+The fitted model is staged (shared.staged_models), not logged as a model here: select logs the
+winner's, and archive the others' once the winner is promoted and explained, so the decision
+never waits for models that lose (logging the notebook's 500-tree forest alone takes seconds).
 """
 
 from services.workers.context import StageContext
@@ -11,7 +11,6 @@ from shared.pipeline import RunInputs, stage_named
 from shared.queues import threads_per_worker
 from shared.selection import REPORTED_METRICS
 from shared.stage_records import Prepared, Trained
-from shared.storage import staged_model_path, write_staged_model
 
 
 def summary(metrics: dict[str, float]) -> dict[str, float]:
@@ -28,18 +27,14 @@ def fit_threads(context: StageContext) -> int | None:
 
 
 def run_train(context: StageContext, run: RunInputs) -> Trained:
-    """Fit, score, log the scores of and stage one candidate; one finished by an earlier try
-    (its run finished, its model staged) is kept."""
+    """Fit, score, log the scores of and stage one candidate. A retry fits again: its run,
+    the newest, supersedes any an earlier try finished, and its model replaces that one's."""
     tracker, params, run_id, name = context.tracker, context.params, run.run_id, run.candidate
     if name is None:
         raise ValueError("train runs per candidate: no candidate given")
-    staged = staged_model_path(context.staging_dir, run_id, name)
-    done = tracker.finished_child_run(run_id, "candidate", name)
-    if done is not None and staged.is_file():
-        return Trained(mlflow_run_id=done.info.run_id, metrics=summary(done.data.metrics))
     spec = params.train.candidate(name)
     prepared = run.get(Prepared)
-    split = params.split.read(prepared.processed_path)
+    split = params.split.read(context.dataset_file(prepared))
     child = tracker.start_child_run(
         prepared.parent_run_id, run_id, "candidate", name, tags={"data_hash": prepared.data_hash}
     )
@@ -59,10 +54,12 @@ def run_train(context: StageContext, run: RunInputs) -> Trained:
         metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
         metrics["predict_ms_single_row"] = single_row_latency_ms(pipeline, split.x_test)
         metrics["fit_seconds"] = fit_seconds
-        metrics["model_size_bytes"] = write_staged_model(pipeline, staged)  # pickled bytes
+        digest, metrics["model_size_bytes"] = context.staged_models.put(  # pickled bytes
+            prepared.parent_run_id, name, pipeline
+        )
         tracker.log_values(child, {}, metrics)
     except BaseException:
         tracker.end_run(child, "FAILED")
         raise
     tracker.end_run(child)  # finished = scored and staged; select relies on both
-    return Trained(mlflow_run_id=child, metrics=summary(metrics))
+    return Trained(mlflow_run_id=child, metrics=summary(metrics), staged_sha256=digest)

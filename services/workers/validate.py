@@ -7,7 +7,6 @@ compared with.
 """
 
 from dataclasses import asdict
-from pathlib import Path
 
 from services.workers.context import StageContext
 from shared.errors import DataError
@@ -67,7 +66,7 @@ def run_validate(context: StageContext, run: RunInputs) -> Validated:
             baseline_run_id=done.data.tags.get("baseline_run_id") or None,
         )
     baseline_run, baseline = last_passed(tracker, run_id)
-    clean = read_parquet(Path(prepared.processed_path))
+    clean = read_parquet(context.dataset_file(prepared))
     expected = context.params.validation.expectations()
     report = validate_clean(clean, prepared.rows_in, expected, baseline)
     tags = {"data_hash": prepared.data_hash, "baseline_run_id": baseline_run or ""}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 from services.stack import processes
 from shared.launch import launch_run
@@ -22,6 +23,7 @@ from shared.queues import WORKER_QUEUES, connect
 from shared.registry import Registry
 from shared.runs import RunStore
 from shared.settings import PROJECT_DIR, Settings
+from shared.staged_models import STAGED_FOLDER
 from shared.storage import file_md5, processed_path
 from tests.integration.postgres import remove_cluster, start_postgres
 
@@ -77,7 +79,7 @@ def write_pipeline_config(path: Path, candidates: list[dict], processed_dir: Pat
         "prep": {"processed_dir": str(processed_dir)},
         "split": {"test_size": 0.15, "random_state": 1},
         "validate": {"max_category_shift": 0.1},  # dvc repro reads each stage's section
-        "train": {"candidates": candidates, "staging_dir": str(processed_dir.parent / "staged")},
+        "train": {"candidates": candidates},
         "select": {"metric": "roc_auc_ovr"},
         "explain": {"sample_size": 100, "top_features": 10},
     }
@@ -123,10 +125,14 @@ class Stack:
         raw = PROJECT_DIR / "data" / "raw" / "listings.csv.gz"
         return pd.read_parquet(processed_path(self.folder / "processed", file_md5(raw)))
 
-    @property
-    def staging_dir(self) -> Path:
-        """Where the workers stage fitted candidates (as write_grid configures them)."""
-        return self.folder / "staged"
+    def staged_models(self, run_id: str) -> list[str]:
+        """The fitted candidates a run still has staged in MLflow (shared.staged_models)."""
+        run = self.runs().get(run_id) or {}
+        parent = run.get("stages", {}).get("prep", {}).get("parent_run_id")
+        if parent is None:
+            return []
+        client = MlflowClient(self.settings.mlflow_tracking_uri)
+        return [item.path for item in client.list_artifacts(parent, STAGED_FOLDER)]
 
 
 def wait_for_run(stack: "Stack", run_id: str, timeout: float = 300) -> dict:

@@ -14,6 +14,7 @@ from services.stack.processes import VENV_BIN
 from shared.pipeline import STAGES
 from shared.registry import Registry
 from shared.settings import PROJECT_DIR
+from shared.staged_models import STAGED_FOLDER
 from shared.storage import file_md5, read_json
 from tests.integration.conftest import (
     FAST_GRID,
@@ -84,8 +85,8 @@ def test_dvc_repro_runs_every_stage_pins_the_data_and_deploys_nothing(
     archived = read_json(project / "reports/archive.json")["models"]
     assert set(archived) == {c["name"] for c in FAST_GRID}
     assert archived[select["winner"]] == select["model_uri"]
-    assert (project / "staged").is_dir()  # where this config stages: training used it
-    assert not (project / "staged" / prep["run_id"]).exists()
+    staged = client.list_artifacts(prep["parent_run_id"], STAGED_FOLDER)
+    assert staged == []
     # Nothing was registered, and the champion and the version served are as before.
     assert select["decision"] == "not_registered" and select["version"] is None
     assert versions_of(client, stack, prep["run_id"]) == []

@@ -18,7 +18,7 @@ from shared.prediction_store import read_predictions
 from shared.queues import connect
 from shared.schema import FROM_FEEDBACK, TARGET, price_category
 from shared.settings import PROJECT_DIR
-from shared.storage import file_md5
+from shared.storage import file_md5, processed_path
 from tests.integration.conftest import FAST_GRID, GATEWAY_TOKEN, wait_for_run
 
 AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
@@ -138,7 +138,7 @@ def test_a_run_asked_to_train_on_realised_prices_adds_them_marked_and_counted(
     assert prepared["feedback_rows"] == expected_rows
     assert prepared["dropped"]["feedback_price_at_most_10"] >= 1
 
-    dataset = pd.read_parquet(prepared["processed_path"])
+    dataset = pd.read_parquet(processed_path(stack.folder / "processed", prepared["data_hash"]))
     ours = dataset[dataset["id"].str.startswith("fbt-")].set_index("id")
     assert sorted(ours.index) == sorted(f"fbt-{n}" for n in range(1, 20))
     assert ours[FROM_FEEDBACK].all() and dataset[FROM_FEEDBACK].sum() == expected_rows

@@ -83,7 +83,7 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
         assert (
             child.data.tags["model_uri"] == first["stages"]["archive"]["models"][candidate["name"]]
         )
-    assert not (stack.staging_dir / first["run_id"]).exists()
+    assert stack.staged_models(first["run_id"]) == []
     # The version knows where it came from and why it took the alias.
     version = client.get_model_version(stack.settings.model_name, select["version"])
     assert version.tags["pipeline_run_id"] == first["run_id"]
@@ -132,7 +132,7 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
     assert "below the floor 0.7500" in kept.tags["reason"]
     assert kept.tags["reason"] == second["stages"]["select"]["reason"]
     # The same raw file was cleaned once and reused; nothing was published this time.
-    assert second["stages"]["prep"]["processed_path"] == prep["processed_path"]
+    assert second["stages"]["prep"]["dataset_run_id"] == prep["dataset_run_id"]
     assert published_versions(subscription) == []
     subscription.close()
 

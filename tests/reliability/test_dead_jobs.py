@@ -104,8 +104,8 @@ def test_each_stage_killed_on_its_last_attempt_fails_the_run_and_frees_retrain(
         # Nothing staged is left behind once the run's other jobs have ended (a candidate killed
         # for good fails the run while the next one may still be training and staging).
         wait_for_jobs_to_end(stack, run_id)
-        staged = stack.staging_dir / run_id
-        assert not staged.exists(), (field, sorted(staged.iterdir()), stack.runs().get(run_id))
+        staged = stack.staged_models(run_id)
+        assert staged == [], (field, staged, stack.runs().get(run_id))
         # The next retrain is accepted (no 409) and, unless it is the last, the next victim.
         stack.write_grid([*fresh_slow_grid(), *QUICK_GRID])
         accepted = retrain(fault_gateway)

@@ -66,7 +66,7 @@ def test_corrupt_input_and_exhausted_retries_fail_the_run_while_predictions_go_o
     assert exhausted["stages"]["train"]["state"] == "failed"
     assert exhausted["candidates"]["quick_lgbm"]["state"] == "finished"
     assert versions_of(stack, exhausted_id) == []
-    assert not (stack.staging_dir / exhausted_id).exists()  # its staged model is deleted
+    assert stack.staged_models(exhausted_id) == []  # its staged model is deleted
 
     assert champion_version(stack) == champion
     assert predictions.total > 20

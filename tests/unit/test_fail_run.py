@@ -1,38 +1,76 @@
 """A run reported failed has its clean-up done: whoever polls its status may rely on it."""
 
-from pathlib import Path
 from typing import Any
 
 from services.workers.context import StageContext, fail_run
 from shared.settings import Settings
-from shared.storage import staged_model_path, write_staged_model
+
+
+class Recording:
+    """What fail_run did, in order: staged models deleted, records written."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, ...]] = []
 
 
 class RecordingRuns:
-    """A run store that notes whether the staged models were still there when each record was
-    written."""
+    """A run store whose prep record names the run's MLflow parent run."""
 
-    def __init__(self, staged: Path) -> None:
-        self.staged = staged
-        self.writes: list[tuple[str, bool]] = []
+    def __init__(self, recording: Recording) -> None:
+        self.recording = recording
 
     def update(self, run_id: str, field: str, **changes: Any) -> dict[str, Any]:
-        self.writes.append((changes.get("state", ""), self.staged.exists()))
+        self.recording.steps.append(("record", field, changes.get("state", "")))
         return {}
 
     def field(self, run_id: str, field: str) -> dict[str, Any]:
-        return {}  # no MLflow parent run recorded: nothing to close
+        return {"parent_run_id": "parent-1"} if field == "stage:prep" else {}
 
 
-def test_staged_models_are_gone_before_the_run_is_recorded_failed(tmp_path: Path):
-    staged = staged_model_path(tmp_path, "run-1", "lgbm")
-    write_staged_model({"a": "model"}, staged)
+class RecordingStagedModels:
+    def __init__(self, recording: Recording) -> None:
+        self.recording = recording
+
+    def remove(self, parent_run_id: str) -> None:
+        self.recording.steps.append(("remove staged", parent_run_id))
+
+
+class RecordingTracker:
+    def __init__(self, recording: Recording) -> None:
+        self.recording = recording
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.recording.steps.append(("end", run_id, status))
+
+
+def _context(recording: Recording) -> StageContext:
     context = StageContext(Settings())
-    runs = RecordingRuns(staged.parent)
     # Set what the context would otherwise build from settings and connections.
-    context.__dict__.update(runs=runs, staging_dir=tmp_path)
+    context.__dict__.update(
+        runs=RecordingRuns(recording),
+        staged_models=RecordingStagedModels(recording),
+        tracker=RecordingTracker(recording),
+    )
+    return context
 
-    fail_run(context, "run-1", "stage:select", "worker died")
 
-    assert runs.writes == [("failed", False)]
-    assert not staged.parent.exists()
+def test_staged_models_are_gone_before_the_run_is_recorded_failed():
+    recording = Recording()
+    fail_run(_context(recording), "run-1", "stage:select", "worker died")
+    assert recording.steps == [
+        ("remove staged", "parent-1"),
+        ("record", "stage:select", "failed"),
+        ("end", "parent-1", "FAILED"),
+    ]
+
+
+def test_a_failed_deletion_still_records_the_failure():
+    recording = Recording()
+    context = _context(recording)
+
+    def unreachable(parent_run_id: str) -> None:
+        raise ConnectionError("MLflow is down")
+
+    context.staged_models.remove = unreachable
+    fail_run(context, "run-1", "candidate:rf", "worker died")
+    assert ("record", "candidate:rf", "failed") in recording.steps

@@ -14,6 +14,7 @@ from shared.feedback_training import content_hash, training_rows, with_feedback
 from shared.schema import AMENITY_FLAGS, FROM_FEEDBACK, OPTIONAL_FLAGS, TARGET
 from shared.validation import Expectations, validate_clean
 from tests.unit.listings import raw_frame
+from tests.unit.memory_datasets import MemoryDatasets
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
@@ -106,17 +107,18 @@ def test_the_data_version_covers_the_prices_and_reuses_the_same_ones(tmp_path):
     raw = tmp_path / "listings.csv"
     raw_frame({}, {}).to_csv(raw, index=False)
     prices = [_price("a", 150), _price("b", 95)]
-    processed = tmp_path / "processed"
+    datasets = MemoryDatasets()
 
-    plain_hash, _, plain = clean_once(raw, processed)
-    first_hash, dataset, report = clean_once(raw, processed, _feedback(*prices))
-    again_hash, again_dataset, _ = clean_once(raw, processed, _feedback(*reversed(prices)))
-    more_hash, _, more = clean_once(raw, processed, _feedback(*prices, _price("c", 420)))
+    plain_hash, _, plain = clean_once(datasets, raw, None, {})
+    first_hash, dataset, report = clean_once(datasets, raw, _feedback(*prices), {})
+    again_hash, again_dataset, _ = clean_once(datasets, raw, _feedback(*reversed(prices)), {})
+    more_hash, _, more = clean_once(datasets, raw, _feedback(*prices, _price("c", 420)), {})
 
     assert plain.feedback_rows == 0 and plain_hash != first_hash
     assert (again_hash, again_dataset) == (first_hash, dataset)  # same prices, same version
     assert more_hash not in (plain_hash, first_hash) and more.feedback_rows == 3
-    stored = pd.read_parquet(dataset)
+    assert len(datasets.logged) == 3  # cleaned once per version
+    stored = datasets.logged[dataset][1]
     assert stored[FROM_FEEDBACK].sum() == report.feedback_rows == 2
     assert first_hash == content_hash(plain_hash, _feedback(*prices))
 

@@ -119,7 +119,7 @@ def test_a_stage_reads_an_earlier_stage_s_record_as_its_type():
     prepared = {
         "data_path": "d.csv",
         "data_hash": "h",
-        "processed_path": "p.parquet",
+        "dataset_run_id": "dataset",
         "parent_run_id": "parent",
         "data_quality_run_id": "q",
         "rows_in": 3,

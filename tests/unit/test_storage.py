@@ -8,11 +8,7 @@ from shared.errors import DataError
 from shared.storage import (
     file_md5,
     read_raw_listings,
-    read_staged_model,
-    remove_staged_models,
-    staged_model_path,
     write_parquet_atomic,
-    write_staged_model,
 )
 from tests.unit.listings import raw_frame
 
@@ -69,20 +65,3 @@ def test_write_parquet_atomic_round_trips(tmp_path):
     frame = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
     write_parquet_atomic(frame, target)
     pd.testing.assert_frame_equal(pd.read_parquet(target), frame)
-
-
-def test_staged_models_round_trip_per_run_and_are_removed_with_their_run(tmp_path):
-    first, second = (staged_model_path(tmp_path, run, "rf") for run in ("run-1", "run-2"))
-    write_staged_model({"trees": [1, 2, 3]}, first)
-    write_staged_model({"trees": [4]}, second)
-
-    assert read_staged_model(first) == {"trees": [1, 2, 3]}
-    remove_staged_models(tmp_path, "run-1")
-    assert not first.parent.exists()
-    assert read_staged_model(second) == {"trees": [4]}  # another run's models stay
-
-
-def test_a_missing_staged_model_is_a_data_error_naming_the_file(tmp_path):
-    missing = staged_model_path(tmp_path, "run-1", "rf")
-    with pytest.raises(DataError, match=str(missing)):
-        read_staged_model(missing)
