@@ -175,7 +175,11 @@ class RetrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_path: str | None = Field(
-        default=None, max_length=500, description="A raw listings file under data/raw/"
+        default=None,
+        max_length=500,
+        description=(
+            "A raw listings file under data/raw/, or an MLflow artifact: runs:/<run id>/<path>"
+        ),
     )
     reason: str | None = Field(default=None, max_length=2000, description="Stored as text")
     force: bool = Field(default=False, description="Queue even while another run is active")

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from services.client.api import ClientError, GatewayClient
 from shared.schema import PRICE_CATEGORIES
-from shared.settings import get_local_settings
+from shared.settings import get_local_settings, get_settings
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -79,6 +80,26 @@ def decision_line(select: dict[str, Any]) -> str:
     return f"version {select['version']} ({scored}): champion kept: {reason}"
 
 
+def cmd_upload_data(client: GatewayClient, args: argparse.Namespace) -> int:
+    """Log a dump to MLflow (MLFLOW_TRACKING_URI) and print the name a retrain takes: any
+    prep worker, on any node, reads it from there."""
+    # MLflow is imported here alone: the other commands start without its second of imports.
+    # Its "View run" lines would mix with the name printed for scripts to read.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    from mlflow.exceptions import MlflowException
+
+    from shared.raw_data import upload
+
+    dump = Path(args.file)
+    if not dump.is_file():
+        raise OSError(f"no such file: {dump}")
+    try:
+        print(upload(get_settings(), dump))
+    except MlflowException as error:
+        raise ClientError(f"MLflow refused the upload: {error}") from None
+    return 0
+
+
 def cmd_runs(client: GatewayClient, args: argparse.Namespace) -> int:
     rows = []
     for run in client.runs(args.limit):
@@ -121,7 +142,9 @@ def parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--json", help="the listing(s) as a JSON string")
     retrain = commands.add_parser("retrain", help="queue a pipeline run")
-    retrain.add_argument("--data", help="raw listings file under data/raw/")
+    retrain.add_argument(
+        "--data", help="raw listings file under data/raw/, or runs:/<run id>/<path>"
+    )
     retrain.add_argument("--reason")
     retrain.add_argument("--force", action="store_true", help="queue even if a run is active")
     retrain.add_argument("--wait", action="store_true", help="follow the run until it ends")
@@ -129,6 +152,10 @@ def parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="recent runs, newest first")
     runs.add_argument("--limit", type=int, default=20)
     commands.add_parser("model", help="the champion: version, scores, importances")
+    upload_data = commands.add_parser(
+        "upload-data", help="log a raw listings file to MLflow; prints its runs:/ name"
+    )
+    upload_data.add_argument("file")
     return main
 
 
@@ -140,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "retrain": cmd_retrain,
         "runs": cmd_runs,
         "model": cmd_model,
+        "upload-data": cmd_upload_data,
     }
     try:
         return handlers[args.command](client, args)

@@ -16,6 +16,7 @@ from shared.feedback_training import content_hash, with_feedback
 from shared.pipeline import RunInputs
 from shared.prediction_store import read_predictions
 from shared.provenance import provenance_tags
+from shared.raw_data import local_raw_file
 from shared.stage_records import Prepared
 from shared.storage import file_md5, read_raw_listings
 
@@ -67,10 +68,10 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     """Clean the data, open the run's MLflow parent run and log the data-quality figures."""
     settings, tracker, run_id = context.settings, context.tracker, run.run_id
     data_path = str(run.meta["data_path"])
-    raw_path = settings.resolve(Path(data_path))
-    data_hash, dataset_run, report = clean_once(
-        context.datasets, raw_path, stored_feedback(context, run), {"data_path": data_path}
-    )
+    with local_raw_file(settings, data_path) as raw_path:
+        data_hash, dataset_run, report = clean_once(
+            context.datasets, raw_path, stored_feedback(context, run), {"data_path": data_path}
+        )
     data_tags = {"data_hash": data_hash, "data_path": data_path}
     data_tags["feedback_rows"] = str(report.feedback_rows)
     parent = tracker.ensure_pipeline_run(run_id, {**data_tags, **provenance_tags()})

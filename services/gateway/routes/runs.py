@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, request, url_for
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 
 from services.gateway.errors import ApiError, validation_error
@@ -14,6 +16,7 @@ from services.gateway.server_paths import without_server_paths
 from services.gateway.state import Gateway, gateway
 from shared.contracts import RetrainRequest
 from shared.launch import LAUNCH_LOCK, launch_run
+from shared.raw_data import artifact_exists, artifact_of
 from shared.runs import as_text
 
 blueprint = Blueprint("runs", __name__)
@@ -24,9 +27,41 @@ MAX_IDEMPOTENCY_KEY = 200
 SAFE_PATH = re.compile(r"[\w./-]+", re.ASCII)
 
 
+def _artifact_data_path(state: Gateway, asked: str) -> str:
+    """A dump named as an MLflow artifact: it must be a file of that run."""
+    artifact = artifact_of(asked)
+    if artifact is None:
+        raise ApiError(
+            400,
+            "bad_data_path",
+            "an MLflow artifact is named runs:/<32-character run id>/<path of plain names>",
+            fields=[{"path": "data_path", "message": "not a runs:/<run id>/<path> name"}],
+        )
+    try:
+        exists = artifact_exists(MlflowClient(state.settings.mlflow_tracking_uri), *artifact)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            exists = False
+        else:
+            raise ApiError(
+                503, "mlflow_unavailable", "MLflow did not answer: data_path cannot be checked"
+            ) from None
+    if not exists:
+        raise ApiError(
+            400,
+            "bad_data_path",
+            f"no such artifact: {asked}",
+            fields=[{"path": "data_path", "message": "artifact not found"}],
+        )
+    return asked
+
+
 def _data_path(state: Gateway, asked: str | None) -> str:
-    """The raw file to train on, relative to the project; it must lie under data/raw/."""
+    """The raw file to train on: relative to the project, under data/raw/, or an artifact of
+    an MLflow run (runs:/<run id>/<path>, readable from any node)."""
     settings = state.settings
+    if asked is not None and asked.startswith("runs:/"):
+        return _artifact_data_path(state, asked)
     if asked is not None and not SAFE_PATH.fullmatch(asked):
         raise ApiError(
             400,
