@@ -46,12 +46,18 @@ def local_raw_file(settings: Settings, data_path: str) -> Iterator[Path]:
         yield settings.resolve(Path(data_path))
         return
     client = MlflowClient(settings.mlflow_tracking_uri)
+    # Missing is for good (DataError: no retry helps); MLflow unreachable is not, and its
+    # error is left to the stage's retries.
+    try:
+        exists = artifact_exists(client, *artifact)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        exists = False
+    if not exists:
+        raise DataError(f"raw listings artifact not found: {data_path}")
     with tempfile.TemporaryDirectory(prefix="raw-") as folder:
-        try:
-            local = client.download_artifacts(*artifact, folder)
-        except (MlflowException, OSError) as error:
-            raise DataError(f"raw listings artifact not readable: {data_path}: {error}") from None
-        yield Path(local)
+        yield Path(client.download_artifacts(*artifact, folder))
 
 
 def upload(settings: Settings, dump: Path) -> str:

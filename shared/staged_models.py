@@ -16,11 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from shared.errors import DataError
+from shared.tracking import delete_artifacts
 
 STAGED_FOLDER = "staged"
 
@@ -47,13 +46,15 @@ class StagedModels:
 
     def get(self, parent_run_id: str, candidate: str, digest: str) -> Any:
         """A staged model, if its bytes are those its training staged; DataError otherwise."""
-        name = f"{STAGED_FOLDER}/{candidate}.pkl"
+        # Missing is for good (DataError: no retry helps); MLflow unreachable is not, and its
+        # error is left to the stage's retries.
+        if not self.has(parent_run_id, candidate):
+            raise DataError(f"staged model of {candidate} not found in run {parent_run_id}")
         with tempfile.TemporaryDirectory() as folder:
-            try:
-                fetched = self.client.download_artifacts(parent_run_id, name, folder)
-                data = Path(fetched).read_bytes()
-            except (MlflowException, OSError) as error:
-                raise DataError(f"staged model of {candidate} not found: {error}") from None
+            fetched = self.client.download_artifacts(
+                parent_run_id, f"{STAGED_FOLDER}/{candidate}.pkl", folder
+            )
+            data = Path(fetched).read_bytes()
         if digest_of(data) != digest:
             raise DataError(
                 f"staged model of {candidate} is not the one its training staged "
@@ -67,6 +68,4 @@ class StagedModels:
 
     def remove(self, parent_run_id: str) -> None:
         """Delete a run's staged models (logged, or never to be)."""
-        artifact_uri = self.client.get_run(parent_run_id).info.artifact_uri
-        repository = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
-        repository.delete_artifacts(STAGED_FOLDER)
+        delete_artifacts(self.client, parent_run_id, STAGED_FOLDER)
