@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
 from mlflow.types.schema import AnyType
@@ -62,6 +63,12 @@ IMPORTANCES_ARTIFACT = "explain/importances.json"
 DRIFT_REFERENCE_ARTIFACT = "monitoring/drift_reference.json"
 
 
+def delete_artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> None:
+    """Delete a run's artifacts under path (all without one); nothing there is no error."""
+    artifact_uri = client.get_run(run_id).info.artifact_uri
+    get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri).delete_artifacts(path)
+
+
 @contextmanager
 def tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's model logging reads the process-wide tracking URI (and sets the environment's
@@ -101,6 +108,11 @@ class Tracker:
     def find_runs(self, pipeline_run_id: str, kind: str, extra: str = "") -> list[Run]:
         """Runs of one kind (pipeline, data-quality, candidate) of a pipeline run, newest first."""
         query = f"tags.pipeline_run_id = '{pipeline_run_id}' and tags.kind = '{kind}'" + extra
+        return list(self.client.search_runs([self.experiment_id], filter_string=query))
+
+    def find_runs_of_kind(self, kind: str) -> list[Run]:
+        """Every run of a kind outside pipeline runs (realised-prices, ...), newest first."""
+        query = f"tags.kind = '{kind}'"
         return list(self.client.search_runs([self.experiment_id], filter_string=query))
 
     def newest_finished_run(self, kind: str, excluding_pipeline_run: str) -> Run | None:
@@ -231,6 +243,10 @@ class Tracker:
         """Close a run (FINISHED or FAILED) unless it is closed already."""
         if self.client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.RUNNING):
             self.client.set_terminated(run_id, status)
+
+    def delete_artifacts(self, run_id: str, path: str | None = None) -> None:
+        """Delete a run's artifacts under path (all of them without one), through the server."""
+        return delete_artifacts(self.client, run_id, path)
 
     def log_dict(self, run_id: str, document: dict[str, Any], artifact_file: str) -> None:
         self.client.log_dict(run_id, document, artifact_file)

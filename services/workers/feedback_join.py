@@ -14,13 +14,22 @@ from services.workers.drain import Sink
 from shared.feedback import FEEDBACK_SCHEMA, join, live_scores, rows_of_feedback
 from shared.monitor_state import save_feedback_outcomes, save_live_scores
 from shared.prediction_store import Batch, days_between, read_predictions, write_batch
+from shared.realised_prices import RealisedPrices
 
 # The request ids and listing ids a request's outcome lists, at most, per kind of problem.
 LISTED_PROBLEMS = 100
 
 
-def feedback_sink(redis: Redis, folder: Path, predictions: Path, window_days: float) -> Sink:
-    """Feedback rows under folder, joined to the predictions stored under predictions."""
+def feedback_sink(
+    redis: Redis,
+    folder: Path,
+    predictions: Path,
+    window_days: float,
+    published: RealisedPrices,
+) -> Sink:
+    """Feedback rows under folder, joined to the predictions stored under predictions; the
+    matched ones published for prep on any node. A batch whose publishing fails is not
+    acknowledged: the next drain joins it again (under the same file names) and publishes."""
 
     def write(batch: Batch) -> int:
         joined = join(batch.rows, read_predictions(predictions).to_pandas())
@@ -29,6 +38,8 @@ def feedback_sink(redis: Redis, folder: Path, predictions: Path, window_days: fl
         )
         save_feedback_outcomes(redis, outcomes(joined))
         refresh_live_scores(redis, folder, window_days)
+        if any(row["problem"] is None for row in joined):
+            published.publish(read_predictions(folder, schema=FEEDBACK_SCHEMA).to_pandas())
         return len(written)
 
     return Sink(rows_of_feedback, write, folder)

@@ -18,6 +18,7 @@ from services.workers.drift_check import run_drift_check
 from services.workers.feedback_join import feedback_sink, refresh_live_scores
 from shared.feedback import FEEDBACK_SETTLE_SECONDS
 from shared.queues import MONITOR_TASKS, monitor_interval, schedule_monitor
+from shared.realised_prices import RealisedPrices
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
             feedback_dir(settings),
             predictions,
             context.monitor_params.feedback.window_days,
+            RealisedPrices(context.tracker),
         ),
     }
     report = {}

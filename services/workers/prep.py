@@ -11,12 +11,11 @@ from services.workers.context import StageContext
 from shared.cleaning import CleanReport, clean_listings
 from shared.datasets import DatasetStore
 from shared.errors import DataError
-from shared.feedback import FEEDBACK_SCHEMA
 from shared.feedback_training import content_hash, with_feedback
 from shared.pipeline import RunInputs
-from shared.prediction_store import read_predictions
 from shared.provenance import provenance_tags
 from shared.raw_data import local_raw_file
+from shared.realised_prices import RealisedPrices
 from shared.stage_records import Prepared
 from shared.storage import file_md5, read_raw_listings
 
@@ -57,11 +56,11 @@ def clean_once(
 
 
 def stored_feedback(context: StageContext, run: RunInputs) -> pd.DataFrame | None:
-    """The realised prices the monitor stored, if the run was launched to train on them."""
+    """The realised prices the monitor published, if the run was launched to train on them
+    (None when it has published none)."""
     if not run.meta.get("feedback_training"):
         return None
-    folder = context.settings.resolve(context.settings.feedback_dir)
-    return read_predictions(folder, schema=FEEDBACK_SCHEMA).to_pandas()
+    return RealisedPrices(context.tracker).latest()
 
 
 def run_prep(context: StageContext, run: RunInputs) -> Prepared:

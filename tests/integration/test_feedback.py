@@ -16,9 +16,11 @@ from shared.feedback import FEEDBACK_SCHEMA
 from shared.launch import launch_run
 from shared.prediction_store import read_predictions
 from shared.queues import connect
+from shared.realised_prices import REALISED_PRICES_KIND, RealisedPrices
 from shared.schema import FROM_FEEDBACK, TARGET, price_category
 from shared.settings import PROJECT_DIR
 from shared.storage import file_md5, processed_path
+from shared.tracking import Tracker
 from tests.integration.conftest import FAST_GRID, GATEWAY_TOKEN, wait_for_run
 
 AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
@@ -127,6 +129,11 @@ def test_a_run_asked_to_train_on_realised_prices_adds_them_marked_and_counted(
     matched = stored[stored["problem"].isna()].sort_values("feedback_time")
     latest = matched.drop_duplicates("id", keep="last")
     expected_rows = int((latest["price"] > 10).sum())
+    # Prep reads them from MLflow, where the monitor publishes them (no disk is shared): all
+    # of them, in the one run that replaced the earlier ones.
+    tracker = Tracker(stack.settings)
+    assert len(RealisedPrices(tracker).latest()) == len(matched)
+    assert len(tracker.find_runs_of_kind(REALISED_PRICES_KIND)) == 1
 
     stack.write_grid(FAST_GRID)
     with_feedback = stack.settings.model_copy(update={"feedback_training": True})

@@ -1,0 +1,55 @@
+"""The realised prices prep may train on, published where any node reads them: MLflow.
+
+The monitor keeps the joined feedback as Parquet on its own disk; a prep worker on another
+machine cannot read that. So after each batch of prices it joins, the monitor logs every
+matched price it keeps (the listing's fields, the price) to a run of kind "realised-prices",
+finished only once the file is in, and deletes the runs this one replaces; prep reads the
+newest finished one (shared.feedback_training turns it into training rows).
+"""
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from shared.tracking import Tracker
+
+REALISED_PRICES_KIND = "realised-prices"
+PRICES_FILE = "realised_prices.parquet"
+
+
+class RealisedPrices:
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def publish(self, feedback: pd.DataFrame) -> str | None:
+        """Log the matched prices of the stored feedback (None, and nothing logged, if none)."""
+        matched = feedback[feedback["problem"].isna()]
+        if matched.empty:
+            return None
+        tracker = self.tracker
+        earlier = tracker.find_runs_of_kind(REALISED_PRICES_KIND)
+        run_id = tracker.create_run(REALISED_PRICES_KIND, "realised-prices", {})
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / PRICES_FILE
+                matched.to_parquet(path, index=False)
+                tracker.client.log_artifact(run_id, str(path))
+            tracker.log_values(run_id, {}, {"matched_prices": len(matched)})
+        except BaseException:
+            tracker.end_run(run_id, "FAILED")
+            raise
+        tracker.end_run(run_id)
+        for old in earlier:  # replaced: their files and runs go
+            tracker.delete_artifacts(old.info.run_id)
+            tracker.client.delete_run(old.info.run_id)
+        return run_id
+
+    def latest(self) -> pd.DataFrame | None:
+        """The newest published prices; None when none were."""
+        run = self.tracker.newest_run_tagged(REALISED_PRICES_KIND, {})
+        if run is None:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            path = self.tracker.client.download_artifacts(run.info.run_id, PRICES_FILE, folder)
+            return pd.read_parquet(path)
