@@ -36,10 +36,12 @@ def feedback_sink(
         written = write_batch(
             folder, Batch(batch.first_id, joined), FEEDBACK_SCHEMA, "feedback_time"
         )
-        save_feedback_outcomes(redis, outcomes(joined))
-        refresh_live_scores(redis, folder, window_days)
+        # Published before the outcomes say "joined": a retrain launched once they do trains
+        # on these prices.
         if any(row["problem"] is None for row in joined):
             published.publish(read_predictions(folder, schema=FEEDBACK_SCHEMA).to_pandas())
+        save_feedback_outcomes(redis, outcomes(joined))
+        refresh_live_scores(redis, folder, window_days)
         return len(written)
 
     return Sink(rows_of_feedback, write, folder)
