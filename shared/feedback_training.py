@@ -21,7 +21,7 @@ from shared.schema import AMENITY_FLAGS, FROM_FEEDBACK, PRICE_CATEGORIES, TARGET
 def training_rows(feedback: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Stored feedback (shared.feedback.FEEDBACK_SCHEMA) as cleaned listings, in id order,
     and how many matched prices were left out, by reason."""
-    matched = feedback[feedback["problem"].isna() & feedback["id"].notna()]
+    matched = feedback[_matched(feedback)]
     latest = matched.sort_values("feedback_time", kind="stable").drop_duplicates("id", keep="last")
     cheap = latest["price"] <= MIN_PRICE
     kept = latest[~cheap].sort_values("id")
@@ -36,9 +36,9 @@ def training_rows(feedback: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]
     return rows, {reason: n for reason, n in left_out.items() if n}
 
 
-def matched_count(feedback: pd.DataFrame) -> int:
-    """The matched prices training_rows reads (each an input row of the dataset)."""
-    return int((feedback["problem"].isna() & feedback["id"].notna()).sum())
+def _matched(feedback: pd.DataFrame) -> pd.Series:
+    """The prices that found their prediction (each an input row of the dataset)."""
+    return feedback["problem"].isna() & feedback["id"].notna()
 
 
 def with_feedback(
@@ -66,7 +66,7 @@ def with_feedback(
     counts = combined[TARGET].value_counts()
     return combined, replace(
         report,
-        rows_in=report.rows_in + matched_count(feedback),
+        rows_in=report.rows_in + int(_matched(feedback).sum()),
         rows_out=len(combined),
         dropped=dropped,
         per_category={c: int(counts.get(c, 0)) for c in PRICE_CATEGORIES},

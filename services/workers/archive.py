@@ -19,9 +19,7 @@ def run_archive(context: StageContext, run: RunInputs) -> Archived:
     tracker, prepared = context.tracker, run.get(Prepared)
     candidates = tracker.finished_candidates(run.run_id, prepared.candidates)
     uris = {
-        name: tracker.ensure_model_logged(
-            candidate, partial(context.staged_model, run, prepared.parent_run_id, name)
-        )
+        name: tracker.ensure_model_logged(candidate, partial(context.staged_model, run, name))
         for name, candidate in candidates.items()
     }
     context.staged_models.remove(prepared.parent_run_id)

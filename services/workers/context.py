@@ -76,10 +76,10 @@ class StageContext:
         """Fitted candidates waiting, in their run's MLflow artifacts, to be logged as models."""
         return StagedModels(self.tracker.client)
 
-    def staged_model(self, run: RunInputs, parent_run_id: str, candidate: str) -> Any:
+    def staged_model(self, run: RunInputs, candidate: str) -> Any:
         """A candidate's staged model, checked against the digest its training recorded."""
         digest = run.candidate_record(Trained, candidate).staged_sha256
-        return self.staged_models.get(parent_run_id, candidate, digest)
+        return self.staged_models.get(run.get(Prepared).parent_run_id, candidate, digest)
 
 
 def job_context() -> StageContext:

@@ -40,7 +40,7 @@ def run_select(context: StageContext, run: RunInputs) -> Selected:
     winner = pick_winner(scores, metric)
     chosen = candidates[winner]
     chosen.model_uri = tracker.ensure_model_logged(
-        chosen, lambda: context.staged_model(run, prepared.parent_run_id, winner)
+        chosen, lambda: context.staged_model(run, winner)
     )
     report = candidate_report(scores, winner)
     tracker.log_dict(prepared.parent_run_id, {"candidates": report}, "report/candidates.json")

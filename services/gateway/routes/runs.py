@@ -27,15 +27,17 @@ MAX_IDEMPOTENCY_KEY = 200
 SAFE_PATH = re.compile(r"[\w./-]+", re.ASCII)
 
 
+def _bad_data_path(message: str, why: str) -> ApiError:
+    return ApiError(400, "bad_data_path", message, fields=[{"path": "data_path", "message": why}])
+
+
 def _artifact_data_path(state: Gateway, asked: str) -> str:
     """A dump named as an MLflow artifact: it must be a file of that run."""
     artifact = artifact_of(asked)
     if artifact is None:
-        raise ApiError(
-            400,
-            "bad_data_path",
+        raise _bad_data_path(
             "an MLflow artifact is named runs:/<32-character run id>/<path of plain names>",
-            fields=[{"path": "data_path", "message": "not a runs:/<run id>/<path> name"}],
+            "not a runs:/<run id>/<path> name",
         )
     try:
         exists = artifact_exists(MlflowClient(state.settings.mlflow_tracking_uri), *artifact)
@@ -47,12 +49,7 @@ def _artifact_data_path(state: Gateway, asked: str) -> str:
                 503, "mlflow_unavailable", "MLflow did not answer: data_path cannot be checked"
             ) from None
     if not exists:
-        raise ApiError(
-            400,
-            "bad_data_path",
-            f"no such artifact: {asked}",
-            fields=[{"path": "data_path", "message": "artifact not found"}],
-        )
+        raise _bad_data_path(f"no such artifact: {asked}", "artifact not found")
     return asked
 
 
@@ -63,11 +60,9 @@ def _data_path(state: Gateway, asked: str | None) -> str:
     if asked is not None and asked.startswith("runs:/"):
         return _artifact_data_path(state, asked)
     if asked is not None and not SAFE_PATH.fullmatch(asked):
-        raise ApiError(
-            400,
-            "bad_data_path",
+        raise _bad_data_path(
             "data_path may hold only letters, digits, '.', '_', '-' and '/'",
-            fields=[{"path": "data_path", "message": "characters outside [A-Za-z0-9._/-]"}],
+            "characters outside [A-Za-z0-9._/-]",
         )
     relative = Path(asked) if asked else settings.default_data_path
     raw_dir = settings.resolve(settings.raw_data_dir).resolve()
@@ -77,26 +72,16 @@ def _data_path(state: Gateway, asked: str | None) -> str:
     except (ValueError, OSError) as error:  # a NUL byte, a name too long for the file system
         # The reason alone: an OSError's text names the absolute path.
         why = error.strerror if isinstance(error, OSError) else str(error)
-        raise ApiError(
-            400,
-            "bad_data_path",
-            f"data_path is not a usable path: {why}",
-            fields=[{"path": "data_path", "message": "not a usable path"}],
+        raise _bad_data_path(
+            f"data_path is not a usable path: {why}", "not a usable path"
         ) from None
     if not resolved.is_relative_to(raw_dir):
-        raise ApiError(
-            400,
-            "bad_data_path",
+        raise _bad_data_path(
             f"data_path must be a file under {settings.raw_data_dir}/",
-            fields=[{"path": "data_path", "message": "outside the raw data folder"}],
+            "outside the raw data folder",
         )
     if not exists:
-        raise ApiError(
-            400,
-            "bad_data_path",
-            f"no such file: {relative}",
-            fields=[{"path": "data_path", "message": "file not found"}],
-        )
+        raise _bad_data_path(f"no such file: {relative}", "file not found")
     return str(resolved.relative_to(settings.project_dir.resolve()))
 
 
