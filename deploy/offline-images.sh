@@ -8,6 +8,7 @@
 #   price-category/nginx:bookworm     nginx, the gateway's front, from Debian's package
 #   price-category:latest             the project, on that base; pip installs requirements.lock
 #                                     from a wheelhouse this host's pip downloads
+#   price-category/front:latest       that nginx with the gateway's server block (deploy/nginx)
 #
 # The wheelhouse is why no certificate goes into an image: the host's pip, with whatever
 # certificate authorities and index it is set up with, downloads the locked wheels (their
@@ -15,6 +16,8 @@
 # --no-index. Debian's packages come from the host's own mirror (DEBIAN_MIRROR overrides it).
 #
 # Images already built are kept (a second run takes seconds); REBUILD=1 builds all again.
+# The project's two images are built every time, from this checkout (cached layers make an
+# unchanged one quick).
 # Afterwards, compose uses them with:
 #   BASE_IMAGE=price-category/base:bookworm REDIS_IMAGE=price-category/redis:bookworm \
 #   POSTGRES_IMAGE=price-category/postgres:15 NGINX_IMAGE=price-category/nginx:bookworm \
@@ -94,4 +97,7 @@ docker build --quiet --force-rm --build-arg "BASE_IMAGE=$BASE_IMAGE" \
 if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' price-category:latest)" ]; then
   docker image rm "$previous" >/dev/null 2>&1 || true
 fi
+log "docker build price-category/front:latest"
+docker build --quiet --force-rm --build-arg "NGINX_IMAGE=price-category/nginx:bookworm" \
+  -t price-category/front:latest deploy/nginx >/dev/null
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^price-category' >&2

@@ -6,6 +6,9 @@ MLFLOW_TRACKING_URI), so `docker-compose up` ends with a model served and nobody
 to retrain first. Once, however often it runs: with a champion it does nothing, and while a
 run is already going (another start of it, a user's retrain) it follows that run instead of
 queueing a second.
+
+A swarm starts it with no regard to start order, so it first waits for the gateway and MLflow
+to answer: asked while MLflow is away, the registry would say "no champion" of one that exists.
 """
 
 import logging
@@ -14,12 +17,16 @@ from typing import Any
 
 from services.client.api import ClientError, GatewayClient
 from services.client.cli import stage_line
+from services.stack.processes import wait_until
+from shared.probes import answers_ok, mlflow_answers
 from shared.registry import Registry
 from shared.settings import get_local_settings, get_settings
 
 log = logging.getLogger("bootstrap")
 
 REASON = "first start: no champion registered"
+# A fresh stack's MLflow upgrades an empty database first: a minute or two on a busy machine.
+WAIT_SECONDS = 600
 
 
 class BootstrapError(Exception):
@@ -54,12 +61,26 @@ def _follow(client: GatewayClient, run_id: str) -> dict[str, Any]:
         raise BootstrapError(f"first training run could not be followed: {error}") from None
 
 
+def wait_for_services(gateway_url: str, tracking_uri: str, timeout: float = WAIT_SECONDS) -> None:
+    """Until the gateway is alive and MLflow answers; BootstrapError naming what never did."""
+    for what, check in (
+        (f"the gateway at {gateway_url}", lambda: answers_ok(f"{gateway_url}/health/live")),
+        (f"MLflow at {tracking_uri}", lambda: mlflow_answers(tracking_uri)),
+    ):
+        log.info("waiting for %s", what)
+        try:
+            wait_until(check, timeout, what)
+        except TimeoutError as error:
+            raise BootstrapError(str(error)) from None
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    local = get_local_settings()
+    local, settings = get_local_settings(), get_settings()
     client = GatewayClient(local.gateway(), local.given("RETRAIN_TOKEN"))
     try:
-        ensure_champion(Registry(get_settings()), client)
+        wait_for_services(local.gateway(), settings.mlflow_tracking_uri)
+        ensure_champion(Registry(settings), client)
     except BootstrapError as error:
         log.error("%s", error)
         return 1

@@ -1,12 +1,16 @@
 """The first champion is trained once: never when one exists, never twice when a run is going."""
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from services.client.api import ClientError
-from services.stack.bootstrap import BootstrapError, ensure_champion
+from services.stack.bootstrap import BootstrapError, ensure_champion, wait_for_services
+from services.stack.processes import free_port
 
 FINISHED = {"state": "finished", "stages": {"select": {"state": "finished"}}}
 
@@ -82,3 +86,39 @@ def test_a_refused_retrain_is_an_error_not_a_retry_loop():
 
     with pytest.raises(BootstrapError, match="401"):
         ensure_champion(registry, Unauthorised(registry))
+
+
+class Health(BaseHTTPRequestHandler):
+    """200 for the gateway's and MLflow's health paths, 404 for anything else."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200 if self.path in ("/health/live", "/health") else 404)
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def late_server() -> Iterator[str]:
+    """A loopback server that starts answering a second after the test begins, as a gateway
+    and MLflow do in a stack started all at once."""
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Health)
+    starter = threading.Timer(1.0, server.serve_forever)
+    starter.start()
+    yield f"http://127.0.0.1:{port}"
+    starter.cancel()
+    server.shutdown()
+    server.server_close()
+
+
+def test_it_waits_for_the_gateway_and_mlflow_before_looking_for_a_champion(late_server):
+    # Asked while MLflow is away, the registry says "no champion" of one that exists.
+    wait_for_services(late_server, late_server, timeout=30)
+
+
+def test_a_service_that_never_answers_is_named():
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(BootstrapError, match=f"the gateway at {nowhere}"):
+        wait_for_services(nowhere, nowhere, timeout=0.5)

@@ -1,4 +1,5 @@
-"""docker-compose.yml, checked without a Docker engine: services, health, secrets, commands.
+"""docker-compose.yml, checked without a Docker engine: services, health, secrets, commands,
+and that a swarm takes the same file (the one-host extras live in docker-compose.override.yml).
 
 Each service's command must be one the local runner and the integration tests really start
 (services/stack/processes.py), the same entry point and arguments apart from hosts, ports,
@@ -20,6 +21,7 @@ from services.stack.front import TEMPLATE as FRONT_TEMPLATE
 from shared.settings import PROJECT_DIR, Settings
 
 COMPOSE = PROJECT_DIR / "docker-compose.yml"
+OVERRIDE = PROJECT_DIR / "docker-compose.override.yml"
 SECRETS = (
     "REDIS_PASSWORD",
     "POSTGRES_PASSWORD",
@@ -45,9 +47,17 @@ PLACES = (
 )
 
 
+STATEFUL = ("redis", "postgres", "mlflow", "worker-monitor")
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def override() -> dict:
+    return yaml.safe_load(OVERRIDE.read_text())
 
 
 def normalise(command: list[str]) -> list[str]:
@@ -68,12 +78,13 @@ def test_every_service_is_there(compose):
     assert set(compose["services"]) == {*SERVERS, *WORKERS, "mlflow-migrate", "bootstrap"}
 
 
-def test_a_first_champion_is_trained_once_the_gateway_is_healthy(compose):
+def test_a_first_champion_is_trained_once_by_a_one_shot_service(compose):
     bootstrap = compose["services"]["bootstrap"]
+    # It waits for the gateway and MLflow itself (test_bootstrap): no start condition needed.
     assert bootstrap["command"] == ["python", "-m", "services.stack.bootstrap"]
-    assert bootstrap["depends_on"]["gateway"]["condition"] == "service_healthy"
     assert bootstrap["environment"]["GATEWAY_URL"] == "http://gateway:8000"
     assert bootstrap["restart"] == "no"  # one-shot: it ends once a champion is served
+    assert bootstrap["deploy"]["restart_policy"]["condition"] == "on-failure"  # a swarm's too
 
 
 def test_images_can_come_from_anywhere(compose):
@@ -81,15 +92,23 @@ def test_images_can_come_from_anywhere(compose):
     services = compose["services"]
     assert services["redis"]["image"].startswith("${REDIS_IMAGE:-")
     assert services["postgres"]["image"].startswith("${POSTGRES_IMAGE:-")
-    assert services["front"]["image"].startswith("${NGINX_IMAGE:-")
+    assert services["front"]["build"]["args"]["NGINX_IMAGE"].startswith("${NGINX_IMAGE:-")
     for name, service in services.items():
-        if "build" in service:
+        if "build" in service and name != "front":
             assert service["build"]["args"]["BASE_IMAGE"] == "${BASE_IMAGE:-python:3.11-slim}", name
 
 
-def test_dumps_dropped_in_data_raw_reach_the_workers_and_the_gateway(compose):
-    for name in ["gateway", *WORKERS]:
-        assert "./data/raw:/app/data/raw:ro" in compose["services"][name]["volumes"], name
+def test_on_one_host_dumps_dropped_in_data_raw_reach_the_gateway_and_prep(override):
+    for name in ("gateway", "worker-prep"):
+        assert override["services"][name]["volumes"] == ["./data/raw:/app/data/raw:ro"], name
+
+
+def test_no_service_needs_a_folder_of_the_host(compose):
+    """A swarm node has no checkout: named volumes only, the front's config baked in."""
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in compose["volumes"], f"{name}: {volume}"
+        assert "configs" not in service, name  # compose 1.29 ignores configs off a swarm
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -98,39 +117,62 @@ def test_servers_have_healthchecks(compose, name):
     assert health["test"] and health["interval"] and health["retries"]
 
 
-@pytest.mark.parametrize("name", ["mlflow", "gateway", *WORKERS, "rq-dashboard"])
-def test_services_wait_for_healthy_dependencies(compose, name):
-    depends = compose["services"][name]["depends_on"]
-    assert depends["redis" if name != "mlflow" else "postgres"]["condition"] == "service_healthy"
+def test_start_order_is_a_plain_list(compose):
+    """A swarm refuses `depends_on` conditions; the services wait for what they need instead."""
+    for name, service in compose["services"].items():
+        assert isinstance(service.get("depends_on", []), list), name
 
 
-def test_only_the_front_is_published_beyond_this_host(compose):
+@pytest.mark.parametrize("name", sorted({*SERVERS, *WORKERS, "bootstrap", "mlflow-migrate"}))
+def test_every_service_has_a_memory_limit_and_a_swarm_restart_policy(compose, name):
+    deploy = compose["services"][name]["deploy"]
+    assert deploy["resources"]["limits"]["memory"]
+    assert deploy["restart_policy"]["condition"] in ("any", "on-failure")
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_state_stays_on_the_node_with_its_volume(compose, name):
+    assert compose["services"][name]["deploy"]["placement"]["constraints"] == [
+        "node.role == manager"
+    ]
+
+
+def test_only_the_front_is_published(compose, override):
     published = {
-        name: [str(port) for port in service.get("ports", [])]
+        name: [str(port) for port in service["ports"]]
         for name, service in compose["services"].items()
         if service.get("ports")
     }
-    assert published.pop("front") == ["${GATEWAY_PORT:-8000}:8000"]
-    # MLflow has no login, the standalone dashboard only its password: loopback only.
-    assert all(port.startswith("127.0.0.1:") for ports in published.values() for port in ports)
-    assert set(published) == {"mlflow", "rq-dashboard"}
+    assert published == {"front": ["${GATEWAY_PORT:-8000}:8000"]}
+    # On one host, MLflow (no login) and the standalone dashboard (its password only) are
+    # published on its loopback: a swarm would publish them on every interface.
+    extras = {name: s["ports"] for name, s in override["services"].items() if "ports" in s}
+    assert set(extras) == {"mlflow", "rq-dashboard"}
+    assert all(port.startswith("127.0.0.1:") for ports in extras.values() for port in ports)
 
 
 def test_the_front_fills_the_template_the_local_stack_uses(compose):
     front = compose["services"]["front"]
-    template, target = front["volumes"][0].split(":")[:2]
-    assert (PROJECT_DIR / template).resolve() == FRONT_TEMPLATE
+    context = PROJECT_DIR / front["build"]["context"]
+    copies = [
+        line.split()[1:]
+        for line in (context / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    ]
+    assert len(copies) == 1
+    source, target = copies[0]
+    assert (context / source).resolve() == FRONT_TEMPLATE
     assert target.startswith("/etc/nginx/templates/")  # the nginx image fills these in
     assert front["environment"]["GATEWAY_UPSTREAM"] == "gateway:8000"
-    assert front["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert front["depends_on"] == ["gateway"]
 
 
-def test_mlflow_upgrades_its_database_once_before_serving(compose):
-    mlflow = compose["services"]["mlflow"]
-    assert mlflow["depends_on"]["mlflow-migrate"]["condition"] == "service_completed_successfully"
+def test_mlflow_upgrades_its_database_once_it_answers(compose):
     migrate = compose["services"]["mlflow-migrate"]
-    assert "mlflow.db.upgrade" in migrate["command"][2]
-    assert migrate["restart"] == "no"
+    assert "mlflow.db.upgrade" in migrate["command"][2]  # which waits for its database
+    assert migrate["restart"] == "on-failure"  # ends once done; a swarm's policy says the same
+    assert migrate["deploy"]["restart_policy"]["condition"] == "on-failure"
+    assert compose["services"]["mlflow"]["depends_on"] == ["postgres", "mlflow-migrate"]
 
 
 def test_workers_scale(compose):
@@ -139,6 +181,7 @@ def test_workers_scale(compose):
     for name in WORKERS:
         assert "ports" not in compose["services"][name]
         assert compose["services"][name]["restart"] == "unless-stopped"
+        assert compose["services"][name]["deploy"]["restart_policy"]["condition"] == "any"
 
 
 def test_named_volumes_hold_the_state(compose):
@@ -219,8 +262,29 @@ def _filled_env(tmp_path: Path, drop: str | None = None) -> Path:
 def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
     """`docker-compose config` with only the env file's secrets, none from our environment."""
     env = {k: v for k, v in os.environ.items() if k not in SECRETS}
-    command = ["docker-compose", "-f", str(COMPOSE), "--env-file", str(env_file), "config", "-q"]
+    command = ["docker-compose", "-f", str(COMPOSE), "-f", str(OVERRIDE)]
+    command += ["--env-file", str(env_file), "config", "-q"]
     return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def _stack_config(drop: str | None = None) -> subprocess.CompletedProcess:
+    """`docker stack config`: the file as `docker stack deploy` reads it (the client's own
+    check, no engine needed), with the secrets in the environment as a swarm takes them."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    env |= {name: "example-value" for name in SECRETS if name != drop}
+    command = ["docker", "stack", "config", "-c", str(COMPOSE)]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def test_a_swarm_takes_the_file_unchanged():
+    assert shutil.which("docker"), "docker is missing: apt-get install docker.io (.ci/run does)"
+    ok = _stack_config()
+    assert ok.returncode == 0, ok.stderr
+    rendered = yaml.safe_load(ok.stdout)["services"]
+    assert rendered["worker-train"]["deploy"]["restart_policy"]["condition"] == "any"
+    missing = _stack_config(drop="REDIS_PASSWORD")
+    assert missing.returncode != 0
+    assert "set REDIS_PASSWORD in .env" in missing.stderr
 
 
 def test_docker_compose_validates_the_file(tmp_path):
