@@ -178,7 +178,8 @@ class RetrainRequest(BaseModel):
         default=None,
         max_length=500,
         description=(
-            "A raw listings file under data/raw/, or an MLflow artifact: runs:/<run id>/<path>"
+            "A raw listings file under data/raw/, an MLflow artifact (runs:/<run id>/<path>), "
+            "or where enabled an S3 object (s3://<bucket>/<key>)"
         ),
     )
     reason: str | None = Field(default=None, max_length=2000, description="Stored as text")

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # (each joined listing once, at its latest price): recorded in the run's meta at launch,
     # so the gateway and the monitor's drift retrain decide, and the run says what it used.
     feedback_training: bool = False
+    # Whether POST /retrain takes dumps named s3://<bucket>/<key>: read by the gateway (which
+    # checks the object exists) and by prep, with boto3's own AWS_* variables for the store.
+    s3_dumps: bool = False
     monitor_config: Path = PROJECT_DIR / "config" / "monitor.yaml"
 
     @model_validator(mode="after")

@@ -143,7 +143,8 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", help="the listing(s) as a JSON string")
     retrain = commands.add_parser("retrain", help="queue a pipeline run")
     retrain.add_argument(
-        "--data", help="raw listings file under data/raw/, or runs:/<run id>/<path>"
+        "--data",
+        help="raw listings file under data/raw/, runs:/<run id>/<path> or s3://<bucket>/<key>",
     )
     retrain.add_argument("--reason")
     retrain.add_argument("--force", action="store_true", help="queue even if a run is active")

@@ -147,10 +147,35 @@ def wait_for_run(stack: "Stack", run_id: str, timeout: float = 300) -> dict:
     raise AssertionError(f"run {run_id} did not end in {timeout}s: {store.get(run_id)}")
 
 
+# boto3's settings for the S3-compatible server a stack may run (moto's; any key is accepted).
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "price-category-test",
+    "AWS_SECRET_ACCESS_KEY": "price-category-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def start_s3_server(folder: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """moto's S3-compatible server on a loopback port, and the environment that points boto3
+    (and the gateway and prep, with s3:// dumps turned on) at it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = processes.free_port()
+    command = [str(processes.VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    process = processes.start_logged(command, folder / "s3.log")
+    processes.wait_for_start(lambda: processes.tcp_open(port), 60, "moto_server", process)
+    env = {
+        **S3_CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+        "PRICE_CATEGORY_S3_DUMPS": "true",
+    }
+    return process, env
+
+
 @contextmanager
-def running_stack(folder: Path) -> Iterator[Stack]:
-    """Redis, PostgreSQL, an MLflow server on it and one worker per queue; all stopped after
-    (the ones running then: a fault test may have replaced some)."""
+def running_stack(folder: Path, s3: bool = False) -> Iterator[Stack]:
+    """Redis, PostgreSQL, an MLflow server on it (and with s3, an S3-compatible store for
+    dumps) and one worker per queue; all stopped after (the ones running then: a fault test
+    may have replaced some)."""
     stack = Stack(Settings(), folder / "pipeline.yaml", folder, {})
     stop_supervising = threading.Event()
 
@@ -179,6 +204,9 @@ def running_stack(folder: Path) -> Iterator[Stack]:
             "PRICE_CATEGORY_MONITOR_DRAIN_SECONDS": str(MONITOR_DRAIN_SECONDS),
             "PRICE_CATEGORY_MONITOR_CONFIG": str(stack.monitor_config),
         }
+        if s3:
+            stack.services["s3"], s3_env = start_s3_server(folder / "s3")
+            stack.env |= s3_env
         stack.settings = Settings(
             redis_url=stack.env["REDIS_URL"],
             mlflow_tracking_uri=stack.env["MLFLOW_TRACKING_URI"],
@@ -210,7 +238,7 @@ def running_stack(folder: Path) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+    with running_stack(tmp_path_factory.mktemp("stack"), s3=True) as running:
         yield running
 
 

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, request, url_for
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -16,7 +17,13 @@ from services.gateway.server_paths import without_server_paths
 from services.gateway.state import Gateway, gateway
 from shared.contracts import RetrainRequest
 from shared.launch import LAUNCH_LOCK, launch_run
-from shared.raw_data import artifact_exists, artifact_of
+from shared.raw_data import (
+    artifact_exists,
+    artifact_of,
+    s3_client,
+    s3_object_exists,
+    s3_object_of,
+)
 from shared.runs import as_text
 
 blueprint = Blueprint("runs", __name__)
@@ -53,12 +60,47 @@ def _artifact_data_path(state: Gateway, asked: str) -> str:
     return asked
 
 
+def _s3_data_path(state: Gateway, asked: str) -> str:
+    """A dump named as an S3 object, where the deployment reads them: it must be there."""
+    if not state.settings.s3_dumps:
+        raise _bad_data_path(
+            "s3:// dumps are not enabled here (PRICE_CATEGORY_S3_DUMPS)", "s3:// not enabled"
+        )
+    found = s3_object_of(asked)
+    if found is None:
+        raise _bad_data_path(
+            "an S3 object is named s3://<bucket>/<key of plain names>",
+            "not an s3://<bucket>/<key> name",
+        )
+    unavailable = ApiError(
+        503, "s3_unavailable", "the S3 store did not answer: data_path cannot be checked"
+    )
+    try:
+        exists = s3_object_exists(s3_client(), *found)
+    except ClientError as error:  # the store answered: a refusal (403) or its own failure
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        if status >= 500:
+            raise unavailable from None
+        code = error.response.get("Error", {}).get("Code", str(status))
+        raise _bad_data_path(
+            f"the S3 store refused {asked}: {code}", "object not readable"
+        ) from None
+    except BotoCoreError:  # not answering, or no credentials configured
+        raise unavailable from None
+    if not exists:
+        raise _bad_data_path(f"no such object: {asked}", "object not found")
+    return asked
+
+
 def _data_path(state: Gateway, asked: str | None) -> str:
-    """The raw file to train on: relative to the project, under data/raw/, or an artifact of
-    an MLflow run (runs:/<run id>/<path>, readable from any node)."""
+    """The raw file to train on: relative to the project, under data/raw/, an artifact of an
+    MLflow run (runs:/<run id>/<path>), or an S3 object (s3://<bucket>/<key>, where enabled);
+    the last two are readable from any node."""
     settings = state.settings
     if asked is not None and asked.startswith("runs:/"):
         return _artifact_data_path(state, asked)
+    if asked is not None and asked.startswith("s3://"):
+        return _s3_data_path(state, asked)
     if asked is not None and not SAFE_PATH.fullmatch(asked):
         raise _bad_data_path(
             "data_path may hold only letters, digits, '.', '_', '-' and '/'",
