@@ -1,8 +1,9 @@
 """The same docker-compose.yml on a Docker swarm, as a team that outgrew one host deploys it:
 a one-node swarm initialised on this engine, `docker stack deploy` of the file as it is (no
 one-host override), a first champion served, training scaled to three tasks with `docker
-service scale` and a retrain's candidates fitted on three different tasks, then the stack
-removed and the swarm left without a trace.
+service scale` and a retrain's candidates fitted on three different tasks, a training task
+killed in the middle of a fit and replaced by the swarm, then the stack removed and the swarm
+left without a trace.
 
 Only the test's pipeline config is added (a small grid, as the compose test has). Where the
 kernel has no IPVS (this CI machine's has none: /proc/net/ip_vs is missing), a swarm's
@@ -13,6 +14,7 @@ of the swarm rather than of the project; on a kernel with IPVS the file runs unt
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from tests.containers.engine import (
     stack_secrets,
 )
 from tests.integration.conftest import FAST_GRID
+from tests.reliability.faults import fresh_slow_grid
 
 pytestmark = pytest.mark.containers
 
@@ -192,6 +195,28 @@ def test_three_training_tasks_share_a_retrains_candidates(swarm: SwarmStack):
     }
     assert len(hosts) == 3 and hosts <= set(tasks), (hosts, tasks)
     assert len({tasks[host] for host in hosts}) == 3  # three swarm tasks, one candidate each
+
+
+def test_a_training_task_killed_mid_fit_is_replaced_and_costs_nothing(swarm: SwarmStack):
+    swarm.write_grid(fresh_slow_grid())
+    run_id = swarm.retrain(reason="kill a training task", force=True)
+
+    def fitting_host() -> str | None:
+        candidate = swarm.run(run_id)["candidates"].get("slow_rf") or {}
+        return candidate.get("host") if candidate.get("state") == "started" else None
+
+    wait_until(lambda: fitting_host() is not None, 180, "the slow candidate fitting")
+    victim = {hostname(c): c for c in swarm.containers("worker-train")}[fitting_host()]
+    # As the OOM killer or a crash would: SIGKILL to the task's first process, its worker.
+    os.kill(int(docker("inspect", "-f", "{{.State.Pid}}", victim)), signal.SIGKILL)
+
+    run = swarm.wait_for_run(run_id)
+    assert run["state"] == "finished", json.dumps(run["stages"])
+    assert run["candidates"]["slow_rf"]["attempts"] >= 2  # the kill was met, and survived
+    # The restart policy: a new task in the dead one's place, three running again.
+    wait_until(lambda: len(swarm.containers("worker-train")) == 3, 120, "3 training tasks")
+    assert victim not in swarm.containers("worker-train")
+    assert "Failed" in swarm.task_states("worker-train")
 
 
 def test_removing_the_stack_and_leaving_the_swarm_leaves_nothing(swarm: SwarmStack):
