@@ -132,9 +132,14 @@ def test_every_service_has_a_memory_limit_and_a_swarm_restart_policy(compose, na
 
 @pytest.mark.parametrize("name", STATEFUL)
 def test_state_stays_on_the_node_with_its_volume(compose, name):
-    assert compose["services"][name]["deploy"]["placement"]["constraints"] == [
-        "node.role == manager"
-    ]
+    deploy = compose["services"][name]["deploy"]
+    assert deploy["placement"]["constraints"] == ["node.role == manager"]
+    assert deploy["replicas"] == 1
+
+
+@pytest.mark.parametrize("name", ["gateway", "front", *WORKERS, "rq-dashboard"])
+def test_long_running_services_say_how_many_replicas(compose, name):
+    assert compose["services"][name]["deploy"]["replicas"] >= 1
 
 
 def test_only_the_front_is_published(compose, override):
