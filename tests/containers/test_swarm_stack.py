@@ -74,7 +74,8 @@ class SwarmStack(StackUnderTest):
         label = f"label=com.docker.swarm.service.name={self.service(service)}"
         return docker("ps", "-q", "--filter", label).split()
 
-    def task_states(self, service: str) -> list[str]:
+    def task_states(self, service: str) -> str:
+        """Each task's state, newest first, a line each ("Running 5 seconds ago", ...)."""
         return docker("service", "ps", "--format", "{{.CurrentState}}", self.service(service))
 
     def leftovers(self) -> dict[str, str]:
