@@ -40,16 +40,12 @@ class DatasetStore:
         local = self.cached(data_hash)
         write_parquet_atomic(frame, local)
         tracker = self.tracker
-        run_id = tracker.create_run(
+        # A failed one is never found: half a dataset is no dataset.
+        with tracker.complete_run(
             DATASET_KIND, f"dataset-{data_hash[:12]}", {"data_hash": data_hash, **tags}
-        )
-        try:
+        ) as run_id:
             tracker.client.log_artifact(run_id, str(local))
             tracker.log_dict(run_id, report, REPORT_FILE)
-        except BaseException:
-            tracker.end_run(run_id, "FAILED")  # never found: half a dataset is no dataset
-            raise
-        tracker.end_run(run_id)
         return run_id
 
     def cached(self, data_hash: str) -> Path:

@@ -125,11 +125,6 @@ def _downloaded_s3_object(settings: Settings, data_path: str) -> Iterator[Path]:
 def upload(settings: Settings, dump: Path) -> str:
     """Log a local dump to an MLflow run of its own; the runs:/ name a retrain takes."""
     tracker = Tracker(settings)
-    run_id = tracker.create_run(RAW_DATA_KIND, dump.name, {"source_file": dump.name})
-    try:
+    with tracker.complete_run(RAW_DATA_KIND, dump.name, {"source_file": dump.name}) as run_id:
         tracker.client.log_artifact(run_id, str(dump))
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
-    tracker.end_run(run_id)
     return f"runs:/{run_id}/{dump.name}"

@@ -29,17 +29,14 @@ class RealisedPrices:
             return None
         tracker = self.tracker
         earlier = tracker.find_runs_of_kind(REALISED_PRICES_KIND)
-        run_id = tracker.create_run(REALISED_PRICES_KIND, "realised-prices", {})
-        try:
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / PRICES_FILE
-                matched.to_parquet(path, index=False)
-                tracker.client.log_artifact(run_id, str(path))
+        with (
+            tracker.complete_run(REALISED_PRICES_KIND, "realised-prices", {}) as run_id,
+            tempfile.TemporaryDirectory() as folder,
+        ):
+            path = Path(folder) / PRICES_FILE
+            matched.to_parquet(path, index=False)
+            tracker.client.log_artifact(run_id, str(path))
             tracker.log_values(run_id, {}, {"matched_prices": len(matched)})
-        except BaseException:
-            tracker.end_run(run_id, "FAILED")
-            raise
-        tracker.end_run(run_id)
         for old in earlier:  # replaced: their files and runs go
             tracker.delete_artifacts(old.info.run_id)
             tracker.client.delete_run(old.info.run_id)

@@ -156,6 +156,18 @@ class Tracker:
         )
         return run.info.run_id
 
+    @contextmanager
+    def complete_run(self, kind: str, name: str, tags: dict[str, str]) -> Iterator[str]:
+        """create_run for the block, FINISHED once it ends and FAILED if it raises: readers
+        that take only finished runs never see half of what the block logs."""
+        run_id = self.create_run(kind, name, tags)
+        try:
+            yield run_id
+        except BaseException:
+            self.end_run(run_id, "FAILED")
+            raise
+        self.end_run(run_id)
+
     def start_child_run(
         self,
         parent_run_id: str,

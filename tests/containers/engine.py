@@ -49,6 +49,18 @@ def container_log(container: str) -> str:
     return done.stdout + done.stderr
 
 
+def leftovers(label: str) -> dict[str, str]:
+    """Containers, networks and volumes labelled label (key=value) still there."""
+    return {
+        kind: docker(*command, "--filter", f"label={label}", "-q").strip()
+        for kind, command in {
+            "containers": ("ps", "-a"),
+            "networks": ("network", "ls"),
+            "volumes": ("volume", "ls"),
+        }.items()
+    }
+
+
 def hostname(container: str) -> str:
     """The name a candidate record gives as its host: the container's hostname."""
     return docker("inspect", "-f", "{{.Config.Hostname}}", container).strip()

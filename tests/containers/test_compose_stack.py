@@ -30,6 +30,7 @@ from tests.containers.engine import (
     config_override,
     docker,
     hostname,
+    leftovers,
     stack_secrets,
 )
 from tests.integration.conftest import FAST_GRID
@@ -62,19 +63,6 @@ class ComposeStack(StackUnderTest):
         client = MlflowClient(f"http://127.0.0.1:{self.env['MLFLOW_PORT']}")
         query = f"name = 'price-category' and tags.pipeline_run_id = '{run_id}'"
         return list(client.search_model_versions(query))
-
-
-def leftovers(project: str) -> dict[str, str]:
-    """Containers, networks and volumes compose made for the project and left behind."""
-    label = f"label=com.docker.compose.project={project}"
-    return {
-        kind: docker(*command, "--filter", label, "-q").strip()
-        for kind, command in {
-            "containers": ("ps", "-a"),
-            "networks": ("network", "ls"),
-            "volumes": ("volume", "ls"),
-        }.items()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -170,4 +158,8 @@ def test_down_and_up_keeps_the_champion_its_runs_and_the_queue(stack: ComposeSta
 
 def test_down_with_volumes_leaves_nothing_behind(stack: ComposeStack):
     stack.compose("down", "-v", "--remove-orphans", "-t", "10")
-    assert leftovers(stack.project) == {"containers": "", "networks": "", "volumes": ""}
+    assert leftovers(f"com.docker.compose.project={stack.project}") == {
+        "containers": "",
+        "networks": "",
+        "volumes": "",
+    }

@@ -34,6 +34,7 @@ from tests.containers.engine import (
     config_override,
     docker,
     hostname,
+    leftovers,
     stack_secrets,
 )
 from tests.integration.conftest import FAST_GRID
@@ -80,15 +81,7 @@ class SwarmStack(StackUnderTest):
 
     def leftovers(self) -> dict[str, str]:
         """Containers, networks and volumes of the stack still there."""
-        label = f"label=com.docker.stack.namespace={self.name}"
-        return {
-            kind: docker(*command, "--filter", label, "-q").strip()
-            for kind, command in {
-                "containers": ("ps", "-a"),
-                "networks": ("network", "ls"),
-                "volumes": ("volume", "ls"),
-            }.items()
-        }
+        return leftovers(f"com.docker.stack.namespace={self.name}")
 
     def remove(self) -> None:
         """The stack, then its volumes once its containers are gone (a swarm removes them a
@@ -117,15 +110,12 @@ def swarm_state() -> str:
 def without_ipvs(folder: Path, port: str) -> Path:
     """Services reached by DNS round robin and the front published on its node: what a swarm
     can do on a kernel without IPVS."""
-    services = {name: {"deploy": {"endpoint_mode": "dnsrr"}} for name in read_compose_services()}
+    names = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    services = {name: {"deploy": {"endpoint_mode": "dnsrr"}} for name in names}
     services["front"]["ports"] = [{"target": 8000, "published": int(port), "mode": "host"}]
     path = folder / "no-ipvs.yml"
     path.write_text(yaml.safe_dump({"services": services}))
     return path
-
-
-def read_compose_services() -> list[str]:
-    return list(yaml.safe_load(COMPOSE_FILE.read_text())["services"])
 
 
 @pytest.fixture(scope="module")

@@ -89,33 +89,46 @@ def test_a_refused_retrain_is_an_error_not_a_retry_loop():
 
 
 class Health(BaseHTTPRequestHandler):
-    """200 for the gateway's and MLflow's health paths, 404 for anything else."""
+    """200 for the gateway's and MLflow's health paths, 404 for anything else; the paths it
+    answered are kept in the server's `answered`."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.send_response(200 if self.path in ("/health/live", "/health") else 404)
         self.end_headers()
+        self.server.answered.append(self.path)  # type: ignore[attr-defined]
 
     def log_message(self, *_: Any) -> None:
         pass
 
 
 @pytest.fixture
-def late_server() -> Iterator[str]:
+def late_server() -> Iterator[ThreadingHTTPServer]:
     """A loopback server that starts answering a second after the test begins, as a gateway
     and MLflow do in a stack started all at once."""
     port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", port), Health)
-    starter = threading.Timer(1.0, server.serve_forever)
+    server.answered = []  # type: ignore[attr-defined]
+    serving = threading.Event()
+
+    def serve() -> None:
+        serving.set()
+        server.serve_forever()
+
+    starter = threading.Timer(1.0, serve)
     starter.start()
-    yield f"http://127.0.0.1:{port}"
+    yield server
     starter.cancel()
-    server.shutdown()
+    if serving.is_set():  # shutdown() waits for a serve_forever that never started
+        server.shutdown()
     server.server_close()
 
 
 def test_it_waits_for_the_gateway_and_mlflow_before_looking_for_a_champion(late_server):
     # Asked while MLflow is away, the registry says "no champion" of one that exists.
-    wait_for_services(late_server, late_server, timeout=30)
+    url = f"http://127.0.0.1:{late_server.server_address[1]}"
+    wait_for_services(url, url, timeout=30)
+    # It returned because both answered, once the server had started: not before.
+    assert set(late_server.answered) == {"/health/live", "/health"}
 
 
 def test_a_service_that_never_answers_is_named():

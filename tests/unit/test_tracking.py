@@ -68,3 +68,29 @@ def test_the_logged_model_s_input_schema_follows_the_request_contract():
         **dict.fromkeys(OPTIONAL_FLAGS, ("any", False)),
     }
     assert set(columns) == set(Listing.model_fields) - {"id"}
+
+
+class RecordingTracker(Tracker):
+    """create_run and end_run recorded instead of asked of a server."""
+
+    def __init__(self) -> None:
+        super().__init__(Settings(mlflow_tracking_uri=NOBODY))
+        self.ended: list[tuple[str, str]] = []
+
+    def create_run(self, kind: str, name: str, tags: dict[str, str]) -> str:
+        return f"{kind}-run"
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.ended.append((run_id, status))
+
+
+def test_a_complete_run_finishes_only_when_its_block_did():
+    tracker = RecordingTracker()
+    with tracker.complete_run("dataset", "d", {}) as run_id:
+        assert tracker.ended == []  # still open while the block logs
+    assert tracker.ended == [(run_id, "FINISHED")]
+
+    failing = RecordingTracker()
+    with pytest.raises(OSError, match="upload cut"), failing.complete_run("dataset", "d", {}):
+        raise OSError("upload cut")
+    assert failing.ended == [("dataset-run", "FAILED")]
