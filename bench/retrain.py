@@ -30,7 +30,7 @@ from services.client.api import GatewayClient
 from services.stack import processes
 from shared.cleaning import clean_listings
 from shared.evaluation import evaluate_winner
-from shared.modeling import fit_candidate, probabilities, score_predictions, split_dataset
+from shared.modeling import fit_candidate, probabilities, score_predictions
 from shared.params import load_params
 from shared.pipeline import stage_named
 from shared.queues import connect
@@ -65,7 +65,7 @@ def sequential_floor(config: Path, raw: Path, folder: Path) -> RetrainTiming:
     started = time.perf_counter()
     (clean, _), prep = _timed(lambda: clean_listings(read_raw_listings(raw)))
     steps = {"prep": prep}
-    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    split = params.split.rule().split(clean)
     best: tuple[float, Any] = (float("-inf"), None)
     for spec in (candidate.spec() for candidate in params.train.candidates):
         started_fit = time.perf_counter()

@@ -22,7 +22,7 @@ import pandas as pd
 from bench import report
 from services.stack.processes import VENV_BIN
 from shared.cleaning import clean_listings
-from shared.modeling import fit_candidate, split_dataset
+from shared.modeling import fit_candidate
 from shared.params import load_params
 from shared.storage import read_parquet, read_raw_listings, write_parquet_atomic
 
@@ -157,7 +157,7 @@ def _prep(source: Path, target: Path, rows: int | None = None) -> None:
 def _train(source: Path, config: Path, rows: int | None = None) -> None:
     params = load_params(config)
     clean = read_parquet(source).head(rows)
-    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    split = params.split.rule().split(clean)
     fit_candidate(params.train.candidate(CHAMPION_CANDIDATE), split)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from services.stack import front, processes
 from shared.cleaning import clean_listings
-from shared.modeling import fit_candidate, split_dataset
+from shared.modeling import fit_candidate
 from shared.params import load_params
 from shared.probes import answers_ok
 from shared.registry import Registry
@@ -46,7 +46,7 @@ def train_champion(bench: Bench) -> object:
     """The default grid's champion candidate, fitted in-process, registered as champion."""
     params = load_params(CONFIG)
     clean, _ = clean_listings(read_raw_listings(PROJECT_DIR / "data/raw/listings.csv.gz"))
-    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    split = params.split.rule().split(clean)
     pipeline, _ = fit_candidate(params.train.candidate("lgbm_all"), split)
     settings = Settings(mlflow_tracking_uri=bench.env["MLFLOW_TRACKING_URI"])
     tracker = Tracker(settings)

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from shared.drift import reference_profile
 from shared.explaining import class_importances, explain
-from shared.modeling import probabilities, split_dataset
+from shared.modeling import probabilities
 from shared.params import PipelineParams
 from shared.plots import (
     beeswarm,
@@ -35,7 +35,7 @@ class Evaluation:
 
 def evaluate_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) -> Evaluation:
     """SHAP on a sample of the test split, the evaluation plots, the drift reference."""
-    split = split_dataset(clean, params.split.test_size, params.split.random_state)
+    split = params.split.rule().split(clean)
     settings = params.explain
     sample = split.x_test.sample(n=min(settings.sample_size, len(split.x_test)), random_state=0)
     explanation = explain(pipeline, sample)

@@ -11,13 +11,13 @@ from lightgbm import LGBMClassifier
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from shared.errors import ConfigError
 from shared.features import ListingFeatures, Rows, feature_columns
-from shared.schema import MODEL_INPUTS, PRICE_CATEGORIES, TARGET
+from shared.schema import PRICE_CATEGORIES
+from shared.splitting import Split
 
 ESTIMATORS: dict[str, type] = {
     "random_forest": RandomForestClassifier,
@@ -35,26 +35,6 @@ class CandidateSpec:
     estimator: str
     features: str
     params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Split:
-    """The shared train/test split every candidate and the champion are scored on."""
-
-    x_train: pd.DataFrame
-    x_test: pd.DataFrame
-    y_train: pd.Series
-    y_test: pd.Series
-
-
-def split_dataset(clean: pd.DataFrame, test_size: float, random_state: int) -> Split:
-    """Split cleaned listings into model inputs and category, as the notebook did."""
-    x = clean[["id", *MODEL_INPUTS]]
-    y = clean[TARGET]
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_size, random_state=random_state
-    )
-    return Split(x_train, x_test, y_train, y_test)
 
 
 def build_pipeline(spec: CandidateSpec) -> Pipeline:

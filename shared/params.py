@@ -6,8 +6,9 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared.errors import ConfigError
-from shared.modeling import ESTIMATORS, CandidateSpec, Split, split_dataset
+from shared.modeling import ESTIMATORS, CandidateSpec
 from shared.selection import GateRules
+from shared.splitting import Split, SplitRule
 from shared.storage import read_parquet
 from shared.validation import NUMBER_COLUMNS, Expectations
 
@@ -22,12 +23,20 @@ class PrepParams(BaseModel):
 
 
 class SplitParams(BaseModel):
+    """Which listings are held out for testing: those whose id hashes under the salt below
+    test_size (shared.splitting). Changing the salt moves listings between the sides: a
+    champion trained under another salt is then compared only on listings that were test
+    listings under both."""
+
     test_size: float = Field(0.15, gt=0, lt=1)
-    random_state: int = 1
+    salt: str = Field("listings-1", min_length=1)
+
+    def rule(self) -> SplitRule:
+        return SplitRule(self.salt, self.test_size)
 
     def read(self, processed_path: str | Path) -> Split:
         """The run's shared train/test split of its cleaned dataset."""
-        return split_dataset(read_parquet(Path(processed_path)), self.test_size, self.random_state)
+        return self.rule().split(read_parquet(Path(processed_path)))
 
 
 class CandidateParams(BaseModel):

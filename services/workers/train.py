@@ -46,7 +46,7 @@ def run_train(context: StageContext, run: RunInputs) -> Trained:
                 "features": spec.features,
                 **spec.params,
                 "test_size": params.split.test_size,
-                "split_random_state": params.split.random_state,
+                "split_salt": params.split.salt,
             },
             {},
         )

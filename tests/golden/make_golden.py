@@ -13,8 +13,9 @@ import skops.io
 
 from shared.cleaning import clean_listings
 from shared.contracts import CHALLENGE_EXAMPLE
-from shared.modeling import CandidateSpec, fit_candidate, probabilities, split_dataset
+from shared.modeling import CandidateSpec, fit_candidate, probabilities
 from shared.settings import PROJECT_DIR
+from shared.splitting import SplitRule
 from shared.storage import read_raw_listings
 
 FOLDER = Path(__file__).parent
@@ -25,7 +26,7 @@ SPEC = CandidateSpec(
 
 def main() -> None:
     clean, _ = clean_listings(read_raw_listings(PROJECT_DIR / "data/raw/listings.csv.gz"))
-    split = split_dataset(clean, test_size=0.15, random_state=1)
+    split = SplitRule("golden", 0.15).split(clean)
     pipeline, _ = fit_candidate(SPEC, split)
     rows = split.x_test.head(10).astype(object).where(split.x_test.head(10).notna(), None)
     listings = [

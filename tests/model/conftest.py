@@ -4,10 +4,11 @@ import pandas as pd
 import pytest
 
 from shared.cleaning import clean_listings
-from shared.modeling import Split, fit_candidate, probabilities, score_predictions, split_dataset
+from shared.modeling import fit_candidate, probabilities, score_predictions
 from shared.params import PipelineParams, load_params
 from shared.selection import pick_winner
 from shared.settings import PROJECT_DIR
+from shared.splitting import Split
 from shared.storage import read_raw_listings
 
 
@@ -23,7 +24,7 @@ def clean() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def default_split(params, clean) -> Split:
-    return split_dataset(clean, params.split.test_size, params.split.random_state)
+    return params.split.rule().split(clean)
 
 
 @pytest.fixture(scope="session")

@@ -93,9 +93,11 @@ class Health(BaseHTTPRequestHandler):
     answered are kept in the server's `answered`."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        # Kept before answering: the client may go on (and the test read the list) as soon as
+        # the headers are out.
+        self.server.answered.append(self.path)  # type: ignore[attr-defined]
         self.send_response(200 if self.path in ("/health/live", "/health") else 404)
         self.end_headers()
-        self.server.answered.append(self.path)  # type: ignore[attr-defined]
 
     def log_message(self, *_: Any) -> None:
         pass

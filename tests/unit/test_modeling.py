@@ -14,9 +14,9 @@ from shared.modeling import (
     probabilities,
     probability_matrix,
     score_predictions,
-    split_dataset,
 )
 from shared.schema import PRICE_CATEGORIES
+from shared.splitting import SplitRule
 from tests.unit.listings import raw_frame
 
 PRICES = ["$50.00", "$150.00", "$300.00", "$900.00"]
@@ -38,7 +38,7 @@ def tiny_split():
             }
         )
     clean, _ = clean_listings(raw_frame(*rows))
-    return split_dataset(clean, test_size=0.25, random_state=1)
+    return SplitRule("unit", 0.25).split(clean)
 
 
 @pytest.mark.parametrize(

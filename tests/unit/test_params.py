@@ -16,7 +16,7 @@ def test_default_grid_holds_the_notebook_model_exactly():
         "random_state": 0,
         "n_jobs": -1,
     }
-    assert (params.split.test_size, params.split.random_state) == (0.15, 1)
+    assert params.split.test_size == 0.15  # the notebook's share, held out by id
     assert any(
         c.features == "all" and c.estimator == "hist_gradient_boosting"
         for c in params.train.candidates

@@ -7,7 +7,8 @@ import pytest
 from services.gateway.app import create_app
 from services.gateway.champion import LoadedModel
 from shared.cleaning import clean_listings
-from shared.modeling import CandidateSpec, fit_candidate, split_dataset
+from shared.modeling import CandidateSpec, fit_candidate
+from shared.splitting import SplitRule
 from shared.settings import Settings
 from tests.unit.listings import raw_frame
 
@@ -22,7 +23,7 @@ def small_pipeline():
         for i in range(80)
     ]  # fmt: skip
     clean, _ = clean_listings(raw_frame(*rows))
-    split = split_dataset(clean, test_size=0.2, random_state=0)
+    split = SplitRule("unit", 0.2).split(clean)
     spec = CandidateSpec("small", "hist_gradient_boosting", "all", {"max_iter": 10})
     return fit_candidate(spec, split)[0]
 
