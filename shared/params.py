@@ -80,6 +80,12 @@ class SelectParams(BaseModel):
     min_score: float | None = Field(None, ge=0, le=1)
     # No version more than this below the champion's score at its own promotion is promoted.
     max_drop: float = Field(0.02, ge=0, le=1)
+    # A champion is compared only on test listings it never trained on, and only if there are
+    # at least this many, of every category (fewer: the last promoted version that has them).
+    min_compared_rows: int = Field(200, ge=1)
+    # A version this much below the champion on those listings still counts as at least as
+    # good: two models of equal merit differ by about this much on ~4,000 listings.
+    champion_tolerance: float = Field(0.003, ge=0, le=0.05)
 
     @field_validator("metric")
     @classmethod
@@ -91,7 +97,9 @@ class SelectParams(BaseModel):
     def gate(self) -> GateRules:
         """The promotion gate these parameters describe."""
         floor = DEFAULT_FLOORS[self.metric] if self.min_score is None else self.min_score
-        return GateRules(self.metric, floor, self.max_drop)
+        return GateRules(
+            self.metric, floor, self.max_drop, self.min_compared_rows, self.champion_tolerance
+        )
 
 
 class ValidateParams(BaseModel):

@@ -74,6 +74,11 @@ class Registry:
     def version(self, version: str) -> ModelVersion:
         return self.client.get_model_version(self.name, version)
 
+    def promoted_versions(self) -> list[ModelVersion]:
+        """Every version the gate promoted, newest first."""
+        query = f"name = '{self.name}' and tags.decision = 'promoted'"
+        return sorted(self.client.search_model_versions(query), key=lambda v: -int(v.version))
+
     def champion(self) -> ModelVersion | None:
         """The version holding the champion alias, or None before the first promotion."""
         try:

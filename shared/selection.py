@@ -1,5 +1,6 @@
 """Choosing the winner of a run and deciding whether it replaces the champion. Pure."""
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,11 +39,15 @@ def finished_candidates(
 
 
 def pick_winner(scores: dict[str, dict[str, float]], metric: str) -> str:
-    """The candidate with the highest metric; on a tie, the one listed first in the grid."""
+    """The candidate with the highest metric; on a tie, the one listed first in the grid. A
+    candidate whose score is not a number never wins over one whose score is."""
     if not scores:
         raise ValueError("no candidate scores to choose from")
-    best = max(scores.values(), key=lambda s: s[metric])[metric]
-    return next(name for name, s in scores.items() if s[metric] == best)
+    finite = {name: s for name, s in scores.items() if math.isfinite(s[metric])}
+    if not finite:
+        return next(iter(scores))  # the gate refuses it, naming the score
+    best = max(s[metric] for s in finite.values())
+    return next(name for name, s in finite.items() if s[metric] == best)
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,24 @@ class GateRules:
     metric: str
     min_score: float  # absolute floor: a model near chance is never promoted
     max_drop: float  # how far below the champion's score at its own promotion a version may be
+    # The fewest test listings, of every category, a comparison with the champion may use.
+    min_compared_rows: int = 200
+    # How far below the champion, on the listings compared, a version may score and still count
+    # as at least as good: the comparison's own noise.
+    champion_tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate and a promoted version scored on the same test listings, none of which either
+    trained on."""
+
+    version: str
+    rows: int  # test listings compared
+    candidate_score: float
+    score: float  # the promoted version's
+    # Why this is not the champion itself (it could not be loaded or compared); "" if it is.
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,10 +82,12 @@ class ChampionScores:
     """What the gate knows of the current champion."""
 
     version: str
-    # On this run's test split; None when this code can no longer run the champion.
-    score_now: float | None
     # As recorded when it was promoted; None for versions promoted before it was recorded.
     score_at_promotion: float | None
+    # With the champion, or else the last promoted version that could be compared; None when
+    # none could (uncompared says why).
+    comparison: Comparison | None = None
+    uncompared: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,19 +109,29 @@ class GateDecision:
 def decide_promotion(
     score: float, rules: GateRules, champion: ChampionScores | None
 ) -> GateDecision:
-    """Promote only a version that clears the floor, is at least as good as the champion on
-    the same split, and has not dropped more than the margin below the champion's score at
-    its own promotion. The last two catch data that makes every model look alike: on
-    shuffled prices both the candidate and the re-scored champion sit near chance."""
+    """Promote only a version with a finite score that clears the floor, is at least as good as
+    the champion (or the last promoted version that can be compared) on test listings neither
+    trained on, and has not dropped more than the margin below the champion's score at its own
+    promotion. The last two catch data that makes every model look alike: on shuffled prices
+    both the candidate and the re-scored champion sit near chance."""
     metric, failed = rules.metric, {}
+    if not math.isfinite(score):
+        # NaN compares False with everything: without this it would pass every condition.
+        failed["finite"] = f"{metric} {score} is not a number a model can be judged by"
+        return GateDecision(promoted=False, failed=failed)
     if score < rules.min_score:
         failed["min_score"] = (
             f"{metric} {score:.4f} is below the floor {rules.min_score:.4f} (select.min_score)"
         )
-    if champion is not None and champion.score_now is not None and score < champion.score_now:
+    compared = champion.comparison if champion is not None else None
+    tolerance = rules.champion_tolerance
+    if compared is not None and compared.candidate_score < compared.score - tolerance:
+        below = (
+            f"more than {tolerance:.4f} (select.champion_tolerance) below" if tolerance else "below"
+        )
         failed["champion_now"] = (
-            f"{metric} {score:.4f} is below champion v{champion.version}'s "
-            f"{champion.score_now:.4f} on this run's test split"
+            f"{metric} {compared.candidate_score:.4f} is {below} v{compared.version}'s "
+            f"{compared.score:.4f} on the {compared.rows} test listings neither trained on"
         )
     if (
         champion is not None

@@ -71,6 +71,12 @@ class Selected(StageRecord):
     champion_version: str | None = None
     champion_score: float | None = None
     champion_score_at_promotion: float | None = None
+    # The comparison: with the champion or the last promoted version that could be compared,
+    # on how many test listings neither trained on, and both scores there.
+    compared_version: str | None = None
+    compared_rows: int | None = None
+    compared_candidate_score: float | None = None
+    compared_score: float | None = None
 
 
 class Explained(StageRecord):

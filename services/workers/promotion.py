@@ -2,12 +2,14 @@
 section per registered model (a Redis lock, fenced before the alias moves)."""
 
 import logging
-from dataclasses import asdict
+import math
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from redis.lock import Lock
 
 from services.workers.context import StageContext
@@ -16,32 +18,94 @@ from shared.model_files import UntrustedModelError
 from shared.modeling import probabilities, score_predictions
 from shared.pipeline import stage_named
 from shared.provenance import model_fingerprint, provenance_tags
-from shared.selection import ChampionScores, FinishedCandidate, decide_promotion
+from shared.schema import PRICE_CATEGORIES
+from shared.selection import (
+    ChampionScores,
+    Comparison,
+    FinishedCandidate,
+    GateDecision,
+    decide_promotion,
+)
+from shared.splitting import Split, SplitRule
 from shared.stage_records import Prepared
 
 log = logging.getLogger(__name__)
 
 
-def _champion_scores(
-    context: StageContext, dataset: Path, champion: ModelVersion, metric: str
-) -> ChampionScores:
-    """The champion's score on this run's test split, and the one it had at its promotion.
+@dataclass(frozen=True)
+class Candidate:
+    """The version being gated and its score on the run's whole test split."""
 
-    A champion this code can no longer load or run (its model needs code that has since
-    changed) or will not load (not skops, or types it does not trust: it would run code) cannot
-    be compared now: it scores None there, and only its recorded score counts.
-    """
+    version: str
+    score: float
+
+
+# How many promoted versions, newest first, the gate tries before it compares with none.
+MAX_VERSIONS_TRIED = 5
+
+
+class _Uncomparable(Exception):
+    """Why a promoted version cannot be compared with the candidate."""
+
+
+def _load(context: StageContext, version: str) -> Any:
+    """A version's model, or _Uncomparable when this code cannot or will not load it (its model
+    needs code that has since changed, or is not skops with trusted types: it would run code)."""
+    try:
+        return context.registry.load_version(version)
+    except (ImportError, AttributeError, UntrustedModelError, MlflowException) as error:
+        raise _Uncomparable(f"cannot be loaded by this code ({error})") from error
+
+
+def _compare(
+    context: StageContext, split: Split, promoted: ModelVersion, candidate: Candidate
+) -> Comparison:
+    """Candidate and promoted version on the run's test listings the version never trained on
+    (under the rule its own training split followed)."""
+    rule, rules = SplitRule.from_tags(promoted.tags), context.params.select.gate()
+    if rule is None:
+        raise _Uncomparable(
+            "trained before listings were split by id: its training listings are unknown"
+        )
+    unseen = rule.is_test(split.x_test["id"])
+    x, y = split.x_test[unseen], split.y_test[unseen]
+    missing = [label for label in PRICE_CATEGORIES if label not in set(y)]
+    if len(x) < rules.min_compared_rows or missing:
+        raise _Uncomparable(
+            f"only {len(x)} test listings it never trained on (select.min_compared_rows "
+            f"{rules.min_compared_rows}{', none ' + ', '.join(missing) if missing else ''})"
+        )
+    score = score_predictions(y, probabilities(_load(context, str(promoted.version)), x))
+    if not math.isfinite(score[rules.metric]):
+        raise _Uncomparable(f"scores {score[rules.metric]} on them")
+    candidate_score = candidate.score
+    if not unseen.all():  # the candidate was scored on every test listing: score it on these
+        model = _load(context, candidate.version)
+        candidate_score = score_predictions(y, probabilities(model, x))[rules.metric]
+    return Comparison(str(promoted.version), len(x), candidate_score, score[rules.metric])
+
+
+def _champion_scores(
+    context: StageContext, dataset: Path, champion: ModelVersion, candidate: Candidate
+) -> ChampionScores:
+    """The champion's score at its promotion, and a comparison on this run's test listings with
+    the champion or, when it cannot be compared, the last promoted version that can."""
+    metric = context.params.select.metric
     recorded = champion.tags.get("score")
     at_promotion = float(recorded) if recorded and champion.tags.get("metric") == metric else None
     split = context.params.split.read(dataset)
-    try:
-        model = context.registry.load_version(str(champion.version))
-        proba = probabilities(model, split.x_test)
-    except (ImportError, AttributeError, UntrustedModelError) as error:
-        log.warning("champion v%s cannot run with this code: %s", champion.version, error)
-        return ChampionScores(str(champion.version), None, at_promotion)
-    now = score_predictions(split.y_test, proba)[metric]
-    return ChampionScores(str(champion.version), now, at_promotion)
+    earlier = [v for v in context.registry.promoted_versions() if v.version != champion.version]
+    skipped: list[str] = []
+    for promoted in [champion, *earlier][:MAX_VERSIONS_TRIED]:
+        try:
+            comparison = _compare(context, split, promoted, candidate)
+        except _Uncomparable as why:
+            log.warning("v%s cannot be compared: %s", promoted.version, why)
+            skipped.append(f"v{promoted.version} {why}")
+            continue
+        note = "; ".join(skipped)
+        return ChampionScores(str(champion.version), at_promotion, replace(comparison, note=note))
+    return ChampionScores(str(champion.version), at_promotion, None, "; ".join(skipped))
 
 
 def _fingerprint(context: StageContext, data_hash: str, winner: str) -> str:
@@ -64,6 +128,38 @@ def _repeated_decision(version: ModelVersion) -> dict[str, Any]:
     }
 
 
+def _comparison_fields(scores: ChampionScores | None) -> dict[str, Any]:
+    """What the run status and the version's tags say of the comparison with the champion."""
+    compared = scores.comparison if scores else None
+    with_champion = (
+        compared is not None and scores is not None and compared.version == scores.version
+    )
+    return {
+        "champion_version": scores.version if scores else None,
+        "champion_score": compared.score if with_champion and compared else None,
+        "champion_score_at_promotion": scores.score_at_promotion if scores else None,
+        "compared_version": compared.version if compared else None,
+        "compared_rows": compared.rows if compared else None,
+        "compared_candidate_score": compared.candidate_score if compared else None,
+        "compared_score": compared.score if compared else None,
+    }
+
+
+def _reason(decision: GateDecision, scores: ChampionScores | None) -> str:
+    """The decision's reason, saying so when the champion itself was not compared."""
+    if scores is None:
+        return decision.reason
+    compared = scores.comparison
+    if compared is None:
+        return f"{decision.reason}; compared with no earlier version: {scores.uncompared}"
+    if compared.note:
+        return (
+            f"{decision.reason}; compared with v{compared.version}, the last promoted version "
+            f"that could be: {compared.note}"
+        )
+    return decision.reason
+
+
 def _gate(
     context: StageContext,
     dataset: Path,
@@ -77,36 +173,33 @@ def _gate(
     registry, rules = context.registry, context.params.select.gate()
     scores = None
     if champion is not None:
-        scores = _champion_scores(context, dataset, champion, rules.metric)
+        candidate = Candidate(str(version.version), score)
+        scores = _champion_scores(context, dataset, champion, candidate)
     decision = decide_promotion(score, rules, scores)
     if decision.promoted:
         fence(lock)  # still ours, so nobody moved the alias since we read the champion
         registry.promote(str(version.version))
+    reason, compared = _reason(decision, scores), _comparison_fields(scores)
     # Tagged after the alias moves: a select killed in between decides again, and the same way.
     registry.tag_version(
         str(version.version),
         {
             "metric": rules.metric,
             "score": str(score),
-            "champion_version": scores.version if scores else "",
-            "champion_score": ""
-            if scores is None or scores.score_now is None
-            else str(scores.score_now),
+            **{key: "" if value is None else str(value) for key, value in compared.items()},
             "decision": decision.decision,
-            "reason": decision.reason,
+            "reason": reason,
             "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
-    log.info("v%s: %s (%s)", version.version, decision.decision, decision.reason)
+    log.info("v%s: %s (%s)", version.version, decision.decision, reason)
     return {
         "version": str(version.version),
         "promoted": decision.promoted,
         "decision": decision.decision,
-        "reason": decision.reason,
+        "reason": reason,
         "failed_conditions": sorted(decision.failed),
-        "champion_version": scores.version if scores else None,
-        "champion_score": scores.score_now if scores else None,
-        "champion_score_at_promotion": scores.score_at_promotion if scores else None,
+        **compared,
     }
 
 
@@ -141,12 +234,16 @@ def register_and_gate(
                 "champion_version": str(champion.version),
             }
         if version is None:
-            tags = provenance_tags() | {
-                "pipeline_run_id": run_id,
-                "data_hash": prepared.data_hash,
-                "candidate": winner,
-                "fingerprint": fingerprint,
-            }
+            tags = (
+                provenance_tags()
+                | context.params.split.rule().tags()
+                | {
+                    "pipeline_run_id": run_id,
+                    "data_hash": prepared.data_hash,
+                    "candidate": winner,
+                    "fingerprint": fingerprint,
+                }
+            )
             version = registry.register(str(chosen.model_uri), tags)
-        score = chosen.metrics[context.params.select.metric]
+        score = float(chosen.metrics[context.params.select.metric])
         return _gate(context, context.dataset_file(prepared), version, score, champion, lock)

@@ -1,8 +1,11 @@
+import math
+
 import pytest
 
 from shared.params import load_params
 from shared.selection import (
     ChampionScores,
+    Comparison,
     GateRules,
     candidate_report,
     decide_promotion,
@@ -24,6 +27,30 @@ def test_pick_winner(scores, winner):
     assert pick_winner(scores, "auc") == winner
 
 
+def test_a_score_that_is_not_a_number_never_wins():
+    assert pick_winner({"nan": {"auc": math.nan}, "b": {"auc": 0.6}}, "auc") == "b"
+    assert pick_winner({"nan": {"auc": math.nan}}, "auc") == "nan"  # the gate refuses it
+
+
+def test_the_champion_is_compared_on_the_listings_neither_trained_on():
+    # The candidate beats v3 on the run's whole split (0.86) but not on the 900 listings v3
+    # never trained on, where both were scored (0.84 vs 0.85).
+    scores = ChampionScores("3", 0.86, Comparison("3", 900, 0.84, 0.85))
+    decision = decide_promotion(0.86, RULES, scores)
+    assert set(decision.failed) == {"champion_now"}
+    assert "0.8400 is below v3's 0.8500 on the 900 test listings" in decision.reason
+
+
+def test_a_shortfall_within_the_tolerance_counts_as_at_least_as_good():
+    rules = GateRules("auc", min_score=0.75, max_drop=0.02, champion_tolerance=0.003)
+    within = ChampionScores("3", 0.88, Comparison("3", 4000, 0.8775, 0.8800))
+    beyond = ChampionScores("3", 0.88, Comparison("3", 4000, 0.8765, 0.8800))
+    assert decide_promotion(0.8775, rules, within).promoted is True
+    refused = decide_promotion(0.8765, rules, beyond)
+    assert set(refused.failed) == {"champion_now"}
+    assert "more than 0.0030 (select.champion_tolerance) below v3's 0.8800" in refused.reason
+
+
 def test_pick_winner_needs_candidates():
     with pytest.raises(ValueError):
         pick_winner({}, "auc")
@@ -32,8 +59,11 @@ def test_pick_winner_needs_candidates():
 RULES = GateRules("auc", min_score=0.75, max_drop=0.02)
 
 
-def champion(now: float | None, at_promotion: float | None) -> ChampionScores:
-    return ChampionScores("3", now, at_promotion)
+def champion(now: float | None, at_promotion: float | None, score: float) -> ChampionScores:
+    """Champion v3, compared (unless now is None) on 4,000 listings where the candidate scored
+    score."""
+    compared = None if now is None else Comparison("3", 4000, score, now)
+    return ChampionScores("3", at_promotion, compared)
 
 
 @pytest.mark.parametrize(
@@ -41,18 +71,22 @@ def champion(now: float | None, at_promotion: float | None) -> ChampionScores:
     [
         (0.80, None, set()),  # the first version needs only the floor
         (0.74, None, {"min_score"}),
-        (0.85, champion(0.85, 0.86), set()),  # a tie with the champion promotes
-        (0.85, champion(0.86, 0.86), {"champion_now"}),
+        (0.85, (0.85, 0.86), set()),  # a tie with the champion promotes
+        (0.85, (0.86, 0.86), {"champion_now"}),
         # Shuffled prices: the candidate beats the champion re-scored on the same meaningless
         # split, but is near chance and far below what the champion scored when promoted.
-        (0.52, champion(0.50, 0.88), {"min_score", "max_drop"}),
-        (0.85, champion(0.80, 0.88), {"max_drop"}),  # a harder dump, but dropped too far
-        (0.86, champion(0.80, 0.88), set()),  # exactly at the margin
-        (0.80, champion(None, 0.81), set()),  # a champion this code cannot run: only its record
-        (0.80, champion(0.70, None), set()),  # promoted before scores were recorded
+        (0.52, (0.50, 0.88), {"min_score", "max_drop"}),
+        (0.85, (0.80, 0.88), {"max_drop"}),  # a harder dump, but dropped too far
+        (0.86, (0.80, 0.88), set()),  # exactly at the margin
+        (0.80, (None, 0.81), set()),  # no version could be compared: only its record
+        (0.80, (0.70, None), set()),  # promoted before scores were recorded
+        (math.nan, None, {"finite"}),  # NaN compares False with every bound
+        (math.nan, (0.70, 0.71), {"finite"}),
+        (math.inf, None, {"finite"}),
     ],
 )
 def test_the_gate_names_every_condition_a_version_fails(score, current, failed):
+    current = None if current is None else champion(*current, score)
     decision = decide_promotion(score, RULES, current)
     assert decision.promoted is (not failed)
     assert set(decision.failed) == failed
