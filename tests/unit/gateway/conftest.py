@@ -8,8 +8,8 @@ from services.gateway.app import create_app
 from services.gateway.champion import LoadedModel
 from shared.cleaning import clean_listings
 from shared.modeling import CandidateSpec, fit_candidate
-from shared.splitting import SplitRule
 from shared.settings import Settings
+from shared.splitting import SplitRule
 from tests.unit.listings import raw_frame
 
 PRICES = ["$50.00", "$150.00", "$300.00", "$900.00"]
