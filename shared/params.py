@@ -115,6 +115,7 @@ class ValidateParams(BaseModel):
         "beds": (0.0, 50.0),
     }
     min_rows: int = Field(1000, ge=1)
+    min_category_rows: int = Field(20, ge=1)  # of each category: a model learns all four
     max_dropped_share: float = Field(0.2, ge=0, le=1)
     # Against the last data that passed: a category's share may move this much (absolute),
     # the row count this much (relative).
@@ -140,6 +141,7 @@ class ValidateParams(BaseModel):
             self.max_dropped_share,
             self.max_category_shift,
             self.max_row_change,
+            self.min_category_rows,
         )
 
 

@@ -40,6 +40,8 @@ class Expectations:
     # and of the row count (relative).
     max_category_shift: float
     max_row_change: float
+    # Listings of each category, at the least: a model must learn, and be scored on, all four.
+    min_category_rows: int = 20
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,28 @@ def validate_clean(
             f"cleaning dropped {dropped:.1%} of {rows_in} rows, more than "
             f"{expected.max_dropped_share:.0%} (validate.max_dropped_share)"
         )
+    failures += _category_failures(clean, expected.min_category_rows)
     if baseline is not None:
         failures += _drift_failures(profile, baseline, expected)
     return ValidationReport(profile, baseline, failures)
+
+
+def _category_failures(clean: pd.DataFrame, least: int) -> list[str]:
+    """Each category with too few listings: training without one fails (its column of
+    probabilities is missing) or scores nothing (ROC AUC needs every category)."""
+    if TARGET not in clean:
+        return []  # a missing column is reported as such
+    counts = clean[TARGET].value_counts()
+    failures = []
+    for label in PRICE_CATEGORIES:
+        count = int(counts.get(label, 0))
+        if count == 0:
+            failures.append(f"no {label} listing: every category must be present")
+        elif count < least:
+            failures.append(
+                f"{count} {label} listings, fewer than {least} (validate.min_category_rows)"
+            )
+    return failures
 
 
 def profile_metrics(profile: DataProfile) -> dict[str, float]:

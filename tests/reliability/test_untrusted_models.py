@@ -67,11 +67,17 @@ def test_a_pickled_champion_is_never_loaded_and_the_previous_keeps_serving(
     assert answer.json()["model_version"] == served
     assert not marker.exists()
 
-    # Select checks the champion before deciding: it cannot score it, so only a new model's own
-    # merit counts; the run finishes and its model replaces the refused one.
+    # Select checks the champion before deciding: it cannot load it, so it compares the new
+    # model with the last promoted version it can load (the one still serving) and says so;
+    # the run finishes and its model replaces the refused one.
     stack.write_grid(QUICK_GRID)
     run = wait_for_run(stack, launch_run(connect(stack.settings.redis_url), stack.settings,
                                          "data/raw/listings.csv.gz"))  # fmt: skip
     assert run["state"] == "finished", run
     assert not marker.exists()
-    assert champion_version(stack) == run["stages"]["select"]["version"]
+    select = run["stages"]["select"]
+    assert select["champion_version"] == hostile
+    assert select["compared_version"] == served
+    assert f"compared with v{served}, the last promoted version that could be" in select["reason"]
+    assert f"v{hostile} cannot be loaded by this code" in select["reason"]
+    assert champion_version(stack) == select["version"]

@@ -15,6 +15,7 @@ EXPECTED = Expectations(
     max_dropped_share=0.2,
     max_category_shift=0.10,
     max_row_change=0.5,
+    min_category_rows=2,
 )
 # Low, Mid, High, Lux: 2, 3, 3, 2 of 10.
 PRICES = (50, 60, 100, 120, 150, 200, 300, 350, 500, 900)
@@ -46,6 +47,16 @@ def test_prices_in_another_unit_shift_the_category_mix():
     assert "share of Lux is 100.0%, was 20.0%" in " ".join(report.failures)
     assert "share of Low is 0.0%, was 20.0%" in " ".join(report.failures)
     assert any("price: 7 of 10 values outside [10, 10000]" in f for f in report.failures)
+
+
+def test_a_dump_without_a_category_or_with_too_few_of_one_is_stopped_naming_it():
+    no_lux, rows_in = cleaned(p for p in PRICES if p <= 400)
+    report = validate_clean(no_lux, rows_in, EXPECTED, None)
+    assert report.failures == ["no Lux listing: every category must be present"]
+
+    one_low, rows_in = cleaned([50, *PRICES[2:]])
+    report = validate_clean(one_low, rows_in, EXPECTED, None)
+    assert report.failures == ["1 Low listings, fewer than 2 (validate.min_category_rows)"]
 
 
 def test_a_dump_cleaning_mostly_dropped_is_stopped():
