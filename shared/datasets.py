@@ -6,37 +6,61 @@ files are in, so a finished dataset run is a complete dataset. Every later stage
 reads it through the MLflow server (proxied artifacts: no storage credentials) and keeps a copy
 named by the hash, so a node downloads a data version once; the node that cleaned it has it
 already.
+
+MLflow is storage, not an authority: anyone who reaches it can log a run tagged like a dataset.
+So a dataset is reused only by the run id and SHA-256 prep recorded in Redis when it logged it
+(the ledger), and every copy, downloaded or kept on a node, is checked against that digest
+before it is read.
 """
 
+import json
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.storage import move_into_place, processed_path, write_parquet_atomic
+from redis import Redis
+
+from shared.errors import DataError
+from shared.storage import file_sha256, move_into_place, processed_path, write_parquet_atomic
 from shared.tracking import Tracker
 
 DATASET_KIND = "dataset"
 REPORT_FILE = "report.json"
+LEDGER_KEY = "datasets:{data_hash}"  # the dataset prep logged for a data version
+
+
+@dataclass(frozen=True)
+class LoggedDataset:
+    """A dataset as prep logged it: its run, the digest of its Parquet file, its cleaning
+    report."""
+
+    run_id: str
+    sha256: str
+    report: dict[str, Any]
 
 
 class DatasetStore:
-    """Finds, logs and fetches cleaned datasets by data version (shared.storage's data_hash)."""
+    """Finds, logs and fetches cleaned datasets by data version (shared.storage's data_hash).
 
-    def __init__(self, tracker: Tracker, cache_dir: Path) -> None:
+    ledger: the Redis that records what prep logged; None in the experimentation mode, which
+    then never reuses a dataset it did not clean itself.
+    """
+
+    def __init__(self, tracker: Tracker, cache_dir: Path, ledger: Redis | None) -> None:
         self.tracker = tracker
         self.cache_dir = cache_dir
+        self.ledger = ledger
 
-    def find(self, data_hash: str) -> str | None:
-        """The run holding this data version, complete; None when none is."""
-        run = self.tracker.newest_run_tagged(DATASET_KIND, {"data_hash": data_hash})
-        return run.info.run_id if run else None
+    def find(self, data_hash: str) -> LoggedDataset | None:
+        """The dataset prep logged for this data version; None when it logged none."""
+        raw = self.ledger.get(LEDGER_KEY.format(data_hash=data_hash)) if self.ledger else None
+        return LoggedDataset(**json.loads(raw)) if raw else None
 
-    def report(self, run_id: str) -> dict[str, Any]:
-        """The cleaning report logged beside a dataset."""
-        return self.tracker.load_dict(run_id, REPORT_FILE)
-
-    def log(self, data_hash: str, frame: Any, report: dict[str, Any], tags: dict[str, str]) -> str:
-        """Keep the dataset on this node and log it with its report; the run's id."""
+    def log(
+        self, data_hash: str, frame: Any, report: dict[str, Any], tags: dict[str, str]
+    ) -> LoggedDataset:
+        """Keep the dataset on this node, log it with its report and record it in the ledger."""
         local = self.cached(data_hash)
         write_parquet_atomic(frame, local)
         tracker = self.tracker
@@ -46,18 +70,27 @@ class DatasetStore:
         ) as run_id:
             tracker.client.log_artifact(run_id, str(local))
             tracker.log_dict(run_id, report, REPORT_FILE)
-        return run_id
+        logged = LoggedDataset(run_id, file_sha256(local), report)
+        if self.ledger is not None:  # recorded once complete: never a half-logged dataset
+            self.ledger.set(LEDGER_KEY.format(data_hash=data_hash), json.dumps(asdict(logged)))
+        return logged
 
     def cached(self, data_hash: str) -> Path:
         return processed_path(self.cache_dir, data_hash)
 
-    def local(self, data_hash: str, run_id: str) -> Path:
-        """The dataset as a file on this node: the copy kept here, else downloaded once."""
+    def local(self, data_hash: str, run_id: str, sha256: str) -> Path:
+        """The dataset as a file on this node, checked against the digest prep recorded: the
+        copy kept here if it matches, else downloaded once (a mismatch there is a DataError)."""
         local = self.cached(data_hash)
-        if local.is_file():
+        if local.is_file() and file_sha256(local) == sha256:
             return local
         local.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=local.parent, prefix=".download-") as folder:
-            fetched = self.tracker.client.download_artifacts(run_id, local.name, folder)
-            move_into_place(Path(fetched), local)
+            fetched = Path(self.tracker.client.download_artifacts(run_id, local.name, folder))
+            if file_sha256(fetched) != sha256:
+                raise DataError(
+                    f"the dataset in MLflow run {run_id} is not the one prep logged "
+                    "(its SHA-256 differs): refused"
+                )
+            move_into_place(fetched, local)
         return local

@@ -26,6 +26,7 @@ class Prepared(StageRecord):
     data_path: str
     data_hash: str
     dataset_run_id: str  # the MLflow run holding the cleaned dataset (shared.datasets)
+    dataset_sha256: str = ""  # of its Parquet file, as prep logged it ("": recorded before)
     parent_run_id: str
     data_quality_run_id: str
     rows_in: int

@@ -22,7 +22,15 @@ _CHUNK = 1 << 20
 
 def file_md5(path: Path) -> str:
     """md5 of the file's bytes, as DVC records it: the data version."""
-    digest = hashlib.md5()
+    return _file_digest(path, hashlib.md5())
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes: what a stage checks a file another stage wrote against."""
+    return _file_digest(path, hashlib.sha256())
+
+
+def _file_digest(path: Path, digest: "hashlib._Hash") -> str:
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)

@@ -14,7 +14,7 @@ from rq import get_current_job
 
 from shared.datasets import DatasetStore
 from shared.drift import MonitorParams, load_monitor_params
-from shared.errors import PipelineError
+from shared.errors import DataError, PipelineError
 from shared.params import PipelineParams, load_params
 from shared.pipeline import RunInputs, producer
 from shared.queues import connect
@@ -64,12 +64,21 @@ class StageContext:
 
     @cached_property
     def datasets(self) -> DatasetStore:
-        """Cleaned datasets in MLflow, kept on this node under prep.processed_dir."""
-        return DatasetStore(self.tracker, self.settings.resolve(self.params.prep.processed_dir))
+        """Cleaned datasets in MLflow, kept on this node under prep.processed_dir, reused by
+        what prep recorded in Redis (the experimentation mode has none: it cleans afresh)."""
+        cache = self.settings.resolve(self.params.prep.processed_dir)
+        return DatasetStore(self.tracker, cache, None if self.in_process else self.redis)
 
     def dataset_file(self, prepared: Prepared) -> Path:
-        """The run's cleaned dataset as a file on this node."""
-        return self.datasets.local(prepared.data_hash, prepared.dataset_run_id)
+        """The run's cleaned dataset as a file on this node, checked against prep's digest."""
+        if not prepared.dataset_sha256:
+            raise DataError(
+                f"run's dataset {prepared.dataset_run_id} was recorded without its digest "
+                "(before datasets were checked): retrain to use it"
+            )
+        return self.datasets.local(
+            prepared.data_hash, prepared.dataset_run_id, prepared.dataset_sha256
+        )
 
     @cached_property
     def staged_models(self) -> StagedModels:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from services.workers.context import StageContext
 from shared.cleaning import CleanReport, clean_listings
-from shared.datasets import DatasetStore
+from shared.datasets import DatasetStore, LoggedDataset
 from shared.errors import DataError
 from shared.feedback_training import content_hash, with_feedback
 from shared.pipeline import RunInputs
@@ -43,14 +43,15 @@ def clean_file(
 
 def clean_once(
     store: DatasetStore, raw_path: Path, feedback: pd.DataFrame | None, tags: dict[str, str]
-) -> tuple[str, str, CleanReport]:
-    """The data version, its dataset run and its report: cleaned and logged unless the same
-    content was cleaned before (by any run, on any node)."""
+) -> tuple[str, LoggedDataset, CleanReport]:
+    """The data version, its logged dataset and its report: cleaned and logged unless prep
+    logged the same content before (in any run, on any node: the ledger says so, never a run
+    found in MLflow by its tags)."""
     data_hash = data_version(raw_path, feedback)
     found = store.find(data_hash)
     if found is not None:
-        log.info("reusing dataset %s (run %s) for %s", data_hash, found, raw_path)
-        return data_hash, found, CleanReport(**store.report(found))
+        log.info("reusing dataset %s (run %s) for %s", data_hash, found.run_id, raw_path)
+        return data_hash, found, CleanReport(**found.report)
     clean, report = clean_file(raw_path, feedback)
     return data_hash, store.log(data_hash, clean, asdict(report), tags), report
 
@@ -68,7 +69,7 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     settings, tracker, run_id = context.settings, context.tracker, run.run_id
     data_path = str(run.meta["data_path"])
     with local_raw_file(settings, data_path) as raw_path:
-        data_hash, dataset_run, report = clean_once(
+        data_hash, dataset, report = clean_once(
             context.datasets, raw_path, stored_feedback(context, run), {"data_path": data_path}
         )
     data_tags = {"data_hash": data_hash, "data_path": data_path}
@@ -89,7 +90,8 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     return Prepared(
         data_path=data_path,
         data_hash=data_hash,
-        dataset_run_id=dataset_run,
+        dataset_run_id=dataset.run_id,
+        dataset_sha256=dataset.sha256,
         parent_run_id=parent,
         data_quality_run_id=quality_id,
         rows_in=report.rows_in,

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from shared.cleaning import clean_listings
+from shared.datasets import DATASET_KIND, REPORT_FILE
 from shared.launch import launch_run
 from shared.modeling import probabilities, score_predictions
 from shared.params import SelectParams
@@ -22,6 +23,8 @@ from shared.queues import connect
 from shared.registry import Registry
 from shared.schema import TARGET
 from shared.settings import PROJECT_DIR
+from shared.storage import file_md5
+from shared.tracking import Tracker
 from tests.integration.conftest import FAST_GRID, Stack, running_stack, wait_for_run
 
 pytestmark = pytest.mark.integration
@@ -51,6 +54,10 @@ def held_back(shipped: pd.DataFrame) -> pd.Series:
 
 def retrain(stack: Stack, frame: pd.DataFrame, path: Path) -> dict:
     frame.to_csv(path, index=False)
+    return run_on(stack, path)
+
+
+def run_on(stack: Stack, path: Path) -> dict:
     run_id = launch_run(connect(stack.settings.redis_url), stack.settings, str(path))
     run = wait_for_run(stack, run_id)
     assert run["state"] == "finished", run
@@ -123,3 +130,32 @@ def test_next_months_dumps_compare_the_champion_on_listings_it_never_saw_and_pro
         assert select["promoted"] is (shortfall <= TOLERANCE), (name, select)
         promoted += select["promoted"]
     assert promoted >= 2  # next month's data replaces the champion, month after month
+
+
+def test_a_dataset_planted_in_mlflow_under_the_dumps_md5_is_never_used(
+    month_stack: Stack, shipped: pd.DataFrame, tmp_path: Path
+):
+    # Whoever reaches MLflow logs a finished run tagged as the dataset of a dump's md5, its
+    # Parquet doctored (every listing Lux), before the dump is ever retrained on.
+    stack = month_stack
+    dump = tmp_path / "planted.csv.gz"
+    shipped.sample(frac=0.97, random_state=5).to_csv(dump, index=False)
+    honest, _ = clean_listings(pd.read_csv(dump, dtype=str))
+    doctored = honest.assign(**{TARGET: "Lux"})
+    data_hash = file_md5(dump)
+    planted_file = tmp_path / f"{data_hash}.parquet"
+    doctored.to_parquet(planted_file)
+    tracker = Tracker(stack.settings)
+    with tracker.complete_run(DATASET_KIND, "dataset-planted", {"data_hash": data_hash}) as planted:
+        tracker.client.log_artifact(planted, str(planted_file))
+        tracker.log_dict(planted, {"rows_in": 1, "rows_out": 1, "dropped": {}}, REPORT_FILE)
+
+    run = run_on(stack, dump)
+
+    prep, validate = run["stages"]["prep"], run["stages"]["validate"]
+    assert prep["data_hash"] == data_hash
+    assert prep["dataset_run_id"] != planted  # cleaned afresh, by prep
+    assert prep["rows_out"] == len(honest)
+    assert validate["category_shares"]["Lux"] == pytest.approx(
+        (honest[TARGET] == "Lux").mean(), abs=1e-6
+    )

@@ -3,18 +3,24 @@ tested against a real one in the integration tests)."""
 
 from typing import Any
 
+from shared.datasets import LoggedDataset
+
 
 class MemoryDatasets:
     def __init__(self) -> None:
         self.logged: dict[str, tuple[str, Any, dict[str, Any]]] = {}  # run id -> dataset
 
-    def find(self, data_hash: str) -> str | None:
-        return next((run for run, (h, _, _) in self.logged.items() if h == data_hash), None)
+    def find(self, data_hash: str) -> LoggedDataset | None:
+        found = (run for run, (h, _, _) in self.logged.items() if h == data_hash)
+        run_id = next(found, None)
+        return None if run_id is None else self._logged(run_id)
 
-    def report(self, run_id: str) -> dict[str, Any]:
-        return self.logged[run_id][2]
-
-    def log(self, data_hash: str, frame: Any, report: dict[str, Any], tags: dict[str, str]) -> str:
+    def log(
+        self, data_hash: str, frame: Any, report: dict[str, Any], tags: dict[str, str]
+    ) -> LoggedDataset:
         run_id = f"dataset-{len(self.logged)}"
         self.logged[run_id] = (data_hash, frame, report)
-        return run_id
+        return self._logged(run_id)
+
+    def _logged(self, run_id: str) -> LoggedDataset:
+        return LoggedDataset(run_id, f"sha256-of-{run_id}", self.logged[run_id][2])

@@ -78,28 +78,39 @@ def test_realised_prices_join_the_dump_marked_and_replace_its_row_of_the_same_li
 
 def _expectations() -> Expectations:
     return Expectations(
-        ranges={}, min_rows=1, max_dropped_share=0.9, max_category_shift=1.0, max_row_change=1.0
+        ranges={},
+        min_rows=1,
+        max_dropped_share=0.9,
+        max_category_shift=1.0,
+        max_row_change=1.0,
+        min_category_rows=1,
     )
 
 
+# One listing of each category: data every check but the one under test accepts.
+EVERY_CATEGORY = tuple({"price": price} for price in ("$50.00", "$150.00", "$300.00", "$900.00"))
+
+
 def test_a_left_out_optional_flag_passes_the_data_checks_only_in_a_realised_price():
-    clean, report = clean_listings(raw_frame({}, {}))
+    clean, report = clean_listings(raw_frame(*EVERY_CATEGORY))
     combined, _ = with_feedback(clean, report, _feedback(_price("z", 150)))
-    assert combined.loc[combined["id"] == "z", list(OPTIONAL_FLAGS)].isna().all(axis=None)
+    realised = combined.index[combined["id"] == "z"][0]
+    rows_in = len(combined)
+    assert combined.loc[realised, list(OPTIONAL_FLAGS)].isna().all()
     assert validate_clean(combined, report.rows_in, _expectations(), None).passed
 
     dump_row_lacking = combined.copy()
     dump_row_lacking.loc[0, "kitchen"] = pd.NA
     assert (
         "column kitchen lacks 1 value(s)"
-        in validate_clean(dump_row_lacking, 3, _expectations(), None).failures
+        in validate_clean(dump_row_lacking, rows_in, _expectations(), None).failures
     )
     required = next(flag for flag in AMENITY_FLAGS if flag not in OPTIONAL_FLAGS)
     request_lacking_required = combined.copy()
-    request_lacking_required.loc[2, required] = pd.NA
+    request_lacking_required.loc[realised, required] = pd.NA
     assert (
         f"column {required} lacks 1 value(s)"
-        in validate_clean(request_lacking_required, 3, _expectations(), None).failures
+        in validate_clean(request_lacking_required, rows_in, _expectations(), None).failures
     )
 
 
@@ -118,7 +129,7 @@ def test_the_data_version_covers_the_prices_and_reuses_the_same_ones(tmp_path):
     assert (again_hash, again_dataset) == (first_hash, dataset)  # same prices, same version
     assert more_hash not in (plain_hash, first_hash) and more.feedback_rows == 3
     assert len(datasets.logged) == 3  # cleaned once per version
-    stored = datasets.logged[dataset][1]
+    stored = datasets.logged[dataset.run_id][1]
     assert stored[FROM_FEEDBACK].sum() == report.feedback_rows == 2
     assert first_hash == content_hash(plain_hash, _feedback(*prices))
 
