@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 from redis.lock import Lock
 
 from services.workers.context import StageContext
@@ -44,17 +43,19 @@ class Candidate:
 MAX_VERSIONS_TRIED = 5
 
 
-class _Uncomparable(Exception):
+class _UncomparableError(Exception):
     """Why a promoted version cannot be compared with the candidate."""
 
 
 def _load(context: StageContext, version: str) -> Any:
-    """A version's model, or _Uncomparable when this code cannot or will not load it (its model
+    """A version's model, or _UncomparableError when this code cannot or will not load it (its model
     needs code that has since changed, or is not skops with trusted types: it would run code)."""
     try:
         return context.registry.load_version(version)
-    except (ImportError, AttributeError, UntrustedModelError, MlflowException) as error:
-        raise _Uncomparable(f"cannot be loaded by this code ({error})") from error
+    # Not MlflowException: a server away for the moment fails the attempt, which is retried,
+    # rather than passing the champion over.
+    except (ImportError, AttributeError, UntrustedModelError) as error:
+        raise _UncomparableError(f"cannot be loaded by this code ({error})") from error
 
 
 def _compare(
@@ -64,20 +65,20 @@ def _compare(
     (under the rule its own training split followed)."""
     rule, rules = SplitRule.from_tags(promoted.tags), context.params.select.gate()
     if rule is None:
-        raise _Uncomparable(
+        raise _UncomparableError(
             "trained before listings were split by id: its training listings are unknown"
         )
     unseen = rule.is_test(split.x_test["id"])
     x, y = split.x_test[unseen], split.y_test[unseen]
     missing = [label for label in PRICE_CATEGORIES if label not in set(y)]
     if len(x) < rules.min_compared_rows or missing:
-        raise _Uncomparable(
+        raise _UncomparableError(
             f"only {len(x)} test listings it never trained on (select.min_compared_rows "
             f"{rules.min_compared_rows}{', none ' + ', '.join(missing) if missing else ''})"
         )
     score = score_predictions(y, probabilities(_load(context, str(promoted.version)), x))
     if not math.isfinite(score[rules.metric]):
-        raise _Uncomparable(f"scores {score[rules.metric]} on them")
+        raise _UncomparableError(f"scores {score[rules.metric]} on them")
     candidate_score = candidate.score
     if not unseen.all():  # the candidate was scored on every test listing: score it on these
         model = _load(context, candidate.version)
@@ -99,7 +100,7 @@ def _champion_scores(
     for promoted in [champion, *earlier][:MAX_VERSIONS_TRIED]:
         try:
             comparison = _compare(context, split, promoted, candidate)
-        except _Uncomparable as why:
+        except _UncomparableError as why:
             log.warning("v%s cannot be compared: %s", promoted.version, why)
             skipped.append(f"v{promoted.version} {why}")
             continue
