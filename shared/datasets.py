@@ -7,27 +7,22 @@ reads it through the MLflow server (proxied artifacts: no storage credentials) a
 named by the hash, so a node downloads a data version once; the node that cleaned it has it
 already.
 
-MLflow is storage, not an authority: anyone who reaches it can log a run tagged like a dataset.
-So a dataset is reused only by the run id and SHA-256 prep recorded in Redis when it logged it
-(the ledger), and every copy, downloaded or kept on a node, is checked against that digest
-before it is read.
+A dataset is reused only through the entry prep recorded in the ledger (shared.ledger) when it
+logged it, never found in MLflow by its tags, and every copy, downloaded or kept on a node, is
+checked against that entry's SHA-256 before it is read.
 """
 
-import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from redis import Redis
-
-from shared.errors import DataError
+from shared.ledger import Ledger
 from shared.storage import file_sha256, move_into_place, processed_path, write_parquet_atomic
 from shared.tracking import Tracker
 
 DATASET_KIND = "dataset"
 REPORT_FILE = "report.json"
-LEDGER_KEY = "datasets:{data_hash}"  # the dataset prep logged for a data version
 
 
 @dataclass(frozen=True)
@@ -41,21 +36,17 @@ class LoggedDataset:
 
 
 class DatasetStore:
-    """Finds, logs and fetches cleaned datasets by data version (shared.storage's data_hash).
+    """Finds, logs and fetches cleaned datasets by data version (shared.storage's data_hash)."""
 
-    ledger: the Redis that records what prep logged; None in the experimentation mode, which
-    then never reuses a dataset it did not clean itself.
-    """
-
-    def __init__(self, tracker: Tracker, cache_dir: Path, ledger: Redis | None) -> None:
+    def __init__(self, tracker: Tracker, cache_dir: Path, ledger: Ledger) -> None:
         self.tracker = tracker
         self.cache_dir = cache_dir
         self.ledger = ledger
 
     def find(self, data_hash: str) -> LoggedDataset | None:
         """The dataset prep logged for this data version; None when it logged none."""
-        raw = self.ledger.get(LEDGER_KEY.format(data_hash=data_hash)) if self.ledger else None
-        return LoggedDataset(**json.loads(raw)) if raw else None
+        entry = self.ledger.entry(f"dataset:{data_hash}")
+        return LoggedDataset(**entry) if entry else None
 
     def log(
         self, data_hash: str, frame: Any, report: dict[str, Any], tags: dict[str, str]
@@ -71,8 +62,8 @@ class DatasetStore:
             tracker.client.log_artifact(run_id, str(local))
             tracker.log_dict(run_id, report, REPORT_FILE)
         logged = LoggedDataset(run_id, file_sha256(local), report)
-        if self.ledger is not None:  # recorded once complete: never a half-logged dataset
-            self.ledger.set(LEDGER_KEY.format(data_hash=data_hash), json.dumps(asdict(logged)))
+        # Recorded once complete: never a half-logged dataset.
+        self.ledger.record(f"dataset:{data_hash}", asdict(logged))
         return logged
 
     def cached(self, data_hash: str) -> Path:
@@ -86,11 +77,6 @@ class DatasetStore:
             return local
         local.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=local.parent, prefix=".download-") as folder:
-            fetched = Path(self.tracker.client.download_artifacts(run_id, local.name, folder))
-            if file_sha256(fetched) != sha256:
-                raise DataError(
-                    f"the dataset in MLflow run {run_id} is not the one prep logged "
-                    "(its SHA-256 differs): refused"
-                )
+            fetched = self.tracker.download_checked(run_id, local.name, sha256, Path(folder))
             move_into_place(fetched, local)
         return local

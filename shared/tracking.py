@@ -26,11 +26,13 @@ from mlflow.types.schema import AnyType
 from sklearn.pipeline import Pipeline
 
 from shared.contracts import CHALLENGE_EXAMPLE, Listing
+from shared.errors import DataError
 from shared.model_files import TRUSTED_TYPES, load_logged_model
 from shared.provenance import model_requirements
 from shared.schema import MODEL_INPUTS, OPTIONAL_FLAGS
 from shared.selection import FinishedCandidate, finished_candidates
 from shared.settings import Settings
+from shared.storage import file_sha256
 
 PARENT_TAG = "mlflow.parentRunId"
 # JSON Schema's types as MLflow's: it refuses to widen int64 to float64, so whole numbers are
@@ -114,28 +116,6 @@ class Tracker:
         """Every run of a kind outside pipeline runs (realised-prices, ...), newest first."""
         query = f"tags.kind = '{kind}'"
         return list(self.client.search_runs([self.experiment_id], filter_string=query))
-
-    def newest_finished_run(self, kind: str, excluding_pipeline_run: str) -> Run | None:
-        """The newest finished run of a kind (data-validation, ...) of another pipeline run."""
-        return self._newest_finished(
-            kind, f" and tags.pipeline_run_id != '{excluding_pipeline_run}'"
-        )
-
-    def newest_run_tagged(self, kind: str, tags: Mapping[str, str]) -> Run | None:
-        """The newest finished run of a kind carrying these tags (values without quotes)."""
-        return self._newest_finished(
-            kind, "".join(f" and tags.{name} = '{value}'" for name, value in tags.items())
-        )
-
-    def _newest_finished(self, kind: str, extra: str) -> Run | None:
-        query = f"tags.kind = '{kind}' and attributes.status = 'FINISHED'" + extra
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=query,
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        return runs[0] if runs else None
 
     def ensure_pipeline_run(self, pipeline_run_id: str, tags: dict[str, str]) -> str:
         """The parent run of a pipeline run, created on first call and reused on retries."""
@@ -268,6 +248,17 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
+
+    def download_checked(self, run_id: str, artifact: str, sha256: str, folder: Path) -> Path:
+        """An artifact downloaded into folder, refused (DataError) unless its SHA-256 is the one
+        recorded when it was logged (shared.ledger)."""
+        fetched = Path(self.client.download_artifacts(run_id, artifact, str(folder)))
+        if file_sha256(fetched) != sha256:
+            raise DataError(
+                f"{artifact} of MLflow run {run_id} is not the file logged there (its SHA-256 "
+                "differs from the one recorded): refused"
+            )
+        return fetched
 
     def load_dict(self, run_id: str, artifact_file: str) -> dict[str, Any]:
         """Read back a JSON artifact logged with log_dict."""

@@ -15,6 +15,7 @@ from rq import get_current_job
 from shared.datasets import DatasetStore
 from shared.drift import MonitorParams, load_monitor_params
 from shared.errors import DataError, PipelineError
+from shared.ledger import Ledger
 from shared.params import PipelineParams, load_params
 from shared.pipeline import RunInputs, producer
 from shared.queues import connect
@@ -67,7 +68,13 @@ class StageContext:
         """Cleaned datasets in MLflow, kept on this node under prep.processed_dir, reused by
         what prep recorded in Redis (the experimentation mode has none: it cleans afresh)."""
         cache = self.settings.resolve(self.params.prep.processed_dir)
-        return DatasetStore(self.tracker, cache, None if self.in_process else self.redis)
+        return DatasetStore(self.tracker, cache, self.ledger)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """What stages recorded of the artifacts they logged (none in the experimentation mode,
+        which has no Redis: it reuses nothing it did not make itself)."""
+        return Ledger(None if self.in_process else self.redis)
 
     def dataset_file(self, prepared: Prepared) -> Path:
         """The run's cleaned dataset as a file on this node, checked against prep's digest."""

@@ -8,7 +8,6 @@ interval, reason "drift".
 """
 
 import logging
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,9 @@ from pydantic import ValidationError
 
 from services.workers.context import StageContext
 from shared.drift import DriftParams, compare, reference_profile
+from shared.errors import DataError
 from shared.launch import LAUNCH_LOCK, launch_run
+from shared.ledger import drift_reference_entry
 from shared.monitor_state import (
     DRIFT_RETRAIN_KEY,
     claim_drift_retrain,
@@ -49,24 +50,25 @@ def window_of(context: StageContext, params: DriftParams, now: datetime) -> pd.D
 
 
 def drift_reference(context: StageContext, champion: ModelVersion) -> dict[str, Any] | None:
-    """The drift reference explain logged beside the champion. A version trained before
-    references were logged (or whose explain is still running) gets one built from its run's
-    cleaned data and logged, once; None when that data is gone too."""
-    tracker = context.tracker
+    """The drift reference explain recorded for the champion. A version trained before
+    references were recorded (or whose explain is still running) gets one built from its run's
+    cleaned data, logged and recorded, once; None when that data is gone too."""
     if champion.run_id is None:
         return None
-    with suppress(MlflowException, OSError):
-        return tracker.load_dict(champion.run_id, DRIFT_REFERENCE_ARTIFACT)
+    entry = context.ledger.entry(drift_reference_entry(champion.run_id))
+    if entry is not None:
+        return dict(entry["reference"])
     run = context.runs.get(champion.tags.get("pipeline_run_id", ""))
     try:
         dataset = context.dataset_file(RunInputs.of_run(run).get(Prepared)) if run else None
-    except (ValidationError, MlflowException, OSError):  # a record of an older layout, or gone
+    except (ValidationError, DataError, MlflowException, OSError):  # older layout, or gone
         dataset = None
     if dataset is None:
         return None
     split = context.params.split.read(dataset)
     reference = reference_profile(split.x_train, split.y_train)
-    tracker.log_dict(champion.run_id, reference, DRIFT_REFERENCE_ARTIFACT)
+    context.tracker.log_dict(champion.run_id, reference, DRIFT_REFERENCE_ARTIFACT)
+    context.ledger.record(drift_reference_entry(champion.run_id), {"reference": reference})
     log.info("drift reference of version %s built from %s", champion.version, dataset.name)
     return reference
 

@@ -3,6 +3,7 @@ logged on its run."""
 
 from services.workers.context import StageContext
 from shared.evaluation import evaluate_winner
+from shared.ledger import drift_reference_entry
 from shared.pipeline import RunInputs
 from shared.stage_records import Explained, Prepared, Selected
 from shared.storage import read_parquet
@@ -22,6 +23,7 @@ def run_explain(context: StageContext, run: RunInputs) -> Explained:
         IMPORTANCES_ARTIFACT,
     )
     tracker.log_dict(winner_run, result.drift_reference, DRIFT_REFERENCE_ARTIFACT)
+    context.ledger.record(drift_reference_entry(winner_run), {"reference": result.drift_reference})
     for artifact, figure in result.figures.items():
         tracker.log_figure(winner_run, figure, artifact)
     if selected.version is not None:  # None: the run registered nothing (an unchanged model)

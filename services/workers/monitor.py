@@ -48,7 +48,7 @@ def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
             feedback_dir(settings),
             predictions,
             context.monitor_params.feedback.window_days,
-            RealisedPrices(context.tracker),
+            RealisedPrices(context.tracker, context.ledger),
         ),
     }
     report = {}

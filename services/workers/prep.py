@@ -61,7 +61,7 @@ def stored_feedback(context: StageContext, run: RunInputs) -> pd.DataFrame | Non
     (None when it has published none)."""
     if not run.meta.get("feedback_training"):
         return None
-    return RealisedPrices(context.tracker).latest()
+    return RealisedPrices(context.tracker, context.ledger).latest()
 
 
 def run_prep(context: StageContext, run: RunInputs) -> Prepared:

@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from services.workers.context import StageContext
 from shared.errors import DataError
+from shared.ledger import Ledger
 from shared.pipeline import RunInputs
 from shared.stage_records import Prepared, Validated
 from shared.storage import read_parquet
@@ -26,12 +27,18 @@ from shared.validation import (
 KIND = "data-validation"
 
 
-def last_passed(tracker: Tracker, run_id: str) -> tuple[str | None, DataProfile | None]:
+# The ledger's entry for the last data that passed (shared.ledger): its MLflow run and profile,
+# recorded by validate itself, so a data-validation run logged to MLflow by anyone else never
+# becomes the baseline.
+BASELINE = "validation-baseline"
+
+
+def last_passed(ledger: Ledger, run_id: str) -> tuple[str | None, DataProfile | None]:
     """The MLflow run and profile of the newest data that passed, before this run's."""
-    previous = tracker.newest_finished_run(KIND, excluding_pipeline_run=run_id)
-    if previous is None:
+    entry = ledger.entry(BASELINE)
+    if entry is None or entry["pipeline_run_id"] == run_id:
         return None, None
-    return previous.info.run_id, profile_from_metrics(dict(previous.data.metrics))
+    return entry["validation_run_id"], DataProfile(**entry["profile"])
 
 
 def log_report(
@@ -65,7 +72,7 @@ def run_validate(context: StageContext, run: RunInputs) -> Validated:
             category_shares=profile.category_shares,
             baseline_run_id=done.data.tags.get("baseline_run_id") or None,
         )
-    baseline_run, baseline = last_passed(tracker, run_id)
+    baseline_run, baseline = last_passed(context.ledger, run_id)
     clean = read_parquet(context.dataset_file(prepared))
     expected = context.params.validation.expectations()
     report = validate_clean(clean, prepared.rows_in, expected, baseline)
@@ -76,6 +83,10 @@ def run_validate(context: StageContext, run: RunInputs) -> Validated:
         tracker.end_run(child, "FAILED")  # never the baseline of a later run
         raise DataError("data failed validation: " + "; ".join(report.failures))
     tracker.end_run(child)
+    context.ledger.record(
+        BASELINE,
+        {"validation_run_id": child, "pipeline_run_id": run_id, "profile": asdict(report.profile)},
+    )
     return Validated(
         validation_run_id=child,
         rows_out=report.profile.rows_out,

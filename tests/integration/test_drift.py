@@ -11,6 +11,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from shared.contracts import Listing
+from shared.ledger import LEDGER_KEY, Ledger, drift_reference_entry
 from shared.prediction_store import read_predictions
 from shared.queues import connect
 from shared.registry import Registry
@@ -152,13 +153,18 @@ def test_shifted_listings_are_drift_and_queue_exactly_one_retrain(
 def test_a_champion_trained_before_drift_references_gets_one_built_from_its_data(
     stack, gateway, served_champion
 ):
-    # As for a version registered before explain logged references: its file is gone.
+    # As for a version registered before explain logged references: its file is gone, and so
+    # is the entry explain recorded.
     version = Registry(stack.settings).version(served_champion)
     logged = list(
         (stack.folder / "mlflow").rglob(f"{version.run_id}/**/{DRIFT_REFERENCE_ARTIFACT}")
     )
     assert len(logged) == 1, logged
     logged[0].unlink()
+    entry = drift_reference_entry(version.run_id)
+    ledger = Ledger(connect(stack.settings.redis_url))
+    assert ledger.entry(entry) is not None  # explain recorded it
+    ledger.redis.delete(LEDGER_KEY.format(name=entry))
     stack.write_monitor_config({"window_hours": WINDOW_HOURS})
     try:
         _predict(stack, gateway, "upgrade", _real_listings(stack, seed=3))
@@ -169,3 +175,4 @@ def test_a_champion_trained_before_drift_references_gets_one_built_from_its_data
     assert report["status"] == "checked", report
     assert report["features"]["latitude"]["psi"] is not None
     assert logged[0].is_file()  # built once, logged where explain would have put it
+    assert ledger.entry(entry) is not None  # and recorded, where the next check reads it

@@ -14,6 +14,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from shared.contracts import Listing
 from shared.feedback import FEEDBACK_SCHEMA
 from shared.launch import launch_run
+from shared.ledger import Ledger
 from shared.prediction_store import read_predictions
 from shared.queues import connect
 from shared.realised_prices import REALISED_PRICES_KIND, RealisedPrices
@@ -132,7 +133,8 @@ def test_a_run_asked_to_train_on_realised_prices_adds_them_marked_and_counted(
     # Prep reads them from MLflow, where the monitor publishes them (no disk is shared): all
     # of them, in the one run that replaced the earlier ones.
     tracker = Tracker(stack.settings)
-    assert len(RealisedPrices(tracker).latest()) == len(matched)
+    ledger = Ledger(connect(stack.settings.redis_url))
+    assert len(RealisedPrices(tracker, ledger).latest()) == len(matched)
     assert len(tracker.find_runs_of_kind(REALISED_PRICES_KIND)) == 1
 
     stack.write_grid(FAST_GRID)
