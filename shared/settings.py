@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         return path if path.is_absolute() else self.project_dir / path
 
 
+# The account every process of a stack uses with MLflow (MLFLOW_TRACKING_USERNAME; its password
+# is a secret, MLFLOW_TRACKING_PASSWORD). MLflow's clients read both from the environment.
+MLFLOW_USERNAME = "price-category"
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process's settings, read once."""
@@ -169,6 +174,7 @@ class LocalSettings(BaseSettings):
     dashboard_user: str = "admin"
     dashboard_password: SecretStr | None = None
     redis_password: SecretStr | None = None
+    mlflow_tracking_password: SecretStr | None = None  # MLflow's login (user price-category)
 
     @property
     def secrets_file(self) -> Path:
@@ -194,3 +200,12 @@ class LocalSettings(BaseSettings):
 @lru_cache
 def get_local_settings() -> LocalSettings:
     return LocalSettings()
+
+
+def use_local_mlflow_login() -> None:
+    """For a command run beside `make run` (the CLI's upload-data, `make repro`): MLflow's login
+    from the environment, else the one `make run` generated into the state folder."""
+    password = get_local_settings().secret("MLFLOW_TRACKING_PASSWORD")
+    if password:
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", MLFLOW_USERNAME)
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", password)

@@ -10,7 +10,7 @@ from typing import Any
 
 from services.client.api import ClientError, GatewayClient
 from shared.schema import PRICE_CATEGORIES
-from shared.settings import get_local_settings, get_settings
+from shared.settings import get_local_settings, get_settings, use_local_mlflow_login
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -86,6 +86,7 @@ def cmd_upload_data(client: GatewayClient, args: argparse.Namespace) -> int:
     # MLflow is imported here alone: the other commands start without its second of imports.
     # Its "View run" lines would mix with the name printed for scripts to read.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    use_local_mlflow_login()
     from mlflow.exceptions import MlflowException
 
     from shared.raw_data import upload

@@ -27,7 +27,7 @@ from services.stack.front import start_front
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.probes import answers_ok
 from shared.queues import WORKER_QUEUES
-from shared.settings import Settings, get_local_settings
+from shared.settings import MLFLOW_USERNAME, Settings, get_local_settings
 from shared.storage import read_json, write_json_atomic
 
 log = logging.getLogger("stack")
@@ -35,8 +35,13 @@ log = logging.getLogger("stack")
 # Each port and the setting (shared.settings.LocalSettings) that changes it.
 PORTS = {"Redis": "redis_port", "MLflow": "mlflow_port", "gateway": "gateway_port"}
 MLFLOW = "mlflow server"  # its supervised child's name
-# Secrets of the gateway and Redis; generated once into the state folder when not set.
-GENERATED_SECRETS = ("RETRAIN_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD")
+# Secrets of the gateway, Redis and MLflow; generated once into the state folder when not set.
+GENERATED_SECRETS = (
+    "RETRAIN_TOKEN",
+    "DASHBOARD_PASSWORD",
+    "REDIS_PASSWORD",
+    "MLFLOW_TRACKING_PASSWORD",
+)
 
 
 class StackError(Exception):
@@ -93,6 +98,9 @@ def start_serving(state: Path, children: list[processes.Supervised]) -> dict[str
     backend = get_local_settings().mlflow_backend_store_uri or f"sqlite:///{state / 'mlflow.db'}"
     credentials = local_secrets(state)
     redis_password = credentials.pop("REDIS_PASSWORD")
+    # MLflow's login: the server's admin, and the account of every process started from here
+    # on (this one too: it looks for the champion).
+    processes.use_mlflow_login(credentials.pop("MLFLOW_TRACKING_PASSWORD"))
     # The password reaches Redis on its standard input and the others in their environment,
     # both private to this user (a command line is not: `ps` shows it to everyone).
     env = {
@@ -191,8 +199,8 @@ def supervise(children: list[processes.Supervised]) -> NoReturn:
 
 
 def local_secrets(state: Path) -> dict[str, str]:
-    """The gateway's credentials and Redis' password: from the environment, else generated
-    once and kept in state."""
+    """The gateway's credentials and Redis' and MLflow's passwords: from the environment, else
+    generated once and kept in state."""
     stored_file = state / "secrets.json"
     stored = read_json(stored_file) if stored_file.is_file() else {}
     for name in GENERATED_SECRETS:
@@ -210,7 +218,8 @@ def banner(env: dict[str, str], state: Path) -> str:
     example = json.dumps(CHALLENGE_EXAMPLE)
     lines = [
         f"Gateway:       {gateway}   (API docs: {gateway}/docs)",
-        f"MLflow UI:     {env['MLFLOW_TRACKING_URI']}",
+        f"MLflow UI:     {env['MLFLOW_TRACKING_URI']}   user {MLFLOW_USERNAME}"
+        f" password MLFLOW_TRACKING_PASSWORD in {state / 'secrets.json'}",
         f"rq-dashboard:  {gateway}/rq/   user {env['DASHBOARD_USER']}"
         f" password {env['DASHBOARD_PASSWORD']}",
         f"Retrain token: {env['RETRAIN_TOKEN']}   (kept in {state / 'secrets.json'})",

@@ -23,6 +23,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared.probes import mlflow_answers
+from shared.settings import MLFLOW_USERNAME
 
 VENV_BIN = Path(sys.executable).parent
 log = logging.getLogger(__name__)
@@ -57,14 +58,24 @@ MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def mlflow_command(port: int, artifacts: str, host: str = "127.0.0.1") -> list[str]:
-    """An MLflow tracking server serving (proxying) its own artifacts. Its backend store comes
-    from MLFLOW_BACKEND_STORE_URI in the environment: a database URI holds a password. It
-    answers only requests naming loopback as their Host (MLflow's check against DNS
+    """An MLflow tracking server behind its login (services.stack.mlflow_server), serving
+    (proxying) its own artifacts. Its backend store and its account come from the environment
+    (MLFLOW_BACKEND_STORE_URI, MLFLOW_TRACKING_USERNAME and _PASSWORD): they hold passwords.
+    It answers only requests naming loopback as their Host (MLflow's check against DNS
     rebinding; compose adds the service's own name)."""
-    command = [str(VENV_BIN / "mlflow"), "server"]
+    command = [str(VENV_BIN / "python"), "-m", "services.stack.mlflow_server"]
     command += ["--artifacts-destination", artifacts, "--serve-artifacts"]
     command += ["--allowed-hosts", "localhost:*,127.0.0.1:*"]
     return command + ["--host", host, "--port", str(port), "--workers", "1"]
+
+
+def use_mlflow_login(password: str | None = None) -> None:
+    """Give this process, and every process it starts from now on, the stack's MLflow account:
+    the password given, else the one already set, else a new one (a stack of this process's
+    own, as the tests and the bench start)."""
+    os.environ["MLFLOW_TRACKING_USERNAME"] = MLFLOW_USERNAME
+    if password is not None or not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password or secrets.token_urlsafe(18)
 
 
 def worker_command(queue: str, name: str | None = None) -> list[str]:
@@ -245,6 +256,8 @@ def start_mlflow(
     until it is healthy."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    if not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+        use_mlflow_login()
     command = mlflow_command(port, str(folder / "artifacts"))
     env = {"MLFLOW_BACKEND_STORE_URI": backend_uri, **MLFLOW_SERVER_ENV}
     process = start_logged(command, folder / "mlflow.log", env)

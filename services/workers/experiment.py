@@ -19,7 +19,7 @@ from typing import Any
 from services.workers.context import StageContext
 from services.workers.perform import work_of
 from shared.pipeline import STAGE_NAMES, STAGES, RunInputs, Stage, earlier, stage_named
-from shared.settings import get_settings
+from shared.settings import get_settings, use_local_mlflow_login
 from shared.stage_records import Prepared
 from shared.storage import read_json, write_json_atomic
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="data/raw/listings.csv.gz")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    use_local_mlflow_login()
     settings = get_settings()
     settings = settings.model_copy(update={"experiment_name": settings.repro_experiment_name})
     stage = stage_named(args.stage)

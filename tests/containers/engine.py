@@ -79,7 +79,10 @@ def stack_secrets(*ports: str) -> dict[str, str]:
     """Fresh secrets for one stack, the offline images, and free ports for what it publishes."""
     return {
         **OFFLINE_IMAGES,
-        **{name: secrets.token_urlsafe(18) for name in ("REDIS_PASSWORD", "POSTGRES_PASSWORD")},
+        **{
+            name: secrets.token_urlsafe(18)
+            for name in ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "MLFLOW_TRACKING_PASSWORD")
+        },
         "RETRAIN_TOKEN": secrets.token_urlsafe(18),
         "DASHBOARD_USER": "ops",
         "DASHBOARD_PASSWORD": secrets.token_urlsafe(18),

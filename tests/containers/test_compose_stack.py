@@ -19,6 +19,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from services.stack import processes
 from services.stack.processes import wait_until
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.settings import PROJECT_DIR
@@ -59,8 +60,12 @@ class ComposeStack(StackUnderTest):
     def containers(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service).split()
 
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['MLFLOW_PORT']}"
+
     def versions_of(self, run_id: str) -> list:
-        client = MlflowClient(f"http://127.0.0.1:{self.env['MLFLOW_PORT']}")
+        client = MlflowClient(self.mlflow_url)
         query = f"name = 'price-category' and tags.pipeline_run_id = '{run_id}'"
         return list(client.search_model_versions(query))
 
@@ -71,6 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     folder = tmp_path_factory.mktemp("compose")
     env = stack_secrets("GATEWAY_PORT", "MLFLOW_PORT", "DASHBOARD_PORT")
     (folder / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    processes.use_mlflow_login(env["MLFLOW_TRACKING_PASSWORD"])  # this test's MLflow client
     config_override(folder, version="3.8")
     compose = ComposeStack(folder, env, project=f"pctest{os.urandom(4).hex()}")
     compose.write_grid(FAST_GRID)
@@ -98,6 +104,11 @@ def test_up_from_empty_volumes_ends_with_a_champion_served(stack: ComposeStack):
     assert answer["model_version"] == "1"  # the bootstrap trained exactly one
     bootstrap = docker("inspect", "-f", "{{.State.ExitCode}}", *stack.containers("bootstrap"))
     assert bootstrap.split() == ["0"]
+    # MLflow behind its login: 401 without it, the stack's account from .env let in.
+    search = f"{stack.mlflow_url}/api/2.0/mlflow/registered-models/search"
+    assert requests.get(search, timeout=10).status_code == 401
+    login = ("price-category", stack.env["MLFLOW_TRACKING_PASSWORD"])
+    assert requests.get(search, auth=login, timeout=10).status_code == 200
 
 
 def test_three_training_containers_share_a_retrains_candidates(stack: ComposeStack):

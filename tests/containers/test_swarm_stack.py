@@ -166,6 +166,15 @@ def test_the_compose_file_deploys_on_a_swarm_to_a_served_champion(swarm: SwarmSt
     assert spec["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"] == 3 * 1024**3
     assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "any"
     assert spec["Mode"]["Replicated"]["Replicas"] == 1
+    # MLflow behind its login on the overlay too: from a gateway task, 401 without it.
+    probe = (
+        "import sys, urllib.request, urllib.error\n"
+        "try: urllib.request.urlopen('http://mlflow:5000/api/2.0/mlflow/registered-models/search')\n"
+        "except urllib.error.HTTPError as e: sys.exit(0 if e.code == 401 else e.code)\n"
+        "sys.exit(1)"
+    )
+    gateway = swarm.containers("gateway")[0]
+    assert docker("exec", gateway, "python", "-c", probe) == ""
 
 
 def test_three_training_tasks_share_a_retrains_candidates(swarm: SwarmStack):

@@ -19,7 +19,7 @@ import requests
 
 from services.stack import processes
 from shared.contracts import CHALLENGE_EXAMPLE
-from shared.settings import PROJECT_DIR
+from shared.settings import MLFLOW_USERNAME, PROJECT_DIR
 from tests.integration.conftest import write_pipeline_config
 from tests.reliability.faults import QUICK_GRID
 
@@ -125,7 +125,12 @@ def test_secrets_stay_off_command_lines_and_redis_needs_its_password(local_stack
     stack = local_stack
     state = stack.folder / "state"
     generated = json.loads((state / "secrets.json").read_text())
-    assert set(generated) == {"RETRAIN_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD"}
+    assert set(generated) == {
+        "RETRAIN_TOKEN",
+        "DASHBOARD_PASSWORD",
+        "REDIS_PASSWORD",
+        "MLFLOW_TRACKING_PASSWORD",
+    }
     assert state.stat().st_mode & 0o777 == 0o700  # secrets, logs, Redis' data: ours alone
     # What `ps` shows every user of the host: no process of the stack carries a secret.
     command_lines = [command_line(pid) for pid in process_tree(stack.runner.pid)]
@@ -138,6 +143,13 @@ def test_secrets_stay_off_command_lines_and_redis_needs_its_password(local_stack
     # Without the password, Redis answers nothing: no job can be written into a queue.
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(port=stack.ports["REDIS"], socket_timeout=5).ping()
+    # Nor does MLflow without its login: the stack's account (its password generated, unless
+    # the environment gives one, as this test's does when it started a stack before).
+    search = f"http://127.0.0.1:{stack.ports['MLFLOW']}/api/2.0/mlflow/experiments/search"
+    assert requests.get(search, params={"max_results": 1}, timeout=10).status_code == 401
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD") or generated["MLFLOW_TRACKING_PASSWORD"]
+    login = (MLFLOW_USERNAME, password)
+    assert requests.get(search, params={"max_results": 1}, auth=login, timeout=10).ok
     password = generated["REDIS_PASSWORD"]
     assert redis.Redis(port=stack.ports["REDIS"], password=password, socket_timeout=5).ping()
 

@@ -1,6 +1,7 @@
 """What `kubectl apply -k` would send, for the subset of kustomize deploy/k8s uses (neither
 kustomize nor helm can be installed where the tests run): resources (files, or folders with a
-kustomization.yaml), common labels, and image overrides. Anything else in a kustomization is
+kustomization.yaml), common labels (on pod templates too with includeTemplates), and image
+overrides. Anything else in a kustomization is
 an error here, so a manifest never relies on a feature these tests do not render."""
 
 from pathlib import Path
@@ -27,6 +28,9 @@ def render(folder: Path) -> list[dict[str, Any]]:
     for entry in kustomization.get("labels", []):
         for document in documents:
             document.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
+            template = document.get("spec", {}).get("template")
+            if entry.get("includeTemplates") and template is not None:
+                template.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
     for image in kustomization.get("images", []):
         for container in containers(documents):
             if container["image"].split(":")[0] == image["name"]:

@@ -2,7 +2,9 @@
 Kubernetes' own schemas by kubernetes-validate), valid KEDA objects (tests.unit.keda_schema),
 and the promises the manifests make: a worker Deployment and ScaledObject per stage queue,
 grace periods and scale-down windows no shorter than the queue's jobs, the commands the local
-runner starts, health probes on the gateway, secrets from the one Secret, no shared volume."""
+runner starts, health probes on the gateway, secrets from the one Secret, no shared volume,
+MLflow behind its login, every pod unprivileged and bounded, only the stack's pods reaching
+Redis, PostgreSQL and MLflow."""
 
 import copy
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from services.stack import processes
 from shared.pipeline import STAGES
 from shared.queues import MONITOR_QUEUE, MONITOR_TASKS, QUEUES, monitor_interval
-from shared.settings import PROJECT_DIR, Settings
+from shared.settings import MLFLOW_USERNAME, PROJECT_DIR, Settings
 from tests.unit.keda_schema import SCHEMAS
 from tests.unit.kustomize import containers, pod_spec, render
 
@@ -23,7 +25,7 @@ OVERLAYS = sorted(path.parent for path in (K8S / "overlays").glob("*/kustomizati
 VERSIONS = ("1.29.0", "1.37.0")  # the oldest Kubernetes still commonly run, and the newest
 SECRET = "price-category-secrets"
 SECRET_KEYS = {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "RETRAIN_TOKEN", "DASHBOARD_USER",
-               "DASHBOARD_PASSWORD"}  # fmt: skip
+               "DASHBOARD_PASSWORD", "MLFLOW_TRACKING_PASSWORD"}  # fmt: skip
 IMAGE = "price-category:latest"
 
 
@@ -158,8 +160,9 @@ def test_secrets_come_from_the_one_secret_and_no_volume_is_shared(overlay):
         for template in document["spec"].get("volumeClaimTemplates", []):
             assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
             claims.append(f"{document['metadata']['name']}/{template['metadata']['name']}")
-        if document["kind"] == "Deployment":
-            assert not spec.get("volumes"), document["metadata"]["name"]
+        if document["kind"] == "Deployment":  # scratch space of its own pod only
+            volumes = spec.get("volumes", [])
+            assert all(set(v) == {"name", "emptyDir"} for v in volumes), document["metadata"]
     assert len(claims) == len(set(claims))
 
 
@@ -173,3 +176,83 @@ def test_the_application_finds_redis_and_mlflow_by_their_service_names(overlay):
     assert config["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     images = {c["image"] for c in containers(documents)}
     assert IMAGE in images and all(":" in image for image in images)
+
+
+def workloads(documents: list[dict]) -> list[tuple[str, dict]]:
+    return [(d["metadata"]["name"], spec) for d in documents if (spec := pod_spec(d)) is not None]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda path: path.name)
+def test_every_pod_runs_unprivileged_read_only_and_bounded(overlay):
+    for name, spec in workloads(rendered(overlay)):
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert container["resources"]["limits"]["memory"], name
+            assert container["resources"]["requests"]["cpu"], name
+            mounts = {mount["mountPath"] for mount in container.get("volumeMounts", [])}
+            if container["image"].startswith("price-category"):
+                assert "/tmp" in mounts, name  # where Python's libraries write scratch
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda path: path.name)
+def test_every_mlflow_client_and_the_server_have_the_stack_s_login(overlay):
+    documents = rendered(overlay)
+    config = named(documents, "ConfigMap", "price-category-config")["data"]
+    assert config["MLFLOW_TRACKING_USERNAME"] == MLFLOW_USERNAME
+    for name, spec in workloads(documents):
+        for container in spec["containers"]:
+            if not container["image"].startswith("price-category"):
+                continue
+            secrets = {
+                variable["name"]: variable["valueFrom"]["secretKeyRef"]["key"]
+                for variable in container.get("env", [])
+                if "secretKeyRef" in variable.get("valueFrom", {})
+            }
+            reads_config = any("configMapRef" in source for source in container.get("envFrom", []))
+            if reads_config or name == "mlflow":
+                assert secrets.get("MLFLOW_TRACKING_PASSWORD") == "MLFLOW_TRACKING_PASSWORD", name
+    if any(d["kind"] == "StatefulSet" and d["metadata"]["name"] == "mlflow" for d in documents):
+        [server] = pod_spec(named(documents, "StatefulSet", "mlflow"))["containers"]
+        local = processes.mlflow_command(5000, "/mlartifacts", "0.0.0.0")
+        expected = [Path(local[0]).name, *local[1:]]  # behind its login, as the runner starts it
+        hosts = expected.index("--allowed-hosts") + 1
+        expected[hosts] = server["command"][hosts]  # the Service's names besides loopback
+        assert server["command"] == expected
+
+
+def test_only_the_stack_s_pods_reach_redis_postgres_and_mlflow():
+    documents = rendered(K8S / "overlays" / "in-cluster")
+    policies = {d["metadata"]["name"]: d["spec"] for d in documents if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"redis", "postgres", "mlflow"}
+    labels = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in documents
+        if pod_spec(d) is not None
+    }
+    part_of = {"app.kubernetes.io/part-of": "price-category"}
+    assert all(part_of.items() <= pod.items() for pod in labels.values()), labels
+    for server, port in (("redis", 6379), ("mlflow", 5000), ("postgres", 5432)):
+        policy = policies[server]
+        assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/component": server}
+        assert policy["policyTypes"] == ["Ingress"]
+        [rule] = policy["ingress"]
+        assert rule["ports"] == [{"port": port}]
+        sources = rule["from"]
+        if server == "postgres":  # MLflow and its schema job alone
+            [source] = sources
+            [expression] = source["podSelector"]["matchExpressions"]
+            assert expression["values"] == ["mlflow", "mlflow-migrate"]
+            components = {pod.get("app.kubernetes.io/component") for pod in labels.values()}
+            assert {"mlflow", "mlflow-migrate"} <= components
+        else:
+            assert {"podSelector": {"matchLabels": part_of}} in sources
+            others = [s for s in sources if s != {"podSelector": {"matchLabels": part_of}}]
+            # Redis also answers KEDA's operator, which reads the queues' lengths.
+            assert others == ([{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": "keda"}}}] if server == "redis" else [])  # fmt: skip
