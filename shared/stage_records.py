@@ -27,6 +27,7 @@ class Prepared(StageRecord):
     data_hash: str
     dataset_run_id: str  # the MLflow run holding the cleaned dataset (shared.datasets)
     dataset_sha256: str = ""  # of its Parquet file, as prep logged it ("": recorded before)
+    dataset_reused: bool = False  # logged by an earlier run (False: this run cleaned it)
     parent_run_id: str
     data_quality_run_id: str
     rows_in: int

@@ -2,7 +2,7 @@
 logged to MLflow once per content hash out (shared.datasets), quality logged."""
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -41,19 +41,30 @@ def clean_file(
     return clean, report
 
 
+@dataclass(frozen=True)
+class Cleaned:
+    """A data version's cleaned dataset as prep logged it, and whether this run reused it."""
+
+    data_hash: str
+    dataset: LoggedDataset
+    report: CleanReport
+    reused: bool
+
+
 def clean_once(
     store: DatasetStore, raw_path: Path, feedback: pd.DataFrame | None, tags: dict[str, str]
-) -> tuple[str, LoggedDataset, CleanReport]:
-    """The data version, its logged dataset and its report: cleaned and logged unless prep
-    logged the same content before (in any run, on any node: the ledger says so, never a run
-    found in MLflow by its tags)."""
+) -> Cleaned:
+    """The data version's cleaned dataset: cleaned and logged unless prep logged the same
+    content before (in any run, on any node: the ledger says so, never a run found in MLflow
+    by its tags)."""
     data_hash = data_version(raw_path, feedback)
     found = store.find(data_hash)
     if found is not None:
         log.info("reusing dataset %s (run %s) for %s", data_hash, found.run_id, raw_path)
-        return data_hash, found, CleanReport(**found.report)
+        return Cleaned(data_hash, found, CleanReport(**found.report), reused=True)
     clean, report = clean_file(raw_path, feedback)
-    return data_hash, store.log(data_hash, clean, asdict(report), tags), report
+    logged = store.log(data_hash, clean, asdict(report), tags)
+    return Cleaned(data_hash, logged, report, reused=False)
 
 
 def stored_feedback(context: StageContext, run: RunInputs) -> pd.DataFrame | None:
@@ -69,9 +80,10 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     settings, tracker, run_id = context.settings, context.tracker, run.run_id
     data_path = str(run.meta["data_path"])
     with local_raw_file(settings, data_path) as raw_path:
-        data_hash, dataset, report = clean_once(
+        cleaned = clean_once(
             context.datasets, raw_path, stored_feedback(context, run), {"data_path": data_path}
         )
+    data_hash, report = cleaned.data_hash, cleaned.report
     data_tags = {"data_hash": data_hash, "data_path": data_path}
     data_tags["feedback_rows"] = str(report.feedback_rows)
     parent = tracker.ensure_pipeline_run(run_id, {**data_tags, **provenance_tags()})
@@ -90,8 +102,9 @@ def run_prep(context: StageContext, run: RunInputs) -> Prepared:
     return Prepared(
         data_path=data_path,
         data_hash=data_hash,
-        dataset_run_id=dataset.run_id,
-        dataset_sha256=dataset.sha256,
+        dataset_run_id=cleaned.dataset.run_id,
+        dataset_sha256=cleaned.dataset.sha256,
+        dataset_reused=cleaned.reused,
         parent_run_id=parent,
         data_quality_run_id=quality_id,
         rows_in=report.rows_in,

@@ -154,8 +154,13 @@ def test_a_dataset_planted_in_mlflow_under_the_dumps_md5_is_never_used(
 
     prep, validate = run["stages"]["prep"], run["stages"]["validate"]
     assert prep["data_hash"] == data_hash
-    assert prep["dataset_run_id"] != planted  # cleaned afresh, by prep
+    assert prep["dataset_run_id"] != planted
+    assert prep["dataset_reused"] is False  # the run says it cleaned afresh
     assert prep["rows_out"] == len(honest)
     assert validate["category_shares"]["Lux"] == pytest.approx(
         (honest[TARGET] == "Lux").mean(), abs=1e-6
     )
+    # What prep logged itself is reused by the next run on the same dump.
+    again = run_on(stack, dump)["stages"]["prep"]
+    assert again["dataset_reused"] is True
+    assert again["dataset_run_id"] == prep["dataset_run_id"]

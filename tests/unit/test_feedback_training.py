@@ -120,14 +120,17 @@ def test_the_data_version_covers_the_prices_and_reuses_the_same_ones(tmp_path):
     prices = [_price("a", 150), _price("b", 95)]
     datasets = MemoryDatasets()
 
-    plain_hash, _, plain = clean_once(datasets, raw, None, {})
-    first_hash, dataset, report = clean_once(datasets, raw, _feedback(*prices), {})
-    again_hash, again_dataset, _ = clean_once(datasets, raw, _feedback(*reversed(prices)), {})
-    more_hash, _, more = clean_once(datasets, raw, _feedback(*prices, _price("c", 420)), {})
+    plain = clean_once(datasets, raw, None, {})
+    first = clean_once(datasets, raw, _feedback(*prices), {})
+    again = clean_once(datasets, raw, _feedback(*reversed(prices)), {})
+    more = clean_once(datasets, raw, _feedback(*prices, _price("c", 420)), {})
+    plain_hash, first_hash, more_hash = plain.data_hash, first.data_hash, more.data_hash
+    dataset, report = first.dataset, first.report
+    assert not first.reused and again.reused
 
-    assert plain.feedback_rows == 0 and plain_hash != first_hash
-    assert (again_hash, again_dataset) == (first_hash, dataset)  # same prices, same version
-    assert more_hash not in (plain_hash, first_hash) and more.feedback_rows == 3
+    assert plain.report.feedback_rows == 0 and plain_hash != first_hash
+    assert (again.data_hash, again.dataset) == (first_hash, dataset)  # same prices, same version
+    assert more_hash not in (plain_hash, first_hash) and more.report.feedback_rows == 3
     assert len(datasets.logged) == 3  # cleaned once per version
     stored = datasets.logged[dataset.run_id][1]
     assert stored[FROM_FEEDBACK].sum() == report.feedback_rows == 2
