@@ -44,6 +44,11 @@ def write_auth_config(database_uri: str) -> Path:
     name = hashlib.sha256(database_uri.encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / f"mlflow-auth-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    # The temporary folder is everyone's: one another user made in its place (to read the
+    # password) is refused, not used.
+    found = folder.lstat()
+    if not folder.is_dir() or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise SystemExit(f"mlflow_server: {folder} is not this user's private folder: remove it")
     path = folder / f"{name}.ini"
     path.touch(mode=0o600)
     path.write_text(auth_config(database_uri))
