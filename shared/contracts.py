@@ -8,6 +8,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -45,12 +46,27 @@ def _flag(value: Any) -> Any:
 Flag = Annotated[Literal[0, 1], BeforeValidator(_flag)]
 
 
+def _storable(value: Any) -> Any:
+    """Text that UTF-8 can hold: JSON may carry a lone surrogate ("\\ud800"), which nothing
+    downstream can write (the prediction log's Parquet files, MLflow); refused here, by name,
+    instead of being answered and then failing every drain of the log."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+
+
 def _listing_id(value: Any) -> Any:
     """An integer or a short string; checked here so an error names `id`, not a union arm."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and 1 <= len(value) <= 64:
-        return value
+        return _storable(value)
     raise ValueError("must be an integer or a string of 1 to 64 characters")
 
 
@@ -77,7 +93,7 @@ class Listing(BaseModel):
     tv: Flag
     elevator: Flag
     internet: Flag
-    property_type: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+    property_type: Annotated[Text, Field(min_length=1, max_length=100)] | None = Field(
         default=None, description='Inside Airbnb property type, e.g. "Entire rental unit"'
     )
     kitchen: Flag | None = None
@@ -102,6 +118,10 @@ class Prediction(BaseModel):
     price_category: PriceCategory
     probabilities: dict[PriceCategory, float]
     model_version: str
+    prediction_id: str = Field(
+        description="This answer's id: name it in POST /feedback when the price is known",
+        examples=["20261207-9f86d081884c7d659a2feaa0-0"],
+    )
     explanation: list[Contribution] | None = Field(
         default=None, description="Top contributions towards price_category (?explain=true)"
     )
@@ -138,18 +158,40 @@ def _price(value: Any) -> Any:
     return float(value)
 
 
+def _no_request_id(value: Any) -> Any:
+    if value is not None:
+        raise ValueError(
+            "no longer names a prediction (an X-Request-ID is whatever a client sends, "
+            "and can be another client's): send the prediction_id of the answer"
+        )
+    return value
+
+
 class Feedback(BaseModel):
     """The price a listing the gateway answered really went for. The prediction is found by
-    the request's X-Request-ID, by the listing's id (its latest prediction), or by both (the
-    listing in that request: needed when the request held several listings)."""
+    the answer's prediction_id, or by the listing's id: its latest prediction made before the
+    price was reported (with both, the prediction must be of that listing)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"request_id": "listing-1001-check", "price": "$150.00"}]},
+        json_schema_extra={
+            "examples": [
+                {"prediction_id": "20261207-9f86d081884c7d659a2feaa0-0", "price": "$150.00"}
+            ]
+        },
     )
 
+    prediction_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{8}-[0-9a-f]{24}-[0-9]{1,5}$",
+        description="The answer's prediction_id, as POST /predict gave it",
+    )
     id: ListingId | None = Field(default=None, description="The listing's id, as predicted")
-    request_id: str | None = Field(default=None, min_length=1, max_length=200)
+    request_id: Annotated[None, BeforeValidator(_no_request_id)] = Field(
+        default=None,
+        deprecated=True,
+        description="Refused: name the prediction by its prediction_id (or the listing's id)",
+    )
     price: Annotated[
         float,
         BeforeValidator(_price),
@@ -158,8 +200,8 @@ class Feedback(BaseModel):
 
     @model_validator(mode="after")
     def _names_a_prediction(self) -> "Feedback":
-        if self.id is None and self.request_id is None:
-            raise ValueError("give the prediction's id or request_id (or both)")
+        if self.id is None and self.prediction_id is None:
+            raise ValueError("give the prediction's prediction_id or the listing's id (or both)")
         return self
 
 
@@ -174,7 +216,7 @@ class RetrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data_path: str | None = Field(
+    data_path: Text | None = Field(
         default=None,
         max_length=500,
         description=(
@@ -182,7 +224,7 @@ class RetrainRequest(BaseModel):
             "or where enabled an S3 object (s3://<bucket>/<key>)"
         ),
     )
-    reason: str | None = Field(default=None, max_length=2000, description="Stored as text")
+    reason: Text | None = Field(default=None, max_length=2000, description="Stored as text")
     force: bool = Field(default=False, description="Queue even while another run is active")
 
 

@@ -1,33 +1,41 @@
-"""Realised prices joined to the predictions they judge, and the live scores they give. Pure.
+"""Realised prices joined to the predictions they judge, and the live scores they give.
 
 POST /feedback appends one stream entry per request: a feedback id, the time, and its items
-({id, request_id, price, actual}). Each item names a logged prediction by the request's id, the
-listing's id (its latest prediction) or both, and becomes one row here: the prediction it
-matched (its version, category, probabilities and the listing's fields, so that a row can
-become a training row), or why none did ("unknown", or "ambiguous": a request id alone for a
-request of several listings).
+({prediction_id, id, price, actual}). Each item names a logged prediction by the answer's
+prediction_id, or by the listing's id (its latest prediction made before the price was
+reported), and becomes one row here: the prediction it matched (its version, category,
+probabilities and the listing's fields, so that a row can become a training row), or
+"unknown". The join reads only what can match (shared.prediction_store.read_matching).
 """
 
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from shared.prediction_store import LISTING_COLUMNS, PROBABILITY_COLUMNS, UnreadableEntryError
+from shared.prediction_ids import day_of_prediction
+from shared.prediction_store import (
+    LISTING_COLUMNS,
+    PROBABILITY_COLUMNS,
+    UnreadableEntryError,
+    read_matching,
+)
 from shared.prediction_store import SCHEMA as PREDICTION_SCHEMA
 from shared.schema import PRICE_CATEGORIES
 
-UNKNOWN, AMBIGUOUS = "unknown", "ambiguous"
+UNKNOWN = "unknown"
 # Seconds a price waits before it is joined: a client may send it right after the answer,
 # before the prediction log's writer (50 ms after the answer) has put the prediction in the
 # stream. POST /feedback asks for a drain that much later.
 FEEDBACK_SETTLE_SECONDS = 2
 # What a matched row keeps of its prediction, under the prediction store's names.
 PREDICTION_COLUMNS = [
+    "prediction_id",
     "request_id",
     "time",
     "model_version",
@@ -35,19 +43,25 @@ PREDICTION_COLUMNS = [
     "price_category",
     *PROBABILITY_COLUMNS,
 ]
-FEEDBACK_SCHEMA = pa.schema(
+ITEM_SCHEMA = pa.schema(
     [
         ("feedback_id", pa.string()),
         ("feedback_time", pa.timestamp("us", tz="UTC")),
         ("entry_id", pa.string()),
-        ("given_id", pa.string()),  # as the client sent them
-        ("given_request_id", pa.string()),
+        ("given_prediction_id", pa.string()),  # as the client sent them
+        ("given_id", pa.string()),
         ("price", pa.float64()),
         ("actual_category", pa.string()),
-        ("problem", pa.string()),  # None when matched, else UNKNOWN or AMBIGUOUS
+    ]
+)
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        *ITEM_SCHEMA,
+        ("problem", pa.string()),  # None when matched, else UNKNOWN
         *((name, PREDICTION_SCHEMA.field(name).type) for name in PREDICTION_COLUMNS),
     ]
 )
+_TIME = "datetime64[ns, UTC]"
 
 
 def feedback_entry(feedback_id: str, at: float, items: list[dict[str, Any]]) -> dict[str, str]:
@@ -67,8 +81,8 @@ def rows_of_feedback(entry_id: str, fields: Mapping[bytes, bytes]) -> list[dict[
         return [
             {
                 **common,
+                "given_prediction_id": item["prediction_id"],
                 "given_id": None if item["id"] is None else str(item["id"]),
-                "given_request_id": item["request_id"],
                 "price": float(item["price"]),
                 "actual_category": str(item["actual"]),
             }
@@ -78,37 +92,53 @@ def rows_of_feedback(entry_id: str, fields: Mapping[bytes, bytes]) -> list[dict[
         raise UnreadableEntryError(f"feedback entry {entry_id}: {error!r}") from None
 
 
-def join(items: list[dict[str, Any]], predictions: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each item with the prediction it names (the store's rows), or the reason it has none."""
-    latest = predictions.sort_values("time").drop_duplicates(["request_id", "id"], keep="last")
-    rows = _rows(latest)  # oldest first
-    by_pair = {(row["request_id"], row["id"]): row for row in rows}
-    by_id = {row["id"]: row for row in rows}  # a listing predicted again: the latest
-    per_request: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        per_request.setdefault(row["request_id"], []).append(row)
-    joined = []
-    for item in items:
-        given_id, given_request = item["given_id"], item["given_request_id"]
-        found, problem = None, None
-        if given_request is not None and given_id is not None:
-            found = by_pair.get((given_request, given_id))
-        elif given_request is not None:
-            in_request = per_request.get(given_request, [])
-            found = in_request[0] if len(in_request) == 1 else None
-            problem = AMBIGUOUS if len(in_request) > 1 else None
-        else:
-            found = by_id.get(given_id)
-        prediction = {name: (found or {}).get(name) for name in PREDICTION_COLUMNS}
-        joined.append({**item, **prediction, "problem": None if found else problem or UNKNOWN})
-    return joined
+def _by_listing(items: pd.DataFrame, predictions: Path) -> pd.Series:
+    """For the items naming a listing only: the id of the listing's latest prediction made at
+    or before the item's price was reported (NaN where there is none)."""
+    asked = items[items["given_prediction_id"].isna()]
+    if asked.empty:
+        return pd.Series(dtype=object)
+    until = asked["feedback_time"].max().to_pydatetime()
+    keys = read_matching(
+        predictions, "id", asked["given_id"], ["id", "time", "prediction_id"], until=until
+    ).to_pandas()
+    found = pd.merge_asof(
+        asked[["given_id", "feedback_time"]].reset_index().sort_values("feedback_time"),
+        keys.astype({"time": _TIME}).sort_values("time", kind="stable"),
+        left_on="feedback_time",
+        right_on="time",
+        left_by="given_id",
+        right_by="id",
+        direction="backward",
+    )
+    return found.set_index("index")["prediction_id"]
 
 
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {name: (None if pd.isna(value) else value) for name, value in row.items()}
-        for row in frame[PREDICTION_COLUMNS].to_dict("records")
-    ]
+def join(items: list[dict[str, Any]], predictions: Path) -> list[dict[str, Any]]:
+    """Each item with the prediction it names (read from the store under `predictions`), or
+    UNKNOWN: a prediction id never issued, of another listing than the item's id, or made
+    after the price was reported; a listing with no prediction before its price."""
+    frame = pd.DataFrame(items, columns=ITEM_SCHEMA.names).astype({"feedback_time": _TIME})
+    named = frame["given_prediction_id"].astype(object)
+    named.update(_by_listing(frame, predictions))
+    wanted = set(named.dropna())
+    days = {day for day in map(day_of_prediction, wanted) if day is not None}
+    rows = (
+        read_matching(predictions, "prediction_id", wanted, PREDICTION_COLUMNS, days)
+        .to_pandas()
+        .astype({"time": _TIME})
+        .drop_duplicates("prediction_id")
+    )
+    merged = frame.assign(prediction_id=named).merge(rows, on="prediction_id", how="left")
+    matched = (
+        merged["time"].notna()
+        & (merged["time"] <= merged["feedback_time"])
+        & (merged["given_id"].isna() | (merged["given_id"] == merged["id"]))
+    )
+    merged["problem"] = [None if found else UNKNOWN for found in matched]
+    joined = merged[FEEDBACK_SCHEMA.names].astype(object)
+    joined.loc[~matched, PREDICTION_COLUMNS] = None
+    return joined.where(joined.notna(), None).to_dict("records")  # type: ignore[return-value]
 
 
 def live_scores(feedback: pd.DataFrame, since: datetime) -> dict[str, Any]:
@@ -116,14 +146,15 @@ def live_scores(feedback: pd.DataFrame, since: datetime) -> dict[str, Any]:
     once, by the latest price sent for it; items that matched none are counted."""
     recent = feedback[feedback["feedback_time"] >= pd.Timestamp(since)]
     matched = recent[recent["problem"].isna()]
-    judged = matched.sort_values("feedback_time").drop_duplicates(["request_id", "id"], keep="last")
-    counts = recent["problem"].value_counts()
+    # The latest price per prediction: sorted stably by when it came, then by its entry.
+    judged = matched.sort_values(["feedback_time", "entry_id"], kind="stable").drop_duplicates(
+        "prediction_id", keep="last"
+    )
     scores: dict[str, Any] = {
         "since": since.isoformat(timespec="seconds"),
         "received": len(recent),
         "judged": len(judged),
-        "unknown": int(counts.get(UNKNOWN, 0)),
-        "ambiguous": int(counts.get(AMBIGUOUS, 0)),
+        "unknown": int((recent["problem"] == UNKNOWN).sum()),
     }
     if judged.empty:
         return scores

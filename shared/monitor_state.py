@@ -9,6 +9,8 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
+from shared.capped_stream import CappedStream
+
 LATEST_DRIFT_KEY = "monitor:drift:latest"
 DRIFT_RETRAIN_KEY = "monitor:drift:retrain"
 LIVE_SCORES_KEY = "monitor:feedback:scores"
@@ -22,6 +24,10 @@ def save_feedback_outcomes(redis: Redis | Pipeline, outcomes: dict[str, dict[str
     for feedback_id, outcome in outcomes.items():
         key = FEEDBACK_KEY.format(feedback_id=feedback_id)
         redis.set(key, json.dumps(outcome), ex=FEEDBACK_TTL)
+
+
+def forget_feedback_outcome(redis: Redis, feedback_id: str) -> None:
+    redis.delete(FEEDBACK_KEY.format(feedback_id=feedback_id))
 
 
 def feedback_outcome(redis: Redis, feedback_id: str) -> dict[str, Any] | None:
@@ -62,3 +68,35 @@ def release_drift_retrain(redis: Redis) -> None:
 def last_drift_retrain(redis: Redis) -> str | None:
     raw = redis.get(DRIFT_RETRAIN_KEY)
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def dead_letter_stream(stream: str) -> str:
+    """Where a drain sets aside the entries of `stream` it cannot write."""
+    return f"{stream}:dead-letter"
+
+
+def dead_letter_count_key(stream: str) -> str:
+    return f"{stream}:dead-letter:count"
+
+
+def drained_until_key(stream: str) -> str:
+    return f"{stream}:drained-until"
+
+
+def drained_until(redis: Redis, stream: str) -> float | None:
+    """The time (seconds since the epoch) before which every entry of the stream is drained,
+    as its last drain recorded; None before the first."""
+    raw = redis.get(drained_until_key(stream))
+    return float(raw) if raw else None
+
+
+def stream_status(redis: Redis, stream: str, cap: int) -> dict[str, Any]:
+    """What waits in a drained stream, its cap, what its drains set aside, and how far they
+    got: for GET /monitor and /metrics."""
+    until = drained_until(redis, stream)
+    return {
+        "waiting": CappedStream(redis, stream, cap).held(),
+        "capacity": cap,
+        "dead_lettered": int(redis.get(dead_letter_count_key(stream)) or 0),
+        "drained_until": until,
+    }

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from shared.prediction_ids import listing_prediction_id
 from shared.schema import PRICE_CATEGORIES
 
 # The request contract's fields (shared.contracts.Listing), typed; a test holds the two equal.
@@ -49,7 +51,8 @@ PROBABILITY_COLUMNS = {f"probability_{c}": c for c in PRICE_CATEGORIES}
 SCHEMA = pa.schema(
     [
         ("entry_id", pa.string()),  # the stream entry the row came from
-        ("request_id", pa.string()),
+        ("prediction_id", pa.string()),  # the listing's answer's: what feedback names
+        ("request_id", pa.string()),  # the client's X-Request-ID: tracing only
         ("time", pa.timestamp("us", tz="UTC")),
         ("model_version", pa.string()),
         ("latency_ms", pa.float64()),  # the whole request's
@@ -73,6 +76,7 @@ def rows_of_entry(entry_id: str, fields: Mapping[bytes, bytes]) -> list[dict[str
         answers = json.loads(entry["answers"])
         if len(listings) != len(answers):
             raise ValueError(f"{len(listings)} listings but {len(answers)} answers")
+        request_prediction_id = entry["prediction_id"]
         common = {
             "entry_id": entry_id,
             "request_id": entry["request_id"],
@@ -81,8 +85,9 @@ def rows_of_entry(entry_id: str, fields: Mapping[bytes, bytes]) -> list[dict[str
             "latency_ms": float(entry["latency_ms"]),
         }
         rows = []
-        for listing, answer in zip(listings, answers, strict=True):
+        for index, (listing, answer) in enumerate(zip(listings, answers, strict=True)):
             row = {**common, **{name: listing.get(name) for name in LISTING_COLUMNS}}
+            row["prediction_id"] = listing_prediction_id(request_prediction_id, index)
             row["id"] = None if row["id"] is None else str(row["id"])
             row["price_category"] = answer["price_category"]
             for column, category in PROBABILITY_COLUMNS.items():
@@ -151,17 +156,43 @@ def remove_expired(folder: Path, retention_days: int, today: date) -> list[date]
     return removed
 
 
-def read_predictions(
-    folder: Path, days: Iterable[date] | None = None, schema: pa.Schema = SCHEMA
-) -> pa.Table:
-    """The rows stored (of the given days, else all), in one table of the schema."""
+def _files(folder: Path, days: Iterable[date] | None) -> Sequence[str]:
     chosen = set(days) if days is not None else None
-    files: Sequence[str] = [
+    return [
         str(path)
         for day, partition in day_folders(folder)
         if chosen is None or day in chosen
         for path in sorted(partition.glob("part-*.parquet"))
     ]
+
+
+def read_predictions(
+    folder: Path, days: Iterable[date] | None = None, schema: pa.Schema = SCHEMA
+) -> pa.Table:
+    """The rows stored (of the given days, else all), in one table of the schema."""
+    files = _files(folder, days)
     if not files:
         return schema.empty_table()
     return ds.dataset(files, schema=schema, format="parquet").to_table()
+
+
+def read_matching(
+    folder: Path,
+    column: str,
+    values: Iterable[str],
+    columns: Sequence[str],
+    days: Iterable[date] | None = None,
+    until: datetime | None = None,
+) -> pa.Table:
+    """The given columns of the stored rows whose `column` is one of values (and made at or
+    before `until`), of the given days (else all). Read batch by batch, filtered as read: what
+    it holds at once is the matches and one batch, not the month."""
+    wanted = sorted(set(values))
+    files = _files(folder, days)
+    if not files or not wanted:
+        return SCHEMA.empty_table().select(list(columns))
+    condition = pc.field(column).isin(pa.array(wanted, pa.string()))
+    if until is not None:
+        condition &= pc.field("time") <= pa.scalar(until, SCHEMA.field("time").type)
+    dataset = ds.dataset(files, schema=SCHEMA, format="parquet")
+    return dataset.to_table(columns=list(columns), filter=condition)

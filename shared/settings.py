@@ -87,13 +87,14 @@ class Settings(BaseSettings):
     # the shipped grid (the 500-tree forest takes up to 40 ms a listing; LightGBM about 4).
     max_explain_batch: int = Field(25, ge=1)
     # The prediction log (services.gateway.prediction_log): a Redis Stream of every answered
-    # listing, one entry per request, capped near max_len entries; a gateway process buffers at
-    # most buffer listings while Redis is slow, and drops (and counts) the rest.
+    # listing, one entry per request, holding at most max_listings listings that the monitor
+    # has not drained (it deletes what it drains); a gateway process buffers at most buffer
+    # listings while Redis is away, and drops (and counts) what does not fit either.
     prediction_log: bool = True
     prediction_log_stream: str = "price-category:predictions"
-    # About 630 bytes of Redis memory per single-listing request: 200,000 is ~125 MB. The
-    # monitor trims what it drained an hour ago; the cap holds while no monitor drains.
-    prediction_log_max_len: int = Field(200_000, ge=1)
+    # About 530 bytes of Redis memory a listing in a batch, 630 alone: 200,000 is 106-126 MB,
+    # inside the compose file's Redis maxmemory (400 MB) with room for queues and runs.
+    prediction_log_max_listings: int = Field(200_000, ge=1)
     prediction_log_buffer: int = Field(20_000, ge=1)
     # The monitor worker (queue "monitor"): drains the log into Parquet files by day under
     # monitor_dir every monitor_drain_seconds, keeping monitor_retention_days of them.
@@ -106,6 +107,9 @@ class Settings(BaseSettings):
     # POST /feedback: realised prices go to this stream, and joined to their predictions, to
     # Parquet files by day under feedback_dir (kept as long as the predictions).
     feedback_stream: str = "price-category:feedback"
+    # Prices the stream holds at most before the monitor drains them (about 150 bytes each):
+    # beyond, POST /feedback is a 503 to retry, never a price silently trimmed.
+    feedback_max_prices: int = Field(200_000, ge=1)
     feedback_dir: Path = Path("data/monitor/feedback")
     # Whether a run launched now also trains on the realised prices stored under feedback_dir
     # (each joined listing once, at its latest price): recorded in the run's meta at launch,

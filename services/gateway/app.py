@@ -19,6 +19,7 @@ from services.gateway.routes.predict import blueprint as predict_blueprint
 from services.gateway.routes.runs import blueprint as runs_blueprint
 from services.gateway.secrets import check_secrets
 from services.gateway.state import DescribedSource, Gateway
+from shared.capped_stream import CappedStream
 from shared.queues import connect
 from shared.runs import RunStore
 from shared.settings import Settings, get_settings
@@ -48,14 +49,21 @@ def create_app(
     redis = connect(settings.redis_url, timeout=settings.gateway_redis_timeout)
     source = source or MlflowChampionSource(settings)
     cache = ChampionCache(source, settings.alias_poll_seconds)
-    metrics = Metrics(redis, promoted_at=lambda: _promoted_at(cache))
+    metrics = Metrics(
+        redis,
+        promoted_at=lambda: _promoted_at(cache),
+        stream_caps={
+            settings.prediction_log_stream: settings.prediction_log_max_listings,
+            settings.feedback_stream: settings.feedback_max_prices,
+        },
+    )
     cache.on_swap = lambda model: metrics.model_version.set(float(model.version))
     prediction_log = None
     if settings.prediction_log:
         prediction_log = PredictionLog(
-            redis,
-            settings.prediction_log_stream,
-            settings.prediction_log_max_len,
+            CappedStream(
+                redis, settings.prediction_log_stream, settings.prediction_log_max_listings
+            ),
             settings.prediction_log_buffer,
             on_dropped=metrics.prediction_log_dropped.inc,
         )

@@ -11,9 +11,12 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """An answer that is not a success: status, machine-readable kind, message, extras."""
 
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, retry_after: int | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.error, self.message, self.extra = status, error, message, extra
+        self.retry_after = retry_after  # seconds, sent as Retry-After
 
 
 def field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
@@ -45,7 +48,10 @@ def _answer(status: int, error: str, message: str, **extra: Any) -> tuple[Respon
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> tuple[Response, int]:
-        return _answer(error.status, error.error, error.message, **error.extra)
+        response, status = _answer(error.status, error.error, error.message, **error.extra)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:

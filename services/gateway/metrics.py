@@ -16,14 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 
-from shared.monitor_state import latest_drift_report, live_scores
+from shared.monitor_state import latest_drift_report, live_scores, stream_status
 from shared.queues import WORKER_QUEUES, queue
 from shared.runs import RunStore
 
@@ -123,7 +123,7 @@ class LiveScoreGauges(MonitorGauges):
     def families(self, scores: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         days = f"in the last {scores['window_days']:g} days"
         window = f"of the predictions judged by prices received {days}"
-        for name in ("received", "judged", "unknown", "ambiguous"):
+        for name in ("received", "judged", "unknown"):
             yield GaugeMetricFamily(
                 f"monitor_feedback_{name}", f"Realised prices {name} {days}", scores[name]
             )
@@ -137,6 +137,41 @@ class LiveScoreGauges(MonitorGauges):
         for category, value in scores["recall"].items():
             recall.add_metric([category], value)
         yield recall
+
+
+class StreamGauges(Collector):
+    """The drained streams (the prediction log, realised prices): what waits in each against
+    its cap, and the entries their drains set aside as unwritable."""
+
+    def __init__(self, redis: Redis, caps: dict[str, int]) -> None:
+        self.redis, self.caps = redis, caps  # stream name -> cap, in items
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        waiting = GaugeMetricFamily(
+            "monitor_stream_waiting_items",
+            "Items (listings, prices) in the stream, not yet drained",
+            labels=["stream"],
+        )
+        capacity = GaugeMetricFamily(
+            "monitor_stream_capacity_items",
+            "Items the stream holds at most; beyond, new ones are dropped (counted)",
+            labels=["stream"],
+        )
+        dead = CounterMetricFamily(
+            "monitor_dead_letters",
+            "Stream entries a drain could not write, set aside in <stream>:dead-letter",
+            labels=["stream"],
+        )
+        try:
+            for stream, cap in self.caps.items():
+                status = stream_status(self.redis, stream, cap)
+                waiting.add_metric([stream], status["waiting"])
+                capacity.add_metric([stream], cap)
+                dead.add_metric([stream], status["dead_lettered"])
+        except RedisError as error:
+            log.warning("stream metrics unavailable: %s", error)
+            return
+        yield from (waiting, capacity, dead)
 
 
 class PipelineGauges(Collector):
@@ -202,7 +237,12 @@ class PipelineGauges(Collector):
 class Metrics:
     """The gateway's metrics, in a registry of its own (one per app, so tests stay apart)."""
 
-    def __init__(self, redis: Redis, promoted_at: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        promoted_at: Callable[[], str | None] = lambda: None,
+        stream_caps: dict[str, int] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "gateway_requests_total",
@@ -225,7 +265,8 @@ class Metrics:
         )
         self.prediction_log_dropped = Counter(
             "gateway_prediction_log_dropped_total",
-            "Answered listings the prediction log could not keep (Redis away or slow)",
+            "Answered listings the prediction log could not keep (its buffer or stream full, "
+            "or Redis refusing them)",
             registry=self.registry,
         )
         self.model_version = Gauge(
@@ -239,6 +280,7 @@ class Metrics:
             PipelineGauges(redis, promoted_at),
             DriftGauges(redis),
             LiveScoreGauges(redis),
+            StreamGauges(redis, stream_caps or {}),
         ]
         for collector in self.collectors:
             self.registry.register(collector)

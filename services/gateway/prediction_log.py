@@ -2,28 +2,34 @@
 
 A request only hands its answers to a bounded in-process buffer; one background thread per
 gateway process writes them to the stream, one entry per request (its listings as one JSON
-array: a 10,000-listing batch is one encoding call, not 10,000 commands), the stream capped
-near its configured length (XADD MAXLEN ~). The thread lingers a moment after being woken so
-that one pipelined round trip carries the requests of that moment. What the log costs a request
-is an append under a lock; encoding and the round trips happen in the thread.
+array: a 10,000-listing batch is one encoding call, not 10,000 commands). The stream is capped
+in listings (shared.capped_stream): what does not fit is dropped and counted, never trimmed
+from what the monitor has not drained. The thread lingers a moment after being woken so that
+one round trip carries the requests of that moment. What the log costs a request is an append
+under a lock; encoding and the round trips happen in the thread.
 
-Redis away or slow never costs a prediction: entries that cannot be written, or that would
-overflow the buffer, are dropped and counted, and the answer goes out as always.
+Redis away or frozen never costs a prediction, nor a logged one while the buffer has room: the
+writer keeps the requests it could not send and sends them again (the same append, so a reply
+lost in a freeze never writes them twice), backing off meanwhile; requests that would overflow
+the buffer, or that Redis refuses, are dropped and counted.
 """
 
 import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.capped_stream import Item
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,8 @@ WRITE_BATCH = 1_000
 LINGER_SECONDS = 0.05
 # After a failed write, the first warning is logged and the next ones at most this often.
 WARN_EVERY_SECONDS = 60.0
+# Seconds between attempts to send what Redis did not take, doubling up to the last.
+RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -42,17 +50,19 @@ class Answered:
     """One request's answers, as the log keeps them: per listing, its validated fields, the
     category and probabilities it got, by which version, when, and how long the request took."""
 
-    request_id: str
+    prediction_id: str  # the request's; its listings' are this plus "-<index>"
+    request_id: str  # the client's X-Request-ID (or one made up): for tracing only
     at: float  # seconds since the epoch
     model_version: str
     listings: list[dict[str, Any]]
     answers: list[dict[str, Any]]
     latency_ms: float
 
-    def entry(self) -> dict[FieldT, EncodableT]:
+    def entry(self) -> Item:
         """The stream entry (a flat map of strings): the request's fields, and its listings
         and answers as two JSON arrays in the same order."""
-        return {
+        return Item(len(self.listings), {
+            "prediction_id": self.prediction_id,
             "request_id": self.request_id,
             "time": f"{self.at:.6f}",
             "model_version": self.model_version,
@@ -64,7 +74,7 @@ class Answered:
                     for a in self.answers
                 ]
             ),
-        }
+        })  # fmt: skip
 
 
 def _json(value: Any) -> bytes:
@@ -74,22 +84,39 @@ def _json(value: Any) -> bytes:
         return json.dumps(value).encode()
 
 
+class Appender(Protocol):
+    """Where the entries go (shared.capped_stream.CappedStream)."""
+
+    def append(self, append_id: str, entries: Sequence[Item]) -> int: ...
+
+
+@dataclass
+class _Unsent:
+    """Requests taken from the buffer under one append id, until Redis has answered for them."""
+
+    append_id: str
+    requests: list[Answered]
+
+    @property
+    def listings(self) -> int:
+        return sum(len(answered.listings) for answered in self.requests)
+
+
 class PredictionLog:
     """Buffers answered requests and writes them to the stream from a thread of its own."""
 
     def __init__(
         self,
-        redis: Redis,
-        stream: str,
-        max_len: int,
+        stream: Appender,
         capacity: int,
         on_dropped: Callable[[int], None] = lambda listings: None,
     ) -> None:
-        self.redis, self.stream, self.max_len = redis, stream, max_len
-        self.capacity = capacity  # listings buffered at most
+        self.stream = stream
+        self.capacity = capacity  # listings buffered at most, those being sent included
         self.on_dropped = on_dropped
         self._pending: deque[Answered] = deque()
         self._buffered = 0
+        self._unsent: _Unsent | None = None  # sent, and Redis has not answered yet
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,26 +141,28 @@ class PredictionLog:
         else:
             self.on_dropped(count)
 
-    def flush(self) -> int:
-        """Write everything buffered now; returns the listings written (those that failed are
-        dropped and counted)."""
-        written = 0
-        while batch := self._take(WRITE_BATCH):
-            listings = sum(len(answered.listings) for answered in batch)
+    def flush(self) -> bool:
+        """Send everything buffered now; False when Redis could not be reached (what was not
+        sent stays buffered, for the next flush)."""
+        while unsent := self._unsent or self._take(WRITE_BATCH):
+            self._unsent = unsent
+            listings = unsent.listings
             try:
-                pipeline = self.redis.pipeline(transaction=False)
-                for answered in batch:
-                    pipeline.xadd(
-                        self.stream, answered.entry(), maxlen=self.max_len, approximate=True
-                    )
-                pipeline.execute()
-                written += listings
-            except RedisError as error:
-                self.on_dropped(listings)
-                self._warn(error, listings)
-        return written
+                written = self.stream.append(
+                    unsent.append_id, [answered.entry() for answered in unsent.requests]
+                )
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                self._warn(error, listings, "kept to send again")
+                return False
+            except RedisError as error:  # refused (out of memory, ...): sending again won't do
+                written = 0
+                self._warn(error, listings, "dropped")
+            self._release(unsent)
+            if written < listings:  # the stream's cap: the rest did not fit
+                self.on_dropped(listings - written)
+        return True
 
-    def _take(self, limit: int) -> list[Answered]:
+    def _take(self, limit: int) -> _Unsent | None:
         """Requests buffered, oldest first, up to about limit listings (at least one)."""
         taken: list[Answered] = []
         with self._lock:
@@ -142,18 +171,29 @@ class PredictionLog:
                 answered = self._pending.popleft()
                 taken.append(answered)
                 count += len(answered.listings)
-            self._buffered -= count
-        return taken
+        return _Unsent(uuid.uuid4().hex, taken) if taken else None
+
+    def _release(self, unsent: _Unsent) -> None:
+        """Answered for: their room in the buffer is free again."""
+        with self._lock:
+            self._buffered -= unsent.listings
+        self._unsent = None
 
     def _run(self) -> None:
+        failures = 0
         while True:
             self._wake.wait()
             time.sleep(LINGER_SECONDS)
             self._wake.clear()
-            self.flush()
+            if self.flush():
+                failures = 0
+                continue
+            time.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
+            failures += 1
+            self._wake.set()  # what was kept is sent again
 
-    def _warn(self, error: Exception, count: int) -> None:
+    def _warn(self, error: Exception, count: int, outcome: str) -> None:
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY_SECONDS:
             self._warned_at = now
-            log.warning("prediction log unavailable (%s): %d listings not logged", error, count)
+            log.warning("prediction log unavailable (%s): %d listings %s", error, count, outcome)

@@ -28,6 +28,10 @@ from shared.settings import MLFLOW_USERNAME
 VENV_BIN = Path(sys.executable).parent
 log = logging.getLogger(__name__)
 WORKER_TTL = 30  # seconds
+# Redis' memory bound: the prediction log's and the feedback's caps (~130 MB together) and the
+# queues and runs, with room under the deployments' 512 MiB limit for an append-only file
+# rewrite's copy-on-write.
+REDIS_MAX_MEMORY = "320mb"
 
 
 def redis_command(port: int, folder: Path | str, host: str = "127.0.0.1") -> list[str]:
@@ -38,7 +42,10 @@ def redis_command(port: int, folder: Path | str, host: str = "127.0.0.1") -> lis
     """
     command = ["redis-server", "-", "--port", str(port), "--bind", host, "--dir", str(folder)]
     # Every write reaches the disk before Redis answers: a queued job survives kill -9.
-    return command + ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+    command += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+    # Bounded, and never by evicting: a queued job, a run or a lock must not vanish to make
+    # room. Past the bound writes fail (the prediction log drops and counts), Redis lives on.
+    return command + ["--maxmemory", REDIS_MAX_MEMORY, "--maxmemory-policy", "noeviction"]
 
 
 def redis_config(password: str) -> str:

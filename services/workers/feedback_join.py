@@ -1,22 +1,24 @@
 """Draining POST /feedback's stream: each realised price joined to its logged prediction,
 written to Parquet by day, its request's outcome and the live scores left in Redis.
 
-Runs in the monitor's drain, after the prediction log's own drain, so that a price sent a
-moment after its prediction finds it. Joined against every day the prediction store keeps.
+Runs in the monitor's drain, after the prediction log's own drain, and only on prices sent
+before the time up to which the log is drained: a price is "unknown" only once its prediction,
+if it was ever made, would be in the store. The join reads only the rows that can match.
 """
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 from redis import Redis
 
 from services.workers.drain import Sink
-from shared.feedback import FEEDBACK_SCHEMA, join, live_scores, rows_of_feedback
+from shared.feedback import FEEDBACK_SCHEMA, ITEM_SCHEMA, join, live_scores, rows_of_feedback
 from shared.monitor_state import save_feedback_outcomes, save_live_scores
 from shared.prediction_store import Batch, days_between, read_predictions, write_batch
 from shared.realised_prices import RealisedPrices
 
-# The request ids and listing ids a request's outcome lists, at most, per kind of problem.
+# The prediction ids and listing ids a request's outcome lists, at most, per kind of problem.
 LISTED_PROBLEMS = 100
 
 
@@ -32,7 +34,7 @@ def feedback_sink(
     acknowledged: the next drain joins it again (under the same file names) and publishes."""
 
     def write(batch: Batch) -> int:
-        joined = join(batch.rows, read_predictions(predictions).to_pandas())
+        joined = join(batch.rows, predictions)
         written = write_batch(
             folder, Batch(batch.first_id, joined), FEEDBACK_SCHEMA, "feedback_time"
         )
@@ -44,7 +46,9 @@ def feedback_sink(
         refresh_live_scores(redis, folder, window_days)
         return len(written)
 
-    return Sink(rows_of_feedback, write, folder)
+    return Sink(
+        rows_of_feedback, lambda rows: pa.Table.from_pylist(rows, schema=ITEM_SCHEMA), write, folder
+    )
 
 
 def outcomes(joined: list[dict]) -> dict[str, dict]:
@@ -54,14 +58,14 @@ def outcomes(joined: list[dict]) -> dict[str, dict]:
     for row in joined:
         outcome = found.setdefault(
             row["feedback_id"],
-            {"state": "joined", "received": 0, "matched": 0, "unknown": [], "ambiguous": []},
+            {"state": "joined", "received": 0, "matched": 0, "unknown": []},
         )
         outcome["received"] += 1
         if row["problem"] is None:
             outcome["matched"] += 1
         elif len(outcome[row["problem"]]) < LISTED_PROBLEMS:
             outcome[row["problem"]].append(
-                {"id": row["given_id"], "request_id": row["given_request_id"]}
+                {"prediction_id": row["given_prediction_id"], "id": row["given_id"]}
             )
     return found
 

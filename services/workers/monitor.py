@@ -17,6 +17,7 @@ from services.workers.drain import drain, prediction_sink
 from services.workers.drift_check import run_drift_check
 from services.workers.feedback_join import feedback_sink, refresh_live_scores
 from shared.feedback import FEEDBACK_SETTLE_SECONDS
+from shared.monitor_state import drained_until
 from shared.queues import MONITOR_TASKS, monitor_interval, schedule_monitor
 from shared.realised_prices import RealisedPrices
 from shared.settings import Settings
@@ -52,10 +53,14 @@ def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
         ),
     }
     report = {}
+    log_stream = settings.prediction_log_stream
     for stream, sink in sinks.items():
-        # A price is joined once FEEDBACK_SETTLE_SECONDS old: its prediction's log entry
-        # (written within 50 ms of the answer) is drained by then, just before.
-        settle = FEEDBACK_SETTLE_SECONDS if stream == settings.feedback_stream else 0
+        until = None
+        if stream == settings.feedback_stream:
+            # A price is joined once the log is drained past its time (and a moment more: a
+            # prediction's entry is written up to 50 ms after its answer); "unknown" before
+            # that would be a guess.
+            until = (drained_until(redis, log_stream) or 0) - FEEDBACK_SETTLE_SECONDS
         # Wait for a drain that is running (it may have started before the newest entries).
         drained = drain(
             redis,
@@ -65,9 +70,9 @@ def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
             lock_seconds=timeout,
             budget_seconds=timeout / 4,
             wait_seconds=timeout / 4,
-            settle_seconds=settle,
+            until=until,
         )
-        if drained.entries or drained.unreadable:
+        if drained.entries or drained.dead_lettered:
             log.info("drained %s: %s", stream, drained.as_dict())
         report[stream] = drained.as_dict()
     return report

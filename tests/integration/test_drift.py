@@ -6,6 +6,7 @@ however often it is found."""
 import re
 import time
 
+import pyarrow.compute as pc
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
@@ -37,11 +38,15 @@ def drift_retrain_on(stack):
 
 
 def _wait_out_the_window(stack) -> None:
-    """Until the newest listing logged so far (by any test) has left the window."""
+    """Until the newest listing logged so far (by any test) has left the window: in the
+    stream if not drained yet, else in Parquet."""
     newest = connect(stack.settings.redis_url).xrevrange(STREAM, count=1)
-    if newest:
-        logged_at = int(newest[0][0].decode().split("-")[0]) / 1000
-        time.sleep(max(0.0, logged_at + WINDOW_SECONDS + 1 - time.time()))
+    stored = read_predictions(stack.settings.monitor_dir)["time"]
+    logged_at = max(
+        int(newest[0][0].decode().split("-")[0]) / 1000 if newest else 0.0,
+        pc.max(stored).as_py().timestamp() if len(stored) else 0.0,
+    )
+    time.sleep(max(0.0, logged_at + WINDOW_SECONDS + 1 - time.time()))
 
 
 def _real_listings(stack, seed: int) -> list[dict]:

@@ -1,6 +1,7 @@
-"""Realised prices on real servers: feedback for 200 logged predictions, sent by request id
-(raw price text) and by listing id (numbers), gives the live accuracy, macro F1 and recall
-this test computes itself from the answers; unknown and ambiguous ones are answered, counted."""
+"""Realised prices on real servers: feedback for 200 logged predictions, sent by prediction
+id (raw price text) and by listing id (numbers), gives the live accuracy, macro F1 and recall
+this test computes itself from the answers; unknown ones are answered, counted. Clients that
+reuse X-Request-IDs and listing ids never take each other's prediction."""
 
 import re
 import time
@@ -53,41 +54,37 @@ def test_feedback_for_200_predictions_gives_the_scores_computed_here(
 ):
     listings, prices = _real_listings(stack, 200)
     predicted: list[str] = []
+    prediction_ids: list[str] = []
     with requests.Session() as session:
-        for n, listing in enumerate(listings[:100]):  # one by one, each its own request id
+        for listing in listings[:100]:  # one by one, all under one reused X-Request-ID
             reply = session.post(
-                f"{gateway}/predict", json=listing, headers={"X-Request-ID": f"fb-req-{n}"}
+                f"{gateway}/predict", json=listing, headers={"X-Request-ID": "fb-same"}
             )
             assert reply.status_code == 200, reply.text
             predicted.append(reply.json()["price_category"])
-        for start in (100, 150):  # batches of 50 under one request id
-            reply = session.post(
-                f"{gateway}/predict",
-                json=listings[start : start + 50],
-                headers={"X-Request-ID": f"fb-batch-{start}"},
-            )
+            prediction_ids.append(reply.json()["prediction_id"])
+        for start in (100, 150):  # batches of 50
+            reply = session.post(f"{gateway}/predict", json=listings[start : start + 50])
             assert reply.status_code == 200, reply.text
             predicted += [answer["price_category"] for answer in reply.json()["predictions"]]
 
     feedback = [
-        {"request_id": f"fb-req-{n}", "price": f"${prices[n]:,.2f}"} for n in range(100)
+        {"prediction_id": prediction_ids[n], "price": f"${prices[n]:,.2f}"} for n in range(100)
     ] + [{"id": listings[n]["id"], "price": prices[n]} for n in range(100, 200)]
     feedback += [{"id": f"never-predicted-{n}", "price": 120} for n in range(5)]
-    feedback.append({"request_id": "fb-batch-100", "price": 99})  # 50 listings: which one?
     reply = requests.post(f"{gateway}/feedback", json=feedback, headers=AUTH, timeout=10)
     assert reply.status_code == 202, reply.text
-    assert reply.json()["accepted"] == 206
+    assert reply.json()["accepted"] == 205
 
     outcome = _feedback_outcome(gateway, reply.json()["status_url"])
-    assert (outcome["received"], outcome["matched"]) == (206, 200)
+    assert (outcome["received"], outcome["matched"]) == (205, 200)
     assert sorted(item["id"] for item in outcome["unknown"]) == [
         f"never-predicted-{n}" for n in range(5)
     ]
-    assert outcome["ambiguous"] == [{"id": None, "request_id": "fb-batch-100"}]
 
     actual = [price_category(price) for price in prices]
     scores = requests.get(f"{gateway}/monitor", timeout=10).json()["feedback"]
-    assert (scores["judged"], scores["unknown"], scores["ambiguous"]) == (200, 5, 1)
+    assert (scores["judged"], scores["unknown"]) == (200, 5)
     assert scores["accuracy"] == pytest.approx(accuracy_score(actual, predicted))
     assert scores["f1_macro"] == pytest.approx(f1_score(actual, predicted, average="macro"))
     present = [c for c in ("Low", "Mid", "High", "Lux") if c in actual]
@@ -101,11 +98,43 @@ def test_feedback_for_200_predictions_gives_the_scores_computed_here(
 
     stored = read_predictions(stack.settings.feedback_dir, schema=FEEDBACK_SCHEMA).to_pandas()
     ours = stored[stored["feedback_id"] == reply.json()["feedback_id"]]
-    assert len(ours) == 206  # each price once, matched or not
+    assert len(ours) == 205  # each price once, matched or not
     matched = ours[ours["problem"].isna()].set_index("id")
     assert matched.loc["fb-0", "price"] == pytest.approx(prices[0])
-    assert matched.loc["fb-0", "request_id"] == "fb-req-0"
+    assert matched.loc["fb-0", "prediction_id"] == prediction_ids[0]
+    assert matched.loc["fb-0", "request_id"] == "fb-same"  # kept for tracing
     assert matched.loc["fb-150", "accommodates"] == listings[150]["accommodates"]
+
+
+def test_a_price_joins_its_own_clients_prediction_never_a_later_one_of_another(
+    stack, gateway, served_champion
+):
+    """Two clients predict the same listing id under the same X-Request-ID: client A at t0,
+    client B at t0 + 3 s with a listing that differs. A's price, reported in between by the
+    listing's id, joins A's prediction; a price naming B's prediction_id joins B's."""
+    listings, _ = _real_listings(stack, 2, seed=23)
+    a = {**listings[0], "id": "shared-listing-id"}
+    b = {**listings[1], "id": "shared-listing-id", "accommodates": a["accommodates"] + 1}
+    headers = {"X-Request-ID": "everyone-uses-this-one"}
+    first = requests.post(f"{gateway}/predict", json=a, headers=headers, timeout=10).json()
+    time.sleep(1)
+    by_listing = [{"id": "shared-listing-id", "price": 95}]
+    reply_a = requests.post(f"{gateway}/feedback", json=by_listing, headers=AUTH, timeout=10)
+    time.sleep(2)
+    second = requests.post(f"{gateway}/predict", json=b, headers=headers, timeout=10).json()
+    by_prediction = [{"prediction_id": second["prediction_id"], "price": 450}]
+    reply_b = requests.post(f"{gateway}/feedback", json=by_prediction, headers=AUTH, timeout=10)
+    assert reply_a.status_code == reply_b.status_code == 202
+
+    for reply in (reply_a, reply_b):
+        assert _feedback_outcome(gateway, reply.json()["status_url"])["matched"] == 1
+    stored = read_predictions(stack.settings.feedback_dir, schema=FEEDBACK_SCHEMA).to_pandas()
+    joined = stored.set_index("feedback_id")
+    row_a, row_b = (joined.loc[reply.json()["feedback_id"]] for reply in (reply_a, reply_b))
+    assert row_a["prediction_id"] == first["prediction_id"] != second["prediction_id"]
+    assert row_a["accommodates"] == a["accommodates"] and row_a["price"] == 95
+    assert row_b["prediction_id"] == second["prediction_id"]
+    assert row_b["accommodates"] == b["accommodates"] and row_b["price"] == 450
 
 
 def test_a_run_asked_to_train_on_realised_prices_adds_them_marked_and_counted(

@@ -1,8 +1,7 @@
-"""The prediction log on real servers: every answered listing lands in the Redis Stream once
-(one entry per request), with the request it came in, the version that answered and what it
-answered; the monitor worker then drains it into Parquet, each listing once."""
+"""The prediction log on real servers: every answered listing, with the prediction id its
+answer carried, the request it came in, the version that answered and what it answered, is
+drained by the monitor worker into Parquet once, and leaves the Redis Stream once drained."""
 
-import json
 import time
 
 import requests
@@ -16,25 +15,10 @@ from tests.integration.conftest import MONITOR_DRAIN_SECONDS
 STREAM = Settings().prediction_log_stream
 
 
-def _logged_since(redis, start_id: str) -> list[dict]:
-    """Each listing logged after start_id, with its request's fields and its own answer."""
-    logged = []
-    for _, raw in redis.xrange(STREAM, min=f"({start_id}", max="+"):
-        entry = {k.decode(): v.decode() for k, v in raw.items()}
-        for listing, answer in zip(
-            json.loads(entry["listings"]), json.loads(entry["answers"]), strict=True
-        ):
-            logged.append({**entry, "listing": listing, **answer})
-    return logged
-
-
 def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, served_champion):
-    redis = connect(stack.settings.redis_url)
-    last = redis.xrevrange(STREAM, count=1)
-    start_id = last[0][0].decode() if last else "0-0"
     # A run's own ids, far from any other test's: 200 single listings and 8 batches of 100.
     ids = list(range(9_000_000, 9_001_000))
-    answers: dict[int, tuple[str, str]] = {}  # id -> (request id, category answered)
+    answers: dict[int, tuple[str, str, str]] = {}  # id -> (prediction id, request id, category)
     with requests.Session() as session:
         for listing_id in ids[:200]:
             request_id = f"single-{listing_id}"
@@ -46,7 +30,8 @@ def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, serve
             )
             assert reply.status_code == 200, reply.text
             assert reply.headers["X-Request-ID"] == request_id
-            answers[listing_id] = (request_id, reply.json()["price_category"])
+            answer = reply.json()
+            answers[listing_id] = (answer["prediction_id"], request_id, answer["price_category"])
         for batch in range(8):
             chunk = ids[200 + batch * 100 : 300 + batch * 100]
             request_id = f"batch-{batch}"
@@ -56,27 +41,12 @@ def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, serve
             )
             assert reply.status_code == 200, reply.text
             for answer in reply.json()["predictions"]:
-                answers[answer["id"]] = (request_id, answer["price_category"])
-
-    deadline = time.monotonic() + 10  # written by each process's log thread, not the request
-    while len(logged := _logged_since(redis, start_id)) < len(ids):
-        assert time.monotonic() < deadline, f"{len(logged)} of {len(ids)} logged"
-        time.sleep(0.1)
-    time.sleep(0.5)  # nothing more arrives: no listing is logged twice
-    logged = [e for e in _logged_since(redis, start_id) if e["listing"]["id"] in answers]
-
-    by_id = {entry["listing"]["id"]: entry for entry in logged}
-    assert len(logged) == len(by_id) == len(ids)
-    for listing_id, (request_id, category) in answers.items():
-        entry = by_id[listing_id]
-        assert entry["request_id"] == request_id
-        assert entry["price_category"] == category
-        assert entry["model_version"] == served_champion
-        assert float(entry["latency_ms"]) > 0
-        probabilities = entry["probabilities"]
-        assert max(probabilities, key=probabilities.get) == category
-    batch_entry = by_id[ids[-1]]
-    assert batch_entry["listing"]["accommodates"] == 1 + ids[-1] % 8
+                answers[answer["id"]] = (
+                    answer["prediction_id"],
+                    request_id,
+                    answer["price_category"],
+                )
+    assert len({prediction_id for prediction_id, _, _ in answers.values()}) == len(ids)
 
     # The monitor worker drains the stream on its schedule, every 2 s here.
     wanted = {str(i) for i in ids}
@@ -94,8 +64,21 @@ def test_a_thousand_answered_listings_are_each_logged_once(stack, gateway, serve
     assert sorted(int(row["id"]) for row in rows) == ids
     for row in rows:
         listing_id = int(row["id"])
-        request_id, category = answers[listing_id]
-        assert (row["request_id"], row["price_category"]) == (request_id, category)
+        assert (row["prediction_id"], row["request_id"], row["price_category"]) == answers[
+            listing_id
+        ]
         assert row["model_version"] == served_champion
+        assert row["latency_ms"] > 0
         assert row["neighbourhood"] == CHALLENGE_EXAMPLE["neighbourhood"]
-        assert row["accommodates"] == by_id[listing_id]["listing"]["accommodates"]
+        probabilities = {c: row[f"probability_{c}"] for c in ("Low", "Mid", "High", "Lux")}
+        assert max(probabilities, key=probabilities.get) == row["price_category"]
+    batched = next(row for row in rows if int(row["id"]) == ids[-1])
+    assert batched["accommodates"] == 1 + ids[-1] % 8
+
+    # Drained entries leave the stream: what waits there is only what is not drained yet.
+    redis = connect(stack.settings.redis_url)
+    assert redis.xlen(STREAM) < 10  # at most the other tests' latest predictions
+    streams = requests.get(f"{gateway}/monitor", timeout=10).json()["streams"]
+    assert streams["predictions"]["capacity"] == stack.settings.prediction_log_max_listings
+    assert streams["predictions"]["waiting"] < 10_000
+    assert streams["predictions"]["drained_until"] > time.time() - 30

@@ -202,6 +202,14 @@ def test_named_volumes_hold_the_state(compose):
     assert "--appendonly yes" in compose["services"]["redis"]["command"][2]
 
 
+def test_redis_runs_as_the_local_runner_starts_it_bounded_and_never_evicting(compose):
+    """The same flags everywhere: the append-only file, and a memory bound that fails writes
+    instead of evicting a queued job, a run or a lock."""
+    runner = shlex.join(processes.redis_command(6379, "/data", host="0.0.0.0"))
+    assert "--maxmemory-policy noeviction" in runner
+    assert compose["services"]["redis"]["command"][2].endswith(f"exec {runner}")
+
+
 def test_no_secret_is_on_a_command_line(compose):
     """A process's arguments are visible to every user of the host (`ps`); its environment
     and standard input are not."""

@@ -11,14 +11,19 @@ from sklearn.metrics import accuracy_score, f1_score
 from shared.cleaning import categorize_prices
 from shared.contracts import Feedback
 from shared.feedback import (
-    AMBIGUOUS,
     UNKNOWN,
     feedback_entry,
     join,
     live_scores,
     rows_of_feedback,
 )
-from shared.prediction_store import LISTING_COLUMNS, PROBABILITY_COLUMNS, UnreadableEntryError
+from shared.prediction_store import (
+    LISTING_COLUMNS,
+    PROBABILITY_COLUMNS,
+    Batch,
+    UnreadableEntryError,
+    write_batch,
+)
 from shared.schema import PRICE_CATEGORIES, price_category
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -45,20 +50,35 @@ def test_a_price_that_is_none_is_refused_naming_the_field(given):
 
 
 def test_a_price_must_name_its_prediction():
-    with pytest.raises(ValidationError, match="give the prediction's id or request_id"):
+    with pytest.raises(ValidationError, match="give the prediction's prediction_id"):
         Feedback.model_validate({"price": 100})
     with pytest.raises(ValidationError, match="extra"):
         Feedback.model_validate({"id": 1, "price": 100, "prize": 3})
 
 
-def _prediction(request_id: str, listing_id: str, category: str, minutes: int) -> dict:
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"request_id": "listing-1001-check"}, "request_id"),  # anyone's X-Request-ID
+        ({"prediction_id": "20261207-zz"}, "prediction_id"),  # not one the gateway issues
+        ({"id": "caf\ud800"}, "id"),  # a lone surrogate: valid JSON, unstorable text
+    ],
+)
+def test_what_cannot_name_a_prediction_is_refused_by_name(given, field):
+    with pytest.raises(ValidationError) as error:
+        Feedback.model_validate(given | {"price": 100})
+    assert error.value.errors()[0]["loc"] == (field,)
+
+
+def _prediction(prediction_id: str, listing_id: str, category: str, minutes: int) -> dict:
     row = {name: None for name in LISTING_COLUMNS} | {"id": listing_id, "accommodates": 2}
     probabilities = {column: 0.25 for column in PROBABILITY_COLUMNS}
     return (
         row
         | probabilities
         | {
-            "request_id": request_id,
+            "prediction_id": prediction_id,
+            "request_id": "the-same-x-request-id",  # clients reuse them: never a join key
             "time": T0 + timedelta(minutes=minutes),
             "model_version": "3",
             "price_category": category,
@@ -68,42 +88,67 @@ def _prediction(request_id: str, listing_id: str, category: str, minutes: int) -
     )
 
 
-PREDICTIONS = pd.DataFrame(
-    [
-        _prediction("single-1", "a", "Low", 0),
-        _prediction("batch-1", "b", "Mid", 1),
-        _prediction("batch-1", "c", "High", 1),
-        _prediction("again", "a", "Mid", 5),  # listing a predicted again, later
+def _id(token: str, index: int = 0) -> str:
+    return f"{T0:%Y%m%d}-{token * 24}-{index}"
+
+
+@pytest.fixture
+def store(tmp_path):
+    """Predictions stored as the monitor stores them: listing a at minutes 0 and 5 (another
+    client's), b and c in one batch at minute 1, and one on the next day."""
+    rows = [
+        _prediction(_id("a"), "a", "Low", 0),
+        _prediction(_id("b", 0), "b", "Mid", 1),
+        _prediction(_id("b", 1), "c", "High", 1),
+        _prediction(_id("c"), "a", "Mid", 5),
+        _prediction(f"{T0 + timedelta(days=1):%Y%m%d}-{'d' * 24}-0", "d", "Lux", 24 * 60),
     ]
-)
+    write_batch(tmp_path, Batch("1-0", rows))
+    return tmp_path
 
 
-def _items(*given: tuple[str | None, str | None, float]) -> list[dict]:
-    entry = feedback_entry(
-        "fb-1",
-        T0.timestamp() + 3600,
-        [{"id": i, "request_id": r, "price": p, "actual": price_category(p)} for i, r, p in given],
-    )
-    return rows_of_feedback("9-0", {k.encode(): v.encode() for k, v in entry.items()})
+def _items(*given: tuple[str | None, str | None, float, int]) -> list[dict]:
+    """Feedback items: (prediction id, listing id, price, minutes after T0 it was sent)."""
+    rows = []
+    for prediction_id, listing_id, price, minutes in given:
+        item = {"prediction_id": prediction_id, "id": listing_id, "price": price}
+        entry = feedback_entry(
+            "fb-1",
+            (T0 + timedelta(minutes=minutes)).timestamp(),
+            [item | {"actual": price_category(price)}],
+        )
+        rows += rows_of_feedback(f"{minutes}-0", {k.encode(): v.encode() for k, v in entry.items()})
+    return rows
 
 
-def test_each_price_finds_the_prediction_it_names_or_says_why_not():
+def test_each_price_finds_the_prediction_it_names_or_says_why_not(store):
     joined = join(
         _items(
-            (None, "single-1", 50),  # a one-listing request, by its request id
-            ("c", "batch-1", 300),  # a listing of a batch, by both
-            ("a", None, 120),  # a listing predicted twice, by its id: the latest
-            (None, "batch-1", 100),  # a batch by its request id alone
-            ("zz", None, 100),
-            ("b", "single-1", 100),  # a listing that request did not hold
+            (_id("b", 1), None, 300, 60),  # a listing of a batch, by its prediction id
+            (None, "a", 120, 60),  # a listing predicted twice, by its id: the latest
+            (None, "a", 50, 2),  # sent before the second prediction: the first
+            (_id("b", 0), "b", 100, 60),  # both, and they agree
+            (_id("b", 0), "c", 100, 60),  # both, and they do not
+            (None, "zz", 100, 60),  # never predicted
+            (_id("e"), None, 100, 60),  # never issued
+            (None, "d", 100, 60),  # predicted only after the price was sent
+            (f"{T0 + timedelta(days=1):%Y%m%d}-{'d' * 24}-0", None, 500, 24 * 60 + 1),
         ),
-        PREDICTIONS,
+        store,
     )
-    found = [(row["request_id"], row["id"], row["price_category"]) for row in joined[:3]]
-    assert found == [("single-1", "a", "Low"), ("batch-1", "c", "High"), ("again", "a", "Mid")]
-    assert [row["problem"] for row in joined] == [None, None, None, AMBIGUOUS, UNKNOWN, UNKNOWN]
-    assert joined[0]["actual_category"] == "Low" and joined[1]["actual_category"] == "High"
-    assert joined[4]["request_id"] is None and joined[4]["given_id"] == "zz"
+    found = [(row["prediction_id"], row["id"], row["price_category"]) for row in joined]
+    assert found[:4] == [
+        (_id("b", 1), "c", "High"),
+        (_id("c"), "a", "Mid"),
+        (_id("a"), "a", "Low"),
+        (_id("b", 0), "b", "Mid"),
+    ]
+    assert found[8] == (f"{T0 + timedelta(days=1):%Y%m%d}-{'d' * 24}-0", "d", "Lux")
+    problems = [row["problem"] for row in joined]
+    assert problems == [None] * 4 + [UNKNOWN] * 4 + [None]
+    assert all(row["prediction_id"] is None for row in joined[4:8])
+    assert joined[0]["actual_category"] == "High" and joined[2]["actual_category"] == "Low"
+    assert joined[5]["given_id"] == "zz"
     assert joined[0]["accommodates"] == 2  # the listing's fields come along
 
 
@@ -119,7 +164,8 @@ def test_live_scores_judge_each_prediction_once_by_its_latest_price():
     rows = [
         {
             "feedback_time": T0,
-            "request_id": f"r{i}",
+            "entry_id": "1-0",
+            "prediction_id": f"p{i}",
             "id": str(i),
             "problem": None,
             "actual_category": a,
@@ -133,7 +179,7 @@ def test_live_scores_judge_each_prediction_once_by_its_latest_price():
         {**row, "feedback_time": T0 - timedelta(hours=1), "actual_category": "Lux"}
         for row in rows[:50]
     ]
-    unknown = [{**rows[0], "problem": UNKNOWN, "request_id": None}] * 3
+    unknown = [{**rows[0], "problem": UNKNOWN, "prediction_id": None}] * 3
     old = [{**rows[1], "feedback_time": T0 - timedelta(days=30)}]
     scores = live_scores(pd.DataFrame(rows + stale + unknown + old), since=T0 - timedelta(days=7))
 
@@ -147,6 +193,6 @@ def test_live_scores_judge_each_prediction_once_by_its_latest_price():
 
 
 def test_no_price_yet_gives_counts_and_no_scores():
-    empty = pd.DataFrame(columns=["feedback_time", "problem", "request_id", "id"])
+    empty = pd.DataFrame(columns=["feedback_time", "entry_id", "problem", "prediction_id", "id"])
     scores = live_scores(empty, since=T0)
     assert scores["judged"] == 0 and "accuracy" not in scores

@@ -9,7 +9,7 @@ import pyarrow as pa
 from services.workers.prep import clean_once
 from shared.cleaning import clean_listings
 from shared.contracts import CHALLENGE_EXAMPLE
-from shared.feedback import AMBIGUOUS, FEEDBACK_SCHEMA, UNKNOWN
+from shared.feedback import FEEDBACK_SCHEMA, UNKNOWN
 from shared.feedback_training import content_hash, training_rows, with_feedback
 from shared.schema import AMENITY_FLAGS, FROM_FEEDBACK, OPTIONAL_FLAGS, TARGET
 from shared.validation import Expectations, validate_clean
@@ -28,7 +28,7 @@ def _price(listing_id: str, price: float, minutes: int = 0, problem=None, **fiel
         | {
             "feedback_id": f"f-{listing_id}-{minutes}",
             "feedback_time": T0 + timedelta(minutes=minutes),
-            "request_id": f"r-{listing_id}",
+            "prediction_id": f"p-{listing_id}-{minutes}",
             "price": price,
             "problem": problem,
             "price_category": "Low",  # what the model said: never the training label
@@ -49,7 +49,6 @@ def test_each_listing_is_one_row_at_its_latest_price_labelled_by_the_price():
         _price("b", 95),
         _price("c", 8),  # a placeholder price, as cleaning drops from dumps
         _price("d", 300, problem=UNKNOWN, id=None),
-        _price("e", 300, problem=AMBIGUOUS, id=None),
     )
     rows, left_out = training_rows(stored)
     assert rows["id"].tolist() == ["a", "b"]

@@ -23,6 +23,9 @@ from shared.schema import PRICE_CATEGORIES
 PROBABILITIES = {"Low": 0.1, "Mid": 0.6, "High": 0.2, "Lux": 0.1}
 
 
+PREDICTION_ID = f"20251130-{'5' * 24}"
+
+
 def _entry(ids: list, at: float = 1_764_513_600.5) -> dict[bytes, bytes]:
     """A stream entry exactly as the gateway writes it (and as Redis returns it: bytes)."""
     listings = [vars(Listing.model_validate({**CHALLENGE_EXAMPLE, "id": i})) for i in ids]
@@ -30,10 +33,10 @@ def _entry(ids: list, at: float = 1_764_513_600.5) -> dict[bytes, bytes]:
         {"id": i, "price_category": "Mid", "probabilities": PROBABILITIES, "model_version": "7"}
         for i in ids
     ]
-    answered = Answered("req-9", at, "7", listings, answers, latency_ms=1.25)
+    answered = Answered(PREDICTION_ID, "req-9", at, "7", listings, answers, latency_ms=1.25)
     return {
         str(key).encode(): value if isinstance(value, bytes) else str(value).encode()
-        for key, value in answered.entry().items()
+        for key, value in answered.entry().fields.items()
     }
 
 
@@ -45,6 +48,7 @@ def test_an_entry_becomes_one_row_per_listing_in_order():
     rows = rows_of_entry("1764513600500-0", _entry([5, "abc", 2**70]))
     assert [row["id"] for row in rows] == ["5", "abc", str(2**70)]
     first = rows[0]
+    assert [row["prediction_id"] for row in rows] == [f"{PREDICTION_ID}-{i}" for i in range(3)]
     assert first["entry_id"] == "1764513600500-0"
     assert first["request_id"] == "req-9"
     assert first["model_version"] == "7"

@@ -11,17 +11,30 @@ from pydantic import TypeAdapter, ValidationError
 from services.gateway.errors import ApiError, validation_error
 from services.gateway.routes.requests import json_body, require_token
 from services.gateway.state import gateway
+from shared.capped_stream import CappedStream, Item
 from shared.contracts import Feedback
 from shared.feedback import FEEDBACK_SETTLE_SECONDS, feedback_entry
-from shared.monitor_state import feedback_outcome, save_feedback_outcomes
+from shared.monitor_state import feedback_outcome, forget_feedback_outcome, save_feedback_outcomes
 from shared.queues import request_monitor
 from shared.schema import price_category
 
 blueprint = Blueprint("feedback", __name__)
 _items = TypeAdapter(list[Feedback])
-# Feedback requests the stream keeps at most while no monitor drains it (drained ones leave
-# an hour later): prices are few beside predictions.
-FEEDBACK_MAX_LEN = 100_000
+
+
+def _refuse_repeats(items: list[Feedback]) -> None:
+    """Two prices for one prediction in one body: which would count? 422, naming the second."""
+    seen: dict[tuple[str, Any], int] = {}
+    fields = []
+    for index, item in enumerate(items):
+        name, key = ("prediction_id", item.prediction_id) if item.prediction_id else ("id", item.id)
+        first = seen.setdefault((name, key), index)
+        if first != index:
+            message = f"names the same prediction as [{first}]: send one price for it"
+            fields.append({"path": f"[{index}].{name}", "message": message})
+    if fields:
+        names = ", ".join(entry["path"] for entry in fields[:5])
+        raise ApiError(422, "validation_error", f"invalid fields: {names}", fields=fields)
 
 
 def _validated(payload: Any, max_items: int) -> list[Feedback]:
@@ -42,9 +55,11 @@ def _validated(payload: Any, max_items: int) -> list[Feedback]:
             f"{len(payload)} prices in one request; the limit is {max_items}",
         )
     try:
-        return _items.validate_python(payload)
+        items = _items.validate_python(payload)
     except ValidationError as error:
         raise validation_error(error) from None
+    _refuse_repeats(items)
+    return items
 
 
 @blueprint.post("/feedback")
@@ -58,25 +73,28 @@ def receive() -> tuple[dict[str, Any], int, dict[str, str]]:
         time.time(),
         [
             {
+                "prediction_id": item.prediction_id,
                 "id": item.id,
-                "request_id": item.request_id,
                 "price": item.price,
                 "actual": price_category(item.price),
             }
             for item in items
         ],
     )
-    # Both or neither: an outcome never says queued for prices that were not.
-    with state.redis.pipeline(transaction=True) as transaction:
-        queued = {"state": "queued", "received": len(items)}
-        save_feedback_outcomes(transaction, {feedback_id: queued})
-        transaction.xadd(
-            state.settings.feedback_stream,
-            entry,  # type: ignore[arg-type]
-            maxlen=FEEDBACK_MAX_LEN,
-            approximate=True,
+    settings = state.settings
+    # The outcome first: once the prices are in, the monitor may join them at once. If they
+    # are not taken, nobody learns this feedback id.
+    save_feedback_outcomes(state.redis, {feedback_id: {"state": "queued", "received": len(items)}})
+    stream = CappedStream(state.redis, settings.feedback_stream, settings.feedback_max_prices)
+    if not stream.append(feedback_id, [Item(len(items), entry)]):
+        forget_feedback_outcome(state.redis, feedback_id)
+        raise ApiError(
+            503,
+            "feedback_backlog_full",
+            f"{stream.held()} prices wait for the monitor (the limit is {stream.cap}); "
+            "retry once it has drained them",
+            retry_after=30,
         )
-        transaction.execute()
     # Joined in seconds, not at the next scheduled drain, once settled (see the constant);
     # RQ's scheduler keeps whole seconds and may run a job up to one second early.
     request_monitor(state.redis, state.settings, "drain", delay=FEEDBACK_SETTLE_SECONDS + 1.5)

@@ -7,7 +7,7 @@ from flask import Blueprint, url_for
 
 from services.gateway.routes.requests import require_token
 from services.gateway.state import gateway
-from shared.monitor_state import latest_drift_report, live_scores
+from shared.monitor_state import latest_drift_report, live_scores, stream_status
 from shared.queues import REQUESTED_MONITOR_KEY, job_view, request_monitor
 
 blueprint = Blueprint("monitor", __name__)
@@ -27,10 +27,19 @@ def _requested_check() -> dict[str, Any] | None:
 @blueprint.get("/monitor")
 def monitor() -> tuple[dict[str, Any], int]:
     state = gateway()
+    settings, redis = state.settings, state.redis
     return {
-        "drift": latest_drift_report(state.redis),
+        "drift": latest_drift_report(redis),
         "requested_check": _requested_check(),
-        "feedback": live_scores(state.redis),
+        "feedback": live_scores(redis),
+        "streams": {
+            "predictions": stream_status(
+                redis, settings.prediction_log_stream, settings.prediction_log_max_listings
+            ),
+            "feedback": stream_status(
+                redis, settings.feedback_stream, settings.feedback_max_prices
+            ),
+        },
     }, 200
 
 

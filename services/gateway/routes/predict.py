@@ -10,6 +10,7 @@ from services.gateway.predicting import answer_request
 from services.gateway.prediction_log import Answered
 from services.gateway.routes.requests import json_body, query_flag
 from services.gateway.state import gateway
+from shared.prediction_ids import listing_prediction_id, new_request_prediction_id
 
 blueprint = Blueprint("predict", __name__)
 
@@ -20,13 +21,20 @@ def predict() -> tuple[dict[str, Any], int]:
     body, answers, listings = answer_request(
         json_body(), state.settings, state.champion, explain=query_flag("explain")
     )
+    at = time.time()
+    # Each answer's own id, for POST /feedback to name it; a client's X-Request-ID is theirs
+    # to choose (and reuse), so it never names a prediction.
+    prediction_id = new_request_prediction_id(at)
+    for index, answer in enumerate(answers):
+        answer["prediction_id"] = listing_prediction_id(prediction_id, index)
     for category, count in Counter(a["price_category"] for a in answers).items():
         state.metrics.predictions.labels(category).inc(count)
     if state.prediction_log is not None:
         state.prediction_log.record(
             Answered(
+                prediction_id=prediction_id,
                 request_id=g.request_id,
-                at=time.time(),
+                at=at,
                 model_version=answers[0]["model_version"],
                 # A validated listing's fields are plain values; the log encodes them later.
                 listings=[vars(listing) for listing in listings],

@@ -1,4 +1,5 @@
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from services.gateway import predicting
 from services.gateway.app import create_app
 from services.gateway.champion import LoadedModel
-from shared.contracts import CHALLENGE_EXAMPLE, Listing
+from shared.contracts import CHALLENGE_EXAMPLE, Feedback, Listing
 from shared.schema import PRICE_CATEGORIES
 
 
@@ -65,6 +66,9 @@ def test_flags_accept_0_1_true_false_only(client, flags, status):
         ({"latitude": 34.05}, "latitude"),
         ({"longitude": "west"}, "longitude"),
         ({"id": None}, "id"),
+        # Lone surrogates: valid JSON, but no store can write them (they stopped the monitor).
+        ({"id": "A-\ud800"}, "id"),
+        ({"property_type": "Loft \udfff"}, "property_type"),
     ],
 )
 def test_invalid_fields_are_422_with_the_field_named(client, change, path):
@@ -73,6 +77,18 @@ def test_invalid_fields_are_422_with_the_field_named(client, change, path):
     body = reply.get_json()
     assert body["error"] == "validation_error"
     assert path in [entry["path"] for entry in body["fields"]]
+
+
+def test_each_answer_carries_its_own_unguessable_prediction_id(client):
+    single = client.post("/predict", json=CHALLENGE_EXAMPLE).get_json()
+    batch = client.post("/predict", json=[CHALLENGE_EXAMPLE] * 3).get_json()["predictions"]
+    again = client.post("/predict", json=CHALLENGE_EXAMPLE).get_json()
+    ids = [single["prediction_id"], again["prediction_id"], *(a["prediction_id"] for a in batch)]
+    assert len(set(ids)) == 5
+    for prediction_id in ids:
+        assert re.fullmatch(r"\d{8}-[0-9a-f]{24}-\d+", prediction_id), prediction_id
+        assert Feedback.model_validate({"prediction_id": prediction_id, "price": 1})
+    assert [a["prediction_id"][-2:] for a in batch] == ["-0", "-1", "-2"]
 
 
 def test_a_missing_field_is_named(client):

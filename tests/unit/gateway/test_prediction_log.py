@@ -1,36 +1,48 @@
-"""The prediction log's buffer and encoding, against a stand-in for Redis' pipeline (the real
-stream is tested in tests/integration/test_prediction_log.py)."""
+"""The prediction log's buffer, retries and encoding, against a stand-in for the capped
+stream (the real stream, its cap and its Lua script are tested in
+tests/integration/test_prediction_log.py)."""
 
 import json
 import time
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from services.gateway import prediction_log
 from services.gateway.prediction_log import Answered, PredictionLog
 
 
-class _Pipeline:
-    def __init__(self, redis: "_Redis") -> None:
-        self.redis, self.queued = redis, []
+class _Stream:
+    """Takes appends while up; answers a repeated append id as the Lua script does."""
 
-    def xadd(self, stream, entry, maxlen, approximate):
-        self.queued.append((stream, entry, maxlen, approximate))
+    def __init__(self, down: bool = False, cap: int = 1_000_000) -> None:
+        self.down, self.cap = down, cap
+        self.appends: list[list] = []
+        self.answered: dict[str, int] = {}
+        self.refuse: Exception | None = None
 
-    def execute(self):
-        if self.redis.down:
+    def append(self, append_id, entries):
+        if self.down:
             raise RedisConnectionError("Connection refused")
-        self.redis.writes.append(self.queued)
+        if self.refuse:
+            raise self.refuse
+        if append_id not in self.answered:
+            held = sum(e.count for a in self.appends for e in a)
+            fitting = []
+            for entry in entries:
+                if held + entry.count > self.cap:
+                    break
+                held += entry.count
+                fitting.append(entry)
+            self.appends.append(fitting)
+            self.answered[append_id] = sum(e.count for e in fitting)
+        return self.answered[append_id]
 
-
-class _Redis:
-    def __init__(self, down: bool = False) -> None:
-        self.down, self.writes = down, []
-
-    def pipeline(self, transaction=True):
-        assert transaction is False  # entries need no MULTI/EXEC
-        return _Pipeline(self)
+    def logged_ids(self) -> list[list]:
+        return [
+            [x["id"] for x in json.loads(e.fields["listings"])] for a in self.appends for e in a
+        ]
 
 
 def _answered(ids: list[int], request_id: str = "req-1") -> Answered:
@@ -44,29 +56,30 @@ def _answered(ids: list[int], request_id: str = "req-1") -> Answered:
         }
         for i in ids
     ]
-    return Answered(request_id, 1_700_000_000.25, "3", listings, answers, 1.5)
+    return Answered(f"p-{request_id}", request_id, 1_700_000_000.25, "3", listings, answers, 1.5)
 
 
-def _log(redis: _Redis, capacity: int = 100) -> tuple[PredictionLog, list[int]]:
+def _log(stream: _Stream, capacity: int = 100) -> tuple[PredictionLog, list[int]]:
     dropped: list[int] = []
-    log = PredictionLog(redis, "predictions", 500, capacity, on_dropped=dropped.append)
+    log = PredictionLog(stream, capacity, on_dropped=dropped.append)
     log._thread = object()  # flushed by the test: no writer thread
     return log, dropped
 
 
 def test_each_request_becomes_one_entry_with_its_listings_and_answers_in_order():
-    redis = _Redis()
-    log, dropped = _log(redis)
+    stream = _Stream()
+    log, dropped = _log(stream)
 
     log.record(_answered([1, 2**70]))  # an id wider than 64 bits still encodes
-    assert log.flush() == 2
+    assert log.flush()
 
-    (write,) = redis.writes
-    ((stream, entry, cap, approximate),) = write
-    assert (stream, cap, approximate) == ("predictions", 500, True)
-    assert entry["request_id"] == "req-1" and entry["model_version"] == "3"
-    assert entry["latency_ms"] == "1.500" and float(entry["time"]) == 1_700_000_000.25
-    listings, answers = json.loads(entry["listings"]), json.loads(entry["answers"])
+    ((entry,),) = stream.appends
+    assert entry.count == 2
+    fields = entry.fields
+    assert fields["prediction_id"] == "p-req-1" and fields["request_id"] == "req-1"
+    assert fields["model_version"] == "3"
+    assert fields["latency_ms"] == "1.500" and float(fields["time"]) == 1_700_000_000.25
+    listings, answers = json.loads(fields["listings"]), json.loads(fields["answers"])
     assert listings[0] == {"id": 1, "accommodates": 2, "room_type": "Private room"}
     assert listings[1]["id"] == 2**70
     assert [a["price_category"] for a in answers] == ["Mid", "Mid"]
@@ -75,53 +88,113 @@ def test_each_request_becomes_one_entry_with_its_listings_and_answers_in_order()
 
 
 def test_a_full_buffer_drops_and_counts_the_request_that_does_not_fit():
-    log, dropped = _log(_Redis(), capacity=3)
+    stream = _Stream()
+    log, dropped = _log(stream, capacity=3)
 
     log.record(_answered([1, 2], "a"))
     log.record(_answered([3, 4], "b"))  # 4 > 3 buffered: dropped whole
     log.record(_answered([5], "c"))
 
     assert dropped == [2]
-    assert log.flush() == 3
+    assert log.flush() and stream.logged_ids() == [[1, 2], [5]]
 
 
-def test_redis_away_drops_and_counts_instead_of_raising():
-    redis = _Redis(down=True)
-    log, dropped = _log(redis)
-    log.record(_answered([1, 2, 3]))
+def test_what_the_stream_cap_refuses_is_dropped_and_counted():
+    stream = _Stream(cap=3)
+    log, dropped = _log(stream)
+    log.record(_answered([1, 2], "a"))
+    log.record(_answered([3, 4], "b"))
 
-    assert log.flush() == 0
-    assert dropped == [3]
-    redis.down = False
-    log.record(_answered([4]))
-    assert log.flush() == 1  # the buffer was emptied, not stuck
+    assert log.flush()
+    assert stream.logged_ids() == [[1, 2]] and dropped == [2]
 
 
-def test_a_big_batch_is_written_in_bounded_pipelines_in_order(monkeypatch):
+def test_redis_away_keeps_what_fits_in_the_buffer_and_sends_it_once_when_back():
+    stream = _Stream(down=True)
+    log, dropped = _log(stream, capacity=5)
+    log.record(_answered([1, 2, 3], "a"))
+
+    assert not log.flush()  # kept, not dropped
+    log.record(_answered([4, 5], "b"))
+    log.record(_answered([6], "c"))  # 6 > 5 buffered, the unsent included: dropped
+    assert dropped == [1]
+
+    stream.down = False
+    assert log.flush()
+    assert stream.logged_ids() == [[1, 2, 3], [4, 5]] and dropped == [1]
+
+
+def test_an_append_whose_reply_was_lost_is_sent_again_and_written_once():
+    """Redis took the append but its reply never came (frozen past the socket's timeout):
+    the same append id is sent again, and the stream answers what it did the first time."""
+    stream = _Stream()
+    original = stream.append
+    calls = []
+
+    def lose_first_reply(append_id, entries):
+        calls.append(append_id)
+        written = original(append_id, entries)
+        if len(calls) == 1:
+            raise RedisConnectionError("Timeout reading from socket")
+        return written
+
+    stream.append = lose_first_reply
+    log, dropped = _log(stream)
+    log.record(_answered([1, 2], "a"))
+
+    assert not log.flush()
+    assert log.flush()
+    assert calls[0] == calls[1]  # one append id, sent twice
+    assert stream.logged_ids() == [[1, 2]] and dropped == []
+
+
+def test_an_append_redis_refuses_is_dropped_not_sent_forever():
+    stream = _Stream()
+    stream.refuse = ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+    log, dropped = _log(stream)
+    log.record(_answered([1, 2], "a"))
+
+    assert log.flush()
+    assert dropped == [2]
+    stream.refuse = None
+    log.record(_answered([3], "b"))
+    assert log.flush() and stream.logged_ids() == [[3]]
+
+
+def test_a_big_batch_is_written_in_bounded_appends_in_order(monkeypatch):
     monkeypatch.setattr(prediction_log, "WRITE_BATCH", 4)
-    redis = _Redis()
-    log, _ = _log(redis)
+    stream = _Stream()
+    log, _ = _log(stream)
     log.record(_answered(list(range(10)), "big"))
     log.record(_answered([10, 11], "small"))
 
-    assert log.flush() == 12
-    ids = [
-        [[listing["id"] for listing in json.loads(e["listings"])] for _, e, _, _ in write]
-        for write in redis.writes
-    ]
-    # A request is never split; the next one waits for another pipeline when it would overflow.
-    assert ids == [[list(range(10))], [[10, 11]]]
+    assert log.flush()
+    # A request is never split; the next one waits for another append when it would overflow.
+    assert [[len(e.fields["listings"]) > 0 for e in a] for a in stream.appends] == [[True]] * 2
+    assert stream.logged_ids() == [list(range(10)), [10, 11]]
 
 
 @pytest.mark.parametrize("listings", [1, 25])
 def test_recording_starts_one_writer_that_empties_the_buffer(listings):
-    redis = _Redis()
-    log = PredictionLog(redis, "predictions", 500, 100)
+    stream = _Stream()
+    log = PredictionLog(stream, 100)
     for n in range(3):
         log.record(_answered(list(range(listings)), f"r{n}"))
     for _ in range(200):  # the writer thread: up to 2 s
-        if sum(len(w) for w in redis.writes) == 3:
+        if len(stream.logged_ids()) == 3:
             break
         time.sleep(0.01)
-    logged = [json.loads(e["listings"]) for w in redis.writes for _, e, _, _ in w]
-    assert [len(listings_) for listings_ in logged] == [listings] * 3
+    assert [len(ids) for ids in stream.logged_ids()] == [listings] * 3
+
+
+def test_the_writer_sends_what_it_kept_once_redis_is_back_without_another_request():
+    stream = _Stream(down=True)
+    log = PredictionLog(stream, 100)
+    log.record(_answered([1, 2], "a"))
+    time.sleep(0.3)  # a few failed attempts
+    stream.down = False
+    for _ in range(300):  # backing off at most 2 s between attempts
+        if stream.logged_ids():
+            break
+        time.sleep(0.01)
+    assert stream.logged_ids() == [[1, 2]]

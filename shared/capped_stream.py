@@ -1,0 +1,104 @@
+"""A Redis Stream whose size is bounded in items (listings, prices), not in entries.
+
+An entry may hold one item or ten thousand, so XADD's MAXLEN (a count of entries) bounds
+nothing: 100 batch requests filled 512 MiB. Here each entry says how many items it holds, a
+counter beside the stream holds their sum, and an append that would take the sum past the cap
+is refused (the writer drops and counts it) instead of trimming entries no one has drained.
+The drainer removes what it has drained and lowers the counter in the same transaction
+(`release`).
+
+An append is a Lua script, so the check and the writes are one step for every gateway process,
+and it is idempotent: a writer whose reply was lost (Redis frozen past the socket's timeout,
+then back) sends the same append again under the same id, and the script answers what it did
+the first time instead of writing the entries twice.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.client import Pipeline
+
+COUNT_FIELD = "items"  # each entry's item count, read back by `release`
+# How long an append's id is remembered: far longer than any writer retries one.
+APPEND_ID_SECONDS = 3600
+
+_APPEND = """
+local done = redis.call('GET', KEYS[3])
+if done then return tonumber(done) end
+local cap, held = tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[2]) or '0')
+local written, at = 0, 3
+while at <= #ARGV do
+  local count, width = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  if held + written + count > cap then break end
+  local fields = {'items', ARGV[at]}
+  for i = 1, width do fields[#fields + 1] = ARGV[at + 1 + i] end
+  redis.call('XADD', KEYS[1], '*', unpack(fields))
+  written = written + count
+  at = at + 2 + width
+end
+if written > 0 then redis.call('INCRBY', KEYS[2], written) end
+redis.call('SET', KEYS[3], written, 'EX', ARGV[2])
+return written
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry to append: how many items it holds, and its fields."""
+
+    count: int
+    fields: Mapping[str, str | bytes]
+
+
+def count_key(stream: str) -> str:
+    return f"{stream}:items"
+
+
+class CappedStream:
+    def __init__(self, redis: Redis, stream: str, cap: int) -> None:
+        self.redis, self.stream, self.cap = redis, stream, cap
+        self._append = redis.register_script(_APPEND)
+
+    def append(self, append_id: str, entries: Sequence[Item]) -> int:
+        """Append the entries in order while they fit under the cap; the items written (the
+        entries after the first that did not fit are not). Sent again with the same
+        append_id, writes nothing more and answers the same count."""
+        args: list[str | bytes | int] = [self.cap, APPEND_ID_SECONDS]
+        for entry in entries:
+            args += [entry.count, len(entry.fields) * 2]
+            for name, value in entry.fields.items():
+                args += [name, value]
+        keys = [self.stream, count_key(self.stream), f"{self.stream}:append:{append_id}"]
+        return int(self._append(keys=keys, args=args))
+
+    def held(self) -> int:
+        """Items in the stream now (by the counter)."""
+        return int(self.redis.get(count_key(self.stream)) or 0)
+
+
+def items_of(fields: Mapping[bytes, bytes] | None) -> int:
+    """The item count an entry was appended with (0 for one that does not say)."""
+    try:
+        return int((fields or {}).get(COUNT_FIELD.encode(), b"0"))
+    except ValueError:
+        return 0
+
+
+def release(pipeline: Pipeline, stream: str, ids: Sequence[bytes], items: int) -> None:
+    """Queue on a transaction: delete drained entries and take their items off the counter."""
+    if ids:
+        pipeline.xdel(stream, *ids)
+    if items:
+        pipeline.decrby(count_key(stream), items)
+
+
+_RESET_IF_EMPTY = """
+if redis.call('XLEN', KEYS[1]) == 0 then redis.call('SET', KEYS[2], 0) end
+"""
+
+
+def reset_if_empty(redis: Redis, stream: str) -> None:
+    """An empty stream holds no items, whatever the counter says (the stream was deleted by
+    hand, or by a test): a counter left high would refuse every append."""
+    redis.eval(_RESET_IF_EMPTY, 2, stream, count_key(stream))
