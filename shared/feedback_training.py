@@ -4,12 +4,15 @@ cleaned listings and added to a dump's cleaned rows. Pure: frames in, frames out
 A price sent through POST /feedback that found its prediction carries the listing's fields
 as the gateway validated them, so it is a listing with a known price, like a dump's row. Each
 listing counts once, at its latest price, and replaces the dump's row of the same id (a newer,
-realised price); prices cleaning would drop are dropped here too, each for a named reason.
+realised price); prices cleaning would drop are dropped here too, each for a named reason, and
+so are rows outside validate's ranges: a client may report a price of $25,000 or a listing
+for 40 guests (the request contract's bounds are wider), and one such row must not fail every
+run that trains on realised prices.
 """
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -18,21 +21,36 @@ from shared.prediction_store import LISTING_COLUMNS
 from shared.schema import AMENITY_FLAGS, FROM_FEEDBACK, PRICE_CATEGORIES, TARGET
 
 
-def training_rows(feedback: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Stored feedback (shared.feedback.FEEDBACK_SCHEMA) as cleaned listings, in id order,
-    and how many matched prices were left out, by reason."""
-    matched = feedback[_matched(feedback)]
+@dataclass(frozen=True)
+class StoredFeedback:
+    """The joined feedback the monitor published (shared.feedback.FEEDBACK_SCHEMA), and the
+    inclusive bounds validate holds every training row to (shared.params.ValidateParams)."""
+
+    rows: pd.DataFrame
+    ranges: dict[str, tuple[float, float]]
+
+
+def training_rows(feedback: StoredFeedback) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Stored feedback as cleaned listings, in id order, and how many matched prices were left
+    out, by reason."""
+    matched = feedback.rows[_matched(feedback.rows)]
     latest = matched.sort_values("feedback_time", kind="stable").drop_duplicates("id", keep="last")
     cheap = latest["price"] <= MIN_PRICE
-    kept = latest[~cheap].sort_values("id")
-    rows = kept[list(LISTING_COLUMNS)].assign(price=kept["price"]).reset_index(drop=True)
-    # Integers that may be missing: a request may leave an optional amenity flag out.
-    rows = rows.astype({flag: "Int64" for flag in AMENITY_FLAGS})
-    rows[TARGET] = categorize_prices(rows["price"])
     left_out = {
         "feedback_superseded": len(matched) - len(latest),
         "feedback_price_at_most_10": int(cheap.sum()),
     }
+    kept = latest[~cheap]
+    for column, (low, high) in feedback.ranges.items():
+        if column in kept:
+            inside = kept[column].between(low, high) | kept[column].isna()
+            left_out[f"feedback_{column}_outside_{low:g}_{high:g}"] = int((~inside).sum())
+            kept = kept[inside]
+    kept = kept.sort_values("id")
+    rows = kept[list(LISTING_COLUMNS)].assign(price=kept["price"]).reset_index(drop=True)
+    # Integers that may be missing: a request may leave an optional amenity flag out.
+    rows = rows.astype({flag: "Int64" for flag in AMENITY_FLAGS})
+    rows[TARGET] = categorize_prices(rows["price"])
     return rows, {reason: n for reason, n in left_out.items() if n}
 
 
@@ -42,7 +60,7 @@ def _matched(feedback: pd.DataFrame) -> pd.Series:
 
 
 def with_feedback(
-    clean: pd.DataFrame, report: CleanReport, feedback: pd.DataFrame
+    clean: pd.DataFrame, report: CleanReport, feedback: StoredFeedback
 ) -> tuple[pd.DataFrame, CleanReport]:
     """A dump's cleaned rows plus the realised prices, each row marked by its origin, and the
     report counting both: every matched price is an input row, kept or dropped for a reason.
@@ -66,7 +84,7 @@ def with_feedback(
     counts = combined[TARGET].value_counts()
     return combined, replace(
         report,
-        rows_in=report.rows_in + int(_matched(feedback).sum()),
+        rows_in=report.rows_in + int(_matched(feedback.rows).sum()),
         rows_out=len(combined),
         dropped=dropped,
         per_category={c: int(counts.get(c, 0)) for c in PRICE_CATEGORIES},
@@ -74,7 +92,7 @@ def with_feedback(
     )
 
 
-def content_hash(raw_hash: str, feedback: pd.DataFrame) -> str:
+def content_hash(raw_hash: str, feedback: StoredFeedback) -> str:
     """The data version of a dump cleaned with this feedback: its md5 and the rows the
     feedback gives (and leaves out), so that the same prices reuse the same cleaned data and
     one more price makes a new version."""

@@ -357,7 +357,11 @@ class ChildGaveUpError(Exception):
 class Supervised:
     """A process started again whenever it exits unasked, as compose's `restart:` policy does:
     after 1 s, then twice as long each time it dies again within STABLE_SECONDS of starting
-    (at most 30 s); after MAX_QUICK_FAILURES such deaths in a row it gives up, saying why."""
+    (at most 30 s). A process that never stayed up that long is given up after
+    MAX_QUICK_FAILURES such deaths in a row, saying why: it cannot start at all (a broken
+    install, a port taken). One that did is never given up: a worker dies at once while Redis
+    is away, for as long as it is away, and giving up on it stopped the whole stack, the
+    gateway that serves from memory included."""
 
     STABLE_SECONDS = 30.0
     MAX_QUICK_FAILURES = 5
@@ -375,6 +379,7 @@ class Supervised:
         self.name, self._start, self.log_path = name, start, log_path
         self.kill_leftovers = kill_leftovers
         self.quick_failures = 0
+        self.ever_stable = False  # stayed up STABLE_SECONDS at least once
         self.wanted = True
         self.restart_at: float | None = None
         self.started_at = time.monotonic()
@@ -411,8 +416,9 @@ class Supervised:
     def _schedule_restart(self, now: float, why: str, failed_start: bool = False) -> None:
         up_for = now - self.started_at
         stayed_up = up_for >= self.STABLE_SECONDS and not failed_start
+        self.ever_stable = self.ever_stable or stayed_up
         self.quick_failures = 1 if stayed_up else self.quick_failures + 1
-        if self.quick_failures > self.MAX_QUICK_FAILURES:
+        if self.quick_failures > self.MAX_QUICK_FAILURES and not self.ever_stable:
             raise ChildGaveUpError(
                 f"{self.name} {why}, its {self.quick_failures}th failure in a row within "
                 f"{self.STABLE_SECONDS:.0f} s of starting: giving up (see {self.log_path})"

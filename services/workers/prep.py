@@ -11,7 +11,7 @@ from services.workers.context import StageContext
 from shared.cleaning import CleanReport, clean_listings
 from shared.datasets import DatasetStore, LoggedDataset
 from shared.errors import DataError
-from shared.feedback_training import content_hash, with_feedback
+from shared.feedback_training import StoredFeedback, content_hash, with_feedback
 from shared.pipeline import RunInputs
 from shared.provenance import provenance_tags
 from shared.raw_data import local_raw_file
@@ -22,7 +22,7 @@ from shared.storage import file_md5, read_raw_listings
 log = logging.getLogger(__name__)
 
 
-def data_version(raw_path: Path, feedback: pd.DataFrame | None = None) -> str:
+def data_version(raw_path: Path, feedback: StoredFeedback | None = None) -> str:
     """The content hash of what prep would clean: the raw file's md5 (as DVC records it), and
     the realised prices' rows when given."""
     if not raw_path.is_file():
@@ -32,7 +32,7 @@ def data_version(raw_path: Path, feedback: pd.DataFrame | None = None) -> str:
 
 
 def clean_file(
-    raw_path: Path, feedback: pd.DataFrame | None = None
+    raw_path: Path, feedback: StoredFeedback | None = None
 ) -> tuple[pd.DataFrame, CleanReport]:
     """Clean a raw file, plus the realised prices of stored feedback when given."""
     clean, report = clean_listings(read_raw_listings(raw_path))
@@ -52,7 +52,7 @@ class Cleaned:
 
 
 def clean_once(
-    store: DatasetStore, raw_path: Path, feedback: pd.DataFrame | None, tags: dict[str, str]
+    store: DatasetStore, raw_path: Path, feedback: StoredFeedback | None, tags: dict[str, str]
 ) -> Cleaned:
     """The data version's cleaned dataset: cleaned and logged unless prep logged the same
     content before (in any run, on any node: the ledger says so, never a run found in MLflow
@@ -67,12 +67,15 @@ def clean_once(
     return Cleaned(data_hash, logged, report, reused=False)
 
 
-def stored_feedback(context: StageContext, run: RunInputs) -> pd.DataFrame | None:
+def stored_feedback(context: StageContext, run: RunInputs) -> StoredFeedback | None:
     """The realised prices the monitor published, if the run was launched to train on them
-    (None when it has published none)."""
+    (None when it has published none), held to the run's validate ranges."""
     if not run.meta.get("feedback_training"):
         return None
-    return RealisedPrices(context.tracker, context.ledger).latest()
+    prices = RealisedPrices(context.tracker, context.ledger).latest()
+    if prices is None:
+        return None
+    return StoredFeedback(prices, context.params.validation.ranges)
 
 
 def run_prep(context: StageContext, run: RunInputs) -> Prepared:

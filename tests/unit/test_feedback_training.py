@@ -10,7 +10,8 @@ from services.workers.prep import clean_once
 from shared.cleaning import clean_listings
 from shared.contracts import CHALLENGE_EXAMPLE
 from shared.feedback import FEEDBACK_SCHEMA, UNKNOWN
-from shared.feedback_training import content_hash, training_rows, with_feedback
+from shared.feedback_training import StoredFeedback, content_hash, training_rows, with_feedback
+from shared.params import ValidateParams
 from shared.schema import AMENITY_FLAGS, FROM_FEEDBACK, OPTIONAL_FLAGS, TARGET
 from shared.validation import Expectations, validate_clean
 from tests.unit.listings import raw_frame
@@ -36,9 +37,11 @@ def _price(listing_id: str, price: float, minutes: int = 0, problem=None, **fiel
     )
 
 
-def _feedback(*rows: dict) -> pd.DataFrame:
-    """As the prediction store reads it back: the stored schema's types."""
-    return pa.Table.from_pylist(list(rows), schema=FEEDBACK_SCHEMA).to_pandas()
+def _feedback(*rows: dict) -> StoredFeedback:
+    """As the prediction store reads it back (the stored schema's types), held to the default
+    validate ranges."""
+    frame = pa.Table.from_pylist(list(rows), schema=FEEDBACK_SCHEMA).to_pandas()
+    return StoredFeedback(frame, ValidateParams().ranges)
 
 
 def test_each_listing_is_one_row_at_its_latest_price_labelled_by_the_price():
@@ -56,6 +59,24 @@ def test_each_listing_is_one_row_at_its_latest_price_labelled_by_the_price():
     assert rows[TARGET].tolist() == ["High", "Mid"]
     assert left_out == {"feedback_superseded": 2, "feedback_price_at_most_10": 1}
     assert rows["accommodates"].tolist() == [4, 4]
+
+
+def test_prices_and_listings_outside_the_validate_ranges_are_left_out_and_counted():
+    """The contract takes 40 guests and $25,000 (validate's ranges stop at 30 and $20,000): one
+    such price used to fail every run that trained on realised prices."""
+    feedback = _feedback(
+        _price("a", 25_000), _price("b", 150, accommodates=40), _price("c", 150)
+    )
+    rows, left_out = training_rows(feedback)
+    assert rows["id"].tolist() == ["c"]
+    assert left_out == {
+        "feedback_price_outside_10_20000": 1,
+        "feedback_accommodates_outside_1_30": 1,
+    }
+    clean, report = clean_listings(raw_frame(*EVERY_CATEGORY))
+    combined, combined_report = with_feedback(clean, report, feedback)
+    assert combined_report.dropped["feedback_price_outside_10_20000"] == 1
+    assert validate_clean(combined, combined_report.rows_in, _expectations(), None).passed
 
 
 def test_realised_prices_join_the_dump_marked_and_replace_its_row_of_the_same_listing():

@@ -53,6 +53,21 @@ def test_a_process_that_stayed_up_is_restarted_with_a_fresh_count(tmp_path: Path
     child.stop()
 
 
+def test_a_process_that_stayed_up_once_is_never_given_up_however_often_it_dies_after(
+    tmp_path: Path,
+):
+    """A worker that ran, then dies at once while Redis is away, for as long as it is away:
+    started again and again, the delay capped, never given up."""
+    starts: list[float] = []
+    marker = tmp_path / "ran-once"
+    command = f"if [ -e {marker} ]; then exit 3; else touch {marker}; sleep 0.15; fi"
+    child = Quick("worker", start(command, starts), tmp_path / "worker.log")
+    supervise_until(child, lambda: len(starts) == 1 + 3 * Quick.MAX_QUICK_FAILURES)
+    # Dying at once every time: the old policy gave up after MAX_QUICK_FAILURES of these.
+    assert child.quick_failures == 3 * Quick.MAX_QUICK_FAILURES - 1
+    child.stop()
+
+
 def test_a_stopped_process_is_not_restarted(tmp_path: Path):
     starts: list[float] = []
     child = Quick("asked", start("sleep 30", starts), tmp_path / "asked.log")
