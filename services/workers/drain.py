@@ -260,7 +260,8 @@ def drain(
     """Move everything in the stream so far into the sink (or until budget_seconds have
     passed), then delete the days past retention. While another drain runs, wait for it up to
     wait_seconds (it may have started before the newest entries came), else do nothing.
-    Entries added after `until` (seconds since the epoch) are left for a later drain."""
+    Entries added after `until` (seconds since the epoch) are left for a later drain. The lock
+    is held lock_seconds at a time, renewed after each batch: long enough for one batch."""
     done = Drained()
     lock = redis.lock(
         f"lock:monitor:drain:{stream}",
@@ -280,6 +281,12 @@ def drain(
         done.drained_until = started if until is None else min(started, until)
         for entries, reached in _batches(redis, stream, until_id):
             _settle(redis, stream, sink, entries, done)
+            try:  # held lock_seconds past each batch: a killed drainer's lapses soon
+                lock.reacquire()
+            except LockError:  # lapsed during a slow batch: another drain may hold it now
+                log.warning("drain of %s outlasted its lock: the next drain goes on", stream)
+                done.drained_until = _stream_id(entries[-1].name)[0] / 1000 - 0.001
+                break
             if not reached and time.monotonic() > deadline:
                 # Out of time: drained up to the last entry written (its millisecond may hold
                 # more entries, not yet read).

@@ -23,6 +23,9 @@ from shared.realised_prices import RealisedPrices
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+# A drain holds its stream's lock this long past each batch (100,000 listings at most: a few
+# seconds): a drainer killed mid-batch (SIGKILL, OOM) keeps the next drains out only this long.
+DRAIN_LOCK_SECONDS = 20
 
 
 def ensure_scheduled(redis: Redis, settings: Settings) -> None:
@@ -67,7 +70,7 @@ def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
             stream,
             sink,
             settings.monitor_retention_days,
-            lock_seconds=timeout,
+            lock_seconds=DRAIN_LOCK_SECONDS,
             budget_seconds=timeout / 4,
             wait_seconds=timeout / 4,
             until=until,
