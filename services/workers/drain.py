@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 GROUP = "monitor"
 CONSUMER = "drain"
 READ_COUNT = 500  # entries per XREADGROUP
-BATCH_LISTINGS = 100_000  # listings per file, about; a batch stops at the first read past it
+# Listings per file, about (a batch stops at the first read past it): held as Python rows
+# while a batch is written, about 2 KB each, so 20,000 keep a drain near 40 MB.
+BATCH_LISTINGS = 20_000
 # The dead-letter stream keeps this many entries (each field cut to DEAD_LETTER_FIELD_BYTES):
 # enough to see what went wrong, never enough to fill Redis. Its counter counts them all.
 DEAD_LETTER_MAX_LEN = 1_000

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ from shared.monitor_state import (
 )
 from shared.pipeline import RunInputs
 from shared.plots import drift_figure
-from shared.prediction_store import days_between, read_predictions
+from shared.prediction_store import LISTING_COLUMNS, days_between, read_predictions
 from shared.stage_records import Prepared
 from shared.tracking import DRIFT_REFERENCE_ARTIFACT
 
@@ -40,13 +41,27 @@ DRIFT_FIGURE = "drift/summary.png"
 DRIFT_REPORT = "drift/report.json"
 
 
-def window_of(context: StageContext, params: DriftParams, now: datetime) -> pd.DataFrame:
-    """The listings logged in the last window_hours, as the store holds them."""
+# What a check reads of each logged listing: the fields it compares, who answered and what.
+WINDOW_COLUMNS = [
+    *(name for name in LISTING_COLUMNS if name != "id"),
+    "entry_id",  # one stream entry per request
+    "model_version",
+    "price_category",
+]
+
+
+def window_of(
+    context: StageContext, params: DriftParams, now: datetime
+) -> tuple[pd.DataFrame, int]:
+    """The listings logged in the last window_hours (the columns a check compares), and the
+    requests they came in."""
     start = now - timedelta(hours=params.window_hours)
     folder = context.settings.resolve(context.settings.monitor_dir)
-    frame = read_predictions(folder, days_between(start, now))
-    window = frame.to_pandas()
-    return window[window["time"] >= pd.Timestamp(start)].reset_index(drop=True)
+    # Filtered as read, and only the columns compared: a day's partition may hold far more
+    # than the window, and the ids alone would double what the frame holds.
+    table = read_predictions(folder, days_between(start, now), since=start, columns=WINDOW_COLUMNS)
+    requests = pc.count_distinct(table["entry_id"]).as_py()
+    return table.drop_columns(["entry_id"]).to_pandas(), requests
 
 
 def drift_reference(context: StageContext, champion: ModelVersion) -> dict[str, Any] | None:
@@ -140,8 +155,8 @@ def run_drift_check(context: StageContext) -> dict[str, Any]:
     }
     champion = context.registry.champion()
     reference = drift_reference(context, champion) if champion is not None else None
-    window = window_of(context, params, now)
-    report |= {"listings": len(window), "requests": int(window["request_id"].nunique())}
+    window, requests = window_of(context, params, now)
+    report |= {"listings": len(window), "requests": requests}
     if champion is None or reference is None:
         report["status"] = "no_champion" if champion is None else "no_reference"
     elif len(window) < params.min_listings:
