@@ -64,9 +64,7 @@ def test_each_listing_is_one_row_at_its_latest_price_labelled_by_the_price():
 def test_prices_and_listings_outside_the_validate_ranges_are_left_out_and_counted():
     """The contract takes 40 guests and $25,000 (validate's ranges stop at 30 and $20,000): one
     such price used to fail every run that trained on realised prices."""
-    feedback = _feedback(
-        _price("a", 25_000), _price("b", 150, accommodates=40), _price("c", 150)
-    )
+    feedback = _feedback(_price("a", 25_000), _price("b", 150, accommodates=40), _price("c", 150))
     rows, left_out = training_rows(feedback)
     assert rows["id"].tolist() == ["c"]
     assert left_out == {
