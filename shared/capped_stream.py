@@ -72,9 +72,33 @@ class CappedStream:
         keys = [self.stream, count_key(self.stream), f"{self.stream}:append:{append_id}"]
         return int(self._append(keys=keys, args=args))
 
+    def mark_written(self, writer: str, until: float) -> None:
+        """Say that every item `writer` (a process) was given before `until` (seconds since
+        the epoch) is in the stream: what a reader needs before it may call a price's
+        prediction unknown (written_until)."""
+        self.redis.hset(written_until_key(self.stream), writer, f"{until:.3f}")
+
     def held(self) -> int:
         """Items in the stream now (by the counter)."""
         return int(self.redis.get(count_key(self.stream)) or 0)
+
+
+def written_until_key(stream: str) -> str:
+    return f"{stream}:written-until"
+
+
+def written_until(redis: Redis, stream: str, now: float, silent_seconds: float) -> float | None:
+    """The time before which every writer has put in the stream all it was given: the oldest
+    mark of the writers heard from within silent_seconds (None when none was). A writer
+    silent longer is taken for gone (a process that ended), and forgotten."""
+    marks = {
+        writer: float(value) for writer, value in redis.hgetall(written_until_key(stream)).items()
+    }
+    gone = [writer for writer, mark in marks.items() if mark < now - silent_seconds]
+    if gone:
+        redis.hdel(written_until_key(stream), *gone)
+    live = [mark for mark in marks.values() if mark >= now - silent_seconds]
+    return min(live) if live else None
 
 
 def items_of(fields: Mapping[bytes, bytes] | None) -> int:

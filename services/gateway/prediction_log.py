@@ -16,6 +16,8 @@ the buffer, or that Redis refuses, are dropped and counted.
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -43,6 +45,9 @@ LINGER_SECONDS = 0.05
 WARN_EVERY_SECONDS = 60.0
 # Seconds between attempts to send what Redis did not take, doubling up to the last.
 RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+# How often the writer says how far it has written (every answer before a time is in the
+# stream), idle or not: the monitor joins a realised price only once every writer is past it.
+MARK_EVERY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Appender(Protocol):
 
     def append(self, append_id: str, entries: Sequence[Item]) -> int: ...
 
+    def mark_written(self, writer: str, until: float) -> None: ...
+
 
 @dataclass
 class _Unsent:
@@ -121,6 +128,7 @@ class PredictionLog:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned_at = float("-inf")
+        self._marked_at = float("-inf")
 
     def record(self, answered: Answered) -> None:
         """Queue a request's answers for the stream; drops them (counted) when the buffer is
@@ -144,6 +152,7 @@ class PredictionLog:
     def flush(self) -> bool:
         """Send everything buffered now; False when Redis could not be reached (what was not
         sent stays buffered, for the next flush)."""
+        started = time.time()  # everything recorded before is buffered or being sent
         while unsent := self._unsent or self._take(WRITE_BATCH):
             self._unsent = unsent
             listings = unsent.listings
@@ -160,7 +169,17 @@ class PredictionLog:
             self._release(unsent)
             if written < listings:  # the stream's cap: the rest did not fit
                 self.on_dropped(listings - written)
+        self._mark_written(started)
         return True
+
+    def _mark_written(self, until: float) -> None:
+        if time.monotonic() - self._marked_at < MARK_EVERY_SECONDS:
+            return
+        try:
+            self.stream.mark_written(f"{socket.gethostname()}:{os.getpid()}", until)
+            self._marked_at = time.monotonic()
+        except RedisError:  # said again at the next flush
+            pass
 
     def _take(self, limit: int) -> _Unsent | None:
         """Requests buffered, oldest first, up to about limit listings (at least one)."""
@@ -182,8 +201,8 @@ class PredictionLog:
     def _run(self) -> None:
         failures = 0
         while True:
-            self._wake.wait()
-            time.sleep(LINGER_SECONDS)
+            if self._wake.wait(MARK_EVERY_SECONDS):  # else idle: flushes nothing, marks
+                time.sleep(LINGER_SECONDS)
             self._wake.clear()
             if self.flush():
                 failures = 0

@@ -16,6 +16,7 @@ from services.workers.context import StageContext, job_context
 from services.workers.drain import drain, prediction_sink
 from services.workers.drift_check import run_drift_check
 from services.workers.feedback_join import feedback_sink, refresh_live_scores
+from shared.capped_stream import written_until
 from shared.feedback import FEEDBACK_SETTLE_SECONDS
 from shared.monitor_state import drained_until
 from shared.queues import MONITOR_TASKS, monitor_interval, schedule_monitor
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 # A drain holds its stream's lock this long past each batch (100,000 listings at most: a few
 # seconds): a drainer killed mid-batch (SIGKILL, OOM) keeps the next drains out only this long.
 DRAIN_LOCK_SECONDS = 20
+# A gateway process not heard from this long is taken for gone (it says how far it has written
+# the log every second while it lives).
+WRITER_SILENT_SECONDS = 60
 
 
 def ensure_scheduled(redis: Redis, settings: Settings) -> None:
@@ -55,15 +59,24 @@ def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
             RealisedPrices(context.tracker, context.ledger),
         ),
     }
-    report = {}
+    report: dict[str, dict[str, Any]] = {}
     log_stream = settings.prediction_log_stream
+    # Read before the log's drain: every answer made before this is in the stream by now, so
+    # it is drained once that drain has gone past its start.
+    written = written_until(redis, log_stream, time.time(), WRITER_SILENT_SECONDS)
     for stream, sink in sinks.items():
         until = None
         if stream == settings.feedback_stream:
-            # A price is joined once the log is drained past its time (and a moment more: a
-            # prediction's entry is written up to 50 ms after its answer); "unknown" before
-            # that would be a guess.
-            until = (drained_until(redis, log_stream) or 0) - FEEDBACK_SETTLE_SECONDS
+            # A price is joined once every prediction made before it is drained (a moment
+            # more for clocks of other hosts); "unknown" before that would be a guess. Known
+            # only when this job drained the log itself (after reading the writers' marks).
+            if (
+                report[log_stream]["busy"]
+                or (log_drained := drained_until(redis, log_stream)) is None
+            ):
+                report[stream] = {"waiting_for": log_stream}
+                continue
+            until = min(log_drained, written or log_drained) - FEEDBACK_SETTLE_SECONDS
         # Wait for a drain that is running (it may have started before the newest entries).
         drained = drain(
             redis,

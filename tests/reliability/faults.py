@@ -152,6 +152,7 @@ class PredictionLoop:
         self.url = f"{gateway}/predict"
         self.statuses: Counter[int | str] = Counter()
         self.versions: set[str] = set()
+        self.prediction_ids: list[str] = []  # of the answers
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -166,6 +167,7 @@ class PredictionLoop:
                 self.statuses[reply.status_code] += 1
                 if reply.status_code == 200:
                     self.versions.add(reply.json()["model_version"])
+                    self.prediction_ids.append(reply.json()["prediction_id"])
                 time.sleep(0.01)
 
     def __enter__(self) -> "PredictionLoop":

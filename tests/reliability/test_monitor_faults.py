@@ -19,7 +19,7 @@ from services.gateway.prediction_log import Answered
 from services.stack import processes
 from services.workers import drain as drain_module
 from services.workers.drain import GROUP, drain, prediction_sink
-from shared.capped_stream import CappedStream, count_key
+from shared.capped_stream import CappedStream, count_key, written_until
 from shared.monitor_state import dead_letter_stream, stream_status
 from shared.prediction_ids import new_request_prediction_id
 from shared.prediction_store import day_folders, read_predictions
@@ -226,3 +226,16 @@ def test_the_stream_holds_at_most_its_cap_in_listings_until_drained(redis_url, s
     redis.delete(stream)  # deleted by hand: the counter must not keep refusing
     _drain(redis, stream, tmp_path)
     assert capped.held() == 0
+
+
+def test_the_log_is_written_up_to_the_oldest_mark_of_the_writers_still_heard_from(
+    redis_url, stream
+):
+    redis = connect(redis_url)
+    capped, now = CappedStream(redis, stream, CAP), time.time()
+    assert written_until(redis, stream, now, silent_seconds=60) is None  # nobody wrote yet
+    capped.mark_written("host-a:1", now - 5)  # behind: its buffer holds older answers
+    capped.mark_written("host-b:2", now - 1)
+    capped.mark_written("host-c:3", now - 600)  # a process that ended ten minutes ago
+    assert written_until(redis, stream, now, silent_seconds=60) == pytest.approx(now - 5)
+    assert set(redis.hkeys(f"{stream}:written-until")) == {b"host-a:1", b"host-b:2"}

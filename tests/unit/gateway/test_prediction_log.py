@@ -3,6 +3,7 @@ stream (the real stream, its cap and its Lua script are tested in
 tests/integration/test_prediction_log.py)."""
 
 import json
+import os
 import time
 
 import pytest
@@ -21,6 +22,7 @@ class _Stream:
         self.appends: list[list] = []
         self.answered: dict[str, int] = {}
         self.refuse: Exception | None = None
+        self.marks: list[tuple[str, float]] = []
 
     def append(self, append_id, entries):
         if self.down:
@@ -38,6 +40,11 @@ class _Stream:
             self.appends.append(fitting)
             self.answered[append_id] = sum(e.count for e in fitting)
         return self.answered[append_id]
+
+    def mark_written(self, writer, until):
+        if self.down:
+            raise RedisConnectionError("Connection refused")
+        self.marks.append((writer, until))
 
     def logged_ids(self) -> list[list]:
         return [
@@ -198,3 +205,20 @@ def test_the_writer_sends_what_it_kept_once_redis_is_back_without_another_reques
             break
         time.sleep(0.01)
     assert stream.logged_ids() == [[1, 2]]
+
+
+def test_the_writer_says_how_far_it_has_written_only_once_it_has(monkeypatch):
+    """What the monitor waits for before it calls a realised price's prediction unknown."""
+    monkeypatch.setattr(prediction_log, "MARK_EVERY_SECONDS", 0)
+    stream = _Stream(down=True)
+    log, _ = _log(stream)
+    log.record(_answered([1], "a"))
+    assert not log.flush() and stream.marks == []  # not written: nothing said
+
+    stream.down = False
+    before = time.time()
+    log.record(_answered([2], "b"))
+    assert log.flush()
+    ((writer, until),) = stream.marks
+    assert before <= until <= time.time()  # both requests were recorded before `until`
+    assert writer.endswith(f":{os.getpid()}")
