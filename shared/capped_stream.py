@@ -78,9 +78,18 @@ class CappedStream:
         prediction unknown (written_until)."""
         self.redis.hset(written_until_key(self.stream), writer, f"{until:.3f}")
 
+    def count_dropped(self, items: int) -> None:
+        """Add to the items this stream's writers had to drop, kept beside it: a count that
+        outlives the process that dropped them (a gateway's own counter restarts with it)."""
+        self.redis.incrby(dropped_key(self.stream), items)
+
     def held(self) -> int:
         """Items in the stream now (by the counter)."""
         return int(self.redis.get(count_key(self.stream)) or 0)
+
+
+def dropped_key(stream: str) -> str:
+    return f"{stream}:dropped"
 
 
 def written_until_key(stream: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
-from shared.capped_stream import CappedStream
+from shared.capped_stream import CappedStream, dropped_key
 
 LATEST_DRIFT_KEY = "monitor:drift:latest"
 DRIFT_RETRAIN_KEY = "monitor:drift:retrain"
@@ -91,12 +91,14 @@ def drained_until(redis: Redis, stream: str) -> float | None:
 
 
 def stream_status(redis: Redis, stream: str, cap: int) -> dict[str, Any]:
-    """What waits in a drained stream, its cap, what its drains set aside, and how far they
-    got: for GET /monitor and /metrics."""
+    """What waits in a drained stream, its cap, what its writers dropped and its drains set
+    aside (since the stream began, whatever restarted since), and how far the drains got: for
+    GET /monitor and /metrics."""
     until = drained_until(redis, stream)
     return {
         "waiting": CappedStream(redis, stream, cap).held(),
         "capacity": cap,
+        "dropped": int(redis.get(dropped_key(stream)) or 0),
         "dead_lettered": int(redis.get(dead_letter_count_key(stream)) or 0),
         "drained_until": until,
     }

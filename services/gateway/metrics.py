@@ -157,6 +157,11 @@ class StreamGauges(Collector):
             "Items the stream holds at most; beyond, new ones are dropped (counted)",
             labels=["stream"],
         )
+        dropped = CounterMetricFamily(
+            "monitor_stream_dropped_items",
+            "Items the stream's writers dropped (full), counted in Redis: survives restarts",
+            labels=["stream"],
+        )
         dead = CounterMetricFamily(
             "monitor_dead_letters",
             "Stream entries a drain could not write, set aside in <stream>:dead-letter",
@@ -167,11 +172,12 @@ class StreamGauges(Collector):
                 status = stream_status(self.redis, stream, cap)
                 waiting.add_metric([stream], status["waiting"])
                 capacity.add_metric([stream], cap)
+                dropped.add_metric([stream], status["dropped"])
                 dead.add_metric([stream], status["dead_lettered"])
         except RedisError as error:
             log.warning("stream metrics unavailable: %s", error)
             return
-        yield from (waiting, capacity, dead)
+        yield from (waiting, capacity, dropped, dead)
 
 
 class PipelineGauges(Collector):

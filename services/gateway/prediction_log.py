@@ -96,6 +96,8 @@ class Appender(Protocol):
 
     def mark_written(self, writer: str, until: float) -> None: ...
 
+    def count_dropped(self, items: int) -> None: ...
+
 
 @dataclass
 class _Unsent:
@@ -129,6 +131,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._warned_at = float("-inf")
         self._marked_at = float("-inf")
+        self._drops_to_count = 0  # dropped, not yet added to the stream's own count
 
     def record(self, answered: Answered) -> None:
         """Queue a request's answers for the stream; drops them (counted) when the buffer is
@@ -147,7 +150,7 @@ class PredictionLog:
         if accepted:
             self._wake.set()
         else:
-            self.on_dropped(count)
+            self._dropped(count)
 
     def flush(self) -> bool:
         """Send everything buffered now; False when Redis could not be reached (what was not
@@ -168,9 +171,27 @@ class PredictionLog:
                 self._warn(error, listings, "dropped")
             self._release(unsent)
             if written < listings:  # the stream's cap: the rest did not fit
-                self.on_dropped(listings - written)
+                self._dropped(listings - written)
         self._mark_written(started)
+        self._count_drops()
         return True
+
+    def _dropped(self, listings: int) -> None:
+        self.on_dropped(listings)
+        with self._lock:
+            self._drops_to_count += listings
+
+    def _count_drops(self) -> None:
+        """Add what was dropped to the stream's own count, which outlives this process."""
+        with self._lock:
+            count, self._drops_to_count = self._drops_to_count, 0
+        if not count:
+            return
+        try:
+            self.stream.count_dropped(count)
+        except RedisError:  # added at a later flush
+            with self._lock:
+                self._drops_to_count += count
 
     def _mark_written(self, until: float) -> None:
         if time.monotonic() - self._marked_at < MARK_EVERY_SECONDS:

@@ -23,6 +23,7 @@ class _Stream:
         self.answered: dict[str, int] = {}
         self.refuse: Exception | None = None
         self.marks: list[tuple[str, float]] = []
+        self.dropped = 0  # the stream's own count, kept in Redis
 
     def append(self, append_id, entries):
         if self.down:
@@ -40,6 +41,11 @@ class _Stream:
             self.appends.append(fitting)
             self.answered[append_id] = sum(e.count for e in fitting)
         return self.answered[append_id]
+
+    def count_dropped(self, items):
+        if self.down:
+            raise RedisConnectionError("Connection refused")
+        self.dropped += items
 
     def mark_written(self, writer, until):
         if self.down:
@@ -222,3 +228,17 @@ def test_the_writer_says_how_far_it_has_written_only_once_it_has(monkeypatch):
     ((writer, until),) = stream.marks
     assert before <= until <= time.time()  # both requests were recorded before `until`
     assert writer.endswith(f":{os.getpid()}")
+
+
+def test_drops_are_added_to_the_streams_own_count_once_redis_takes_them():
+    """The gateway's counter restarts with its process; the stream's count in Redis does not."""
+    stream = _Stream(down=True, cap=2)
+    log, dropped = _log(stream, capacity=3)
+    log.record(_answered([1, 2], "a"))
+    log.record(_answered([3, 4], "b"))  # over the buffer: dropped while Redis is away
+    assert not log.flush() and dropped == [2] and stream.dropped == 0
+
+    stream.down = False
+    log.record(_answered([5], "c"))  # over the stream's cap once [1, 2] is in
+    assert log.flush()
+    assert dropped == [2, 1] and stream.dropped == 3
