@@ -43,7 +43,7 @@ import yaml
 from redis import Redis
 from rq import Worker
 
-from bench import targets
+from bench import join, targets
 from services.stack import processes
 from shared.cleaning import clean_listings
 from shared.contracts import Listing
@@ -672,7 +672,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="soak-") as folder:
         result = run_soak(Volume.month(args.scale), Path(folder))
-    lines = ["# A month of traffic, compressed (`make soak`)", "", *result.lines(), ""]
+    joins = {rows: join.measure(rows) for rows in (300_000, 1_000_000)}
+    lines = [
+        "# A month of traffic, compressed (`make soak`)",
+        "",
+        *result.lines(),
+        "",
+        "## One realised price against a month of stored predictions (bench.join)",
+        "",
+        *join.lines(joins),
+        "",
+    ]
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))  # noqa: T201 - a benchmark prints its numbers
     return 0 if not result.problems else 1
