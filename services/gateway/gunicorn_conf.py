@@ -30,13 +30,26 @@ else:
     os.environ[METRICS_FOLDER] = tempfile.mkdtemp(prefix="gateway-metrics-")
 
 from prometheus_client import multiprocess  # noqa: E402
+from redis.exceptions import RedisError  # noqa: E402
 
 import services.gateway.app  # noqa: E402, F401 - imported for its side effect: the modules loaded
+from services.gateway.prediction_log import forget_writer  # noqa: E402
+from shared.queues import connect  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """A worker ended (restarted, killed): its live gauges stop counting."""
+    """A worker ended (restarted, killed): its live gauges stop counting, and the monitor stops
+    waiting for it to write the prediction log further."""
     multiprocess.mark_process_dead(worker.pid)
+    settings = get_settings()
+    redis = connect(settings.redis_url, timeout=settings.gateway_redis_timeout)
+    try:
+        forget_writer(redis, settings.prediction_log_stream, worker.pid)
+    except RedisError:  # Redis away: the monitor forgets a silent writer on its own
+        pass
+    finally:
+        redis.close()
 
 
 def on_exit(server: Any) -> None:

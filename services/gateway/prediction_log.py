@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.capped_stream import Item
+from shared.capped_stream import Item, written_until_key
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,16 @@ def _json(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:  # an integer wider than 64 bits (a client's id): the standard encoder
         return json.dumps(value).encode()
+
+
+def writer_name(pid: int) -> str:
+    """How a gateway process signs its marks of how far it has written the log."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+def forget_writer(redis: Redis, stream: str, pid: int) -> None:
+    """A process that ended writes nothing more: the monitor need not wait for it."""
+    redis.hdel(written_until_key(stream), writer_name(pid))
 
 
 class Appender(Protocol):
@@ -197,7 +208,7 @@ class PredictionLog:
         if time.monotonic() - self._marked_at < MARK_EVERY_SECONDS:
             return
         try:
-            self.stream.mark_written(f"{socket.gethostname()}:{os.getpid()}", until)
+            self.stream.mark_written(writer_name(os.getpid()), until)
             self._marked_at = time.monotonic()
         except RedisError:  # said again at the next flush
             pass

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 # seconds): a drainer killed mid-batch (SIGKILL, OOM) keeps the next drains out only this long.
 DRAIN_LOCK_SECONDS = 20
 # A gateway process not heard from this long is taken for gone (it says how far it has written
-# the log every second while it lives).
-WRITER_SILENT_SECONDS = 60
+# the log every second while it lives; one that exits is forgotten at once by its master).
+WRITER_SILENT_SECONDS = 15
 
 
 def ensure_scheduled(redis: Redis, settings: Settings) -> None:
