@@ -7,6 +7,7 @@ MLflow behind its login, every pod unprivileged and bounded, only the stack's po
 Redis, PostgreSQL and MLflow."""
 
 import copy
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -224,6 +225,14 @@ def test_every_mlflow_client_and_the_server_have_the_stack_s_login(overlay):
         hosts = expected.index("--allowed-hosts") + 1
         expected[hosts] = server["command"][hosts]  # the Service's names besides loopback
         assert server["command"] == expected
+
+
+def test_the_in_cluster_redis_runs_as_the_local_runner_starts_it_bounded_never_evicting():
+    documents = rendered(K8S / "overlays" / "in-cluster")
+    (redis,) = containers([named(documents, "StatefulSet", "redis")])
+    runner = shlex.join(processes.redis_command(6379, "/data", host="0.0.0.0"))
+    assert "--maxmemory-policy noeviction" in runner
+    assert redis["command"][2].endswith(f"exec {runner}")
 
 
 def test_only_the_stack_s_pods_reach_redis_postgres_and_mlflow():
