@@ -145,14 +145,16 @@ def _listing_pool(size: int, seed: int) -> list[tuple[dict[str, Any], float]]:
     return pool
 
 
-def start(folder: Path) -> Soak:
+def start(folder: Path, volume: Volume) -> Soak:
     """Redis, MLflow, a champion, the monitor worker and the gateway, as the bench starts them."""
     bench = targets.Bench(folder)
     targets.start_backing_services(bench)
     targets.train_champion(bench)
     monitor_config = folder / "monitor.yaml"
     document = yaml.safe_load((PROJECT_DIR / "config/monitor.yaml").read_text())
-    document["drift"]["window_hours"] = 0.05  # 3 minutes: a compressed day's traffic
+    # A day of the compressed month (its 30th part, at least 30 s): what a check reads.
+    day_seconds = max(volume.listings / LISTINGS_PER_SECOND / 30, 30)
+    document["drift"]["window_hours"] = day_seconds / 3600
     monitor_config.write_text(yaml.safe_dump(document))
     env = {
         **bench.env,
@@ -584,7 +586,7 @@ def _expected_scores(truth: Truth) -> dict[str, Any]:
 
 def run_soak(volume: Volume, folder: Path, seed: int = 0) -> Result:
     """Start the processes, drive the month with its faults, drain, check; the result."""
-    soak = start(folder)
+    soak = start(folder, volume)
     truth, samples = Truth(), Samples()
     stop = threading.Event()
     background = [

@@ -61,6 +61,16 @@ FEEDBACK_SCHEMA = pa.schema(
         *((name, PREDICTION_SCHEMA.field(name).type) for name in PREDICTION_COLUMNS),
     ]
 )
+# What live scores read of the stored feedback (a month of it is read after every batch).
+SCORED_COLUMNS = [
+    "feedback_time",
+    "entry_id",
+    "problem",
+    "prediction_id",
+    "actual_category",
+    "price_category",
+    "model_version",
+]
 _TIME = "datetime64[ns, UTC]"
 
 

@@ -20,6 +20,9 @@ from shared.cleaning import MIN_PRICE, CleanReport, categorize_prices
 from shared.prediction_store import LISTING_COLUMNS
 from shared.schema import AMENITY_FLAGS, FROM_FEEDBACK, PRICE_CATEGORIES, TARGET
 
+# What training reads of the stored feedback, and all the monitor publishes of it.
+TRAINING_COLUMNS = ["feedback_time", "problem", "price", *LISTING_COLUMNS]
+
 
 @dataclass(frozen=True)
 class StoredFeedback:

@@ -13,7 +13,15 @@ import pyarrow as pa
 from redis import Redis
 
 from services.workers.drain import Sink
-from shared.feedback import FEEDBACK_SCHEMA, ITEM_SCHEMA, join, live_scores, rows_of_feedback
+from shared.feedback import (
+    FEEDBACK_SCHEMA,
+    ITEM_SCHEMA,
+    SCORED_COLUMNS,
+    join,
+    live_scores,
+    rows_of_feedback,
+)
+from shared.feedback_training import TRAINING_COLUMNS
 from shared.monitor_state import save_feedback_outcomes, save_live_scores
 from shared.prediction_store import Batch, days_between, read_predictions, write_batch
 from shared.realised_prices import RealisedPrices
@@ -41,7 +49,8 @@ def feedback_sink(
         # Published before the outcomes say "joined": a retrain launched once they do trains
         # on these prices.
         if any(row["problem"] is None for row in joined):
-            published.publish(read_predictions(folder, schema=FEEDBACK_SCHEMA).to_pandas())
+            stored = read_predictions(folder, schema=FEEDBACK_SCHEMA, columns=TRAINING_COLUMNS)
+            published.publish(stored.to_pandas())
         save_feedback_outcomes(redis, outcomes(joined))
         refresh_live_scores(redis, folder, window_days)
         return len(written)
@@ -74,7 +83,9 @@ def refresh_live_scores(redis: Redis, folder: Path, window_days: float) -> dict:
     """Score the last window_days of feedback and leave the scores in Redis."""
     now = datetime.now(UTC)
     since = now - timedelta(days=window_days)
-    feedback = read_predictions(folder, days_between(since, now), FEEDBACK_SCHEMA).to_pandas()
+    feedback = read_predictions(
+        folder, days_between(since, now), FEEDBACK_SCHEMA, columns=SCORED_COLUMNS
+    ).to_pandas()
     scores = live_scores(feedback, since) | {"window_days": window_days}
     save_live_scores(redis, scores)
     return scores
