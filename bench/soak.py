@@ -378,8 +378,8 @@ def sample(soak: Soak, samples: Samples, stop: threading.Event) -> None:
                 )
             samples.redis_bytes = max(samples.redis_bytes, int(probe.info("memory")["used_memory"]))
             for name, stream in soak.streams.items():
-                first = probe.xrange(stream, count=1)
-                age = time.time() - int(first[0][0].split(b"-")[0]) / 1000 if first else 0.0
+                first: Any = probe.xrange(stream, count=1)  # [(id, fields)]
+                age = time.time() - int(bytes(first[0][0]).split(b"-")[0]) / 1000 if first else 0.0
                 samples.oldest_waiting[name] = max(samples.oldest_waiting.get(name, 0.0), age)
                 if not any(start - 5 <= time.time() <= end + 60 for start, end in soak.faults):
                     outside = samples.oldest_outside_faults
