@@ -51,8 +51,9 @@ def feedback_sink(
         if any(row["problem"] is None for row in joined):
             stored = read_predictions(folder, schema=FEEDBACK_SCHEMA, columns=TRAINING_COLUMNS)
             published.publish(stored.to_pandas())
-        save_feedback_outcomes(redis, outcomes(joined))
+        # Scored before the outcomes say "joined": whoever sees them joined sees them counted.
         refresh_live_scores(redis, folder, window_days)
+        save_feedback_outcomes(redis, outcomes(joined))
         return len(written)
 
     return Sink(
