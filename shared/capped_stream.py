@@ -20,8 +20,10 @@ from redis import Redis
 from redis.client import Pipeline
 
 COUNT_FIELD = "items"  # each entry's item count, read back by `release`
-# How long an append's id is remembered: far longer than any writer retries one.
-APPEND_ID_SECONDS = 3600
+# How long an append's id is remembered: a writer sends an append again only right after a
+# lost reply, once Redis answers. Each id is a key outside the stream's cap (about 100 bytes;
+# a gateway process appends up to 20 times a second), so not an hour of them.
+APPEND_ID_SECONDS = 300
 
 _APPEND = """
 local done = redis.call('GET', KEYS[3])

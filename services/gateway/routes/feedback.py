@@ -24,10 +24,13 @@ _items = TypeAdapter(list[Feedback])
 
 def _refuse_repeats(items: list[Feedback]) -> None:
     """Two prices for one prediction in one body: which would count? 422, naming the second."""
-    seen: dict[tuple[str, Any], int] = {}
+    seen: dict[tuple[str, str | None], int] = {}
     fields = []
     for index, item in enumerate(items):
-        name, key = ("prediction_id", item.prediction_id) if item.prediction_id else ("id", item.id)
+        # A listing id as a number or as text names the same listing (the join reads text).
+        name, key = (
+            ("prediction_id", item.prediction_id) if item.prediction_id else ("id", str(item.id))
+        )
         first = seen.setdefault((name, key), index)
         if first != index:
             message = f"names the same prediction as [{first}]: send one price for it"

@@ -82,6 +82,16 @@ def test_retrain_while_redis_is_away_is_503_naming_it(client):
         ([{"id": 1}], "[0].price", 422),
         ([{"id": 1, "price": 90}, {"id": 2, "price": "ninety"}], "[1].price", 422),
         ([{"price": 100}], "[0]", 422),
+        ({"id": "r", "price": -5}, "[0].price", 422),
+        ({"request_id": "r", "price": 5}, "[0].request_id", 422),  # anyone's X-Request-ID
+        ([{"id": "caf\ud800", "price": 5}], "[0].id", 422),  # a lone surrogate
+        ([{"id": 1, "price": 5}, {"id": 2, "price": 6}, {"id": 1, "price": 7}], "[2].id", 422),
+        ([{"id": 1, "price": 5}, {"id": "1", "price": 6}], "[1].id", 422),  # one listing
+        (
+            [{"prediction_id": f"20261207-{'a' * 24}-0", "price": p} for p in (5, 6)],
+            "[1].prediction_id",
+            422,
+        ),
         ([{"id": 1, "price": 100, "extra": 1}], "[0].extra", 422),
         ([], "(body)", 422),
         ("prices", "(body)", 422),
