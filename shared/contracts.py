@@ -118,6 +118,21 @@ class Prediction(BaseModel):
     price_category: PriceCategory
     probabilities: dict[PriceCategory, float]
     model_version: str
+    estimated_price: float | None = Field(
+        default=None,
+        description="Estimated nightly price in dollars (models that estimate prices: absent "
+        "from others' answers)",
+        examples=[142.37],
+    )
+    price_interval: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="[low, high] nightly price in dollars, as wide as the model's out-of-fold "
+        "errors require for the price to fall inside for 80% of listings (the candidate's "
+        "interval parameter)",
+        examples=[[98.4, 231.05]],
+    )
     prediction_id: str = Field(
         description="This answer's id: name it in POST /feedback when the price is known",
         examples=["20261207-9f86d081884c7d659a2feaa0-0"],

@@ -25,6 +25,8 @@ TRUSTED_TYPES = [
     "sklearn.utils.validation.check_array",
     "functools.partial",
     "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "shared.blend.PriceBlend",
     "lightgbm.basic.Booster",
     "collections.OrderedDict",
 ]

@@ -14,6 +14,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from shared.blend import PriceBlend
 from shared.errors import ConfigError
 from shared.features import ListingFeatures, Rows, feature_columns
 from shared.schema import PRICE_CATEGORIES
@@ -23,6 +24,7 @@ ESTIMATORS: dict[str, type] = {
     "random_forest": RandomForestClassifier,
     "hist_gradient_boosting": HistGradientBoostingClassifier,
     "lightgbm": LGBMClassifier,
+    "price_blend": PriceBlend,
     "dummy": DummyClassifier,
 }
 
@@ -73,17 +75,25 @@ def fit_candidate(
         model.set_params(n_jobs=threads)
     started = time.perf_counter()
     with threadpool_limits(threads) if threads is not None else nullcontext():
-        pipeline.fit(split.x_train, split.y_train, **_fit_params(spec, pipeline))
+        pipeline.fit(split.x_train, split.y_train, **_fit_params(spec, pipeline, split))
     fit_seconds = time.perf_counter() - started
     make_single_threaded(pipeline)
     return pipeline, fit_seconds
 
 
-def _fit_params(spec: CandidateSpec, pipeline: Pipeline) -> dict[str, Any]:
-    """LightGBM learns which columns are categorical at fit time, not from its parameters."""
-    if spec.estimator != "lightgbm":
+def _fit_params(spec: CandidateSpec, pipeline: Pipeline, split: Split) -> dict[str, Any]:
+    """LightGBM learns which columns are categorical at fit time, not from its parameters;
+    the blend's regressor learns from the prices behind the categories."""
+    if spec.estimator not in ("lightgbm", "price_blend"):
         return {}
-    return {"model__categorical_feature": pipeline.named_steps["features"].categorical_indices}
+    fit_params = {
+        "model__categorical_feature": pipeline.named_steps["features"].categorical_indices
+    }
+    if spec.estimator == "price_blend":
+        if split.price_train is None:
+            raise ConfigError(f"candidate {spec.name!r} learns from prices: the split has none")
+        fit_params["model__price"] = split.price_train
+    return fit_params
 
 
 def make_single_threaded(pipeline: Pipeline) -> None:
@@ -91,6 +101,23 @@ def make_single_threaded(pipeline: Pipeline) -> None:
     model = pipeline.named_steps["model"]
     if "n_jobs" in model.get_params():
         model.set_params(n_jobs=1)
+
+
+def predict_matrix(
+    pipeline: Pipeline, x: Rows, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities (as probability_matrix) and, from a model that estimates prices,
+    one row per listing of estimated nightly price, interval low and interval high (None from
+    a model that does not)."""
+    model = pipeline.named_steps["model"]
+    if isinstance(model, PriceBlend):
+        return model.blend_and_price(pipeline[:-1].transform(x), threads)
+    return probability_matrix(pipeline, x, threads), None
+
+
+def has_price_estimate(pipeline: Pipeline) -> bool:
+    """Whether the model estimates prices beside categories."""
+    return isinstance(pipeline.named_steps["model"], PriceBlend)
 
 
 def probability_matrix(pipeline: Pipeline, x: Rows, threads: int = 1) -> np.ndarray:
@@ -101,6 +128,8 @@ def probability_matrix(pipeline: Pipeline, x: Rows, threads: int = 1) -> np.ndar
     single-threaded); other estimators ignore it.
     """
     model = pipeline.named_steps["model"]
+    if isinstance(model, PriceBlend):
+        return model.blend_and_price(pipeline[:-1].transform(x), threads)[0]
     if isinstance(model, LGBMClassifier):
         # LightGBM's scikit-learn wrapper re-validates the features and copies its parameters
         # on every call: 0.23 ms of its 0.25 for one listing. Its booster computes the same
@@ -127,8 +156,34 @@ def probabilities(pipeline: Pipeline, x: Rows, threads: int = 1) -> pd.DataFrame
     )
 
 
+def calibration_error(y_true: pd.Series, proba: pd.DataFrame, bins: int = 10) -> float:
+    """Top-label expected calibration error: over equal-width bins of the winning
+    probability, the row-weighted gap between that probability and how often it was right."""
+    confidence = proba.max(axis=1).to_numpy()
+    right = (proba.idxmax(axis=1) == y_true).to_numpy()
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    error = 0.0
+    for bin_ in np.unique(which):
+        members = which == bin_
+        error += members.mean() * abs(right[members].mean() - confidence[members].mean())
+    return float(error)
+
+
+def score_prices(price: pd.Series, estimates: np.ndarray) -> dict[str, float]:
+    """How well estimates (columns estimate, low, high) place the true nightly prices: the
+    interval's coverage and median width, and the median absolute error of ln(price)."""
+    true = price.to_numpy(dtype=float)
+    estimate, low, high = estimates[:, 0], estimates[:, 1], estimates[:, 2]
+    return {
+        "interval_coverage": float(((true >= low) & (true <= high)).mean()),
+        "interval_median_width": float(np.median(high - low)),
+        "price_median_abs_log_error": float(np.median(np.abs(np.log(true) - np.log(estimate)))),
+    }
+
+
 def score_predictions(y_true: pd.Series, proba: pd.DataFrame) -> dict[str, float]:
-    """Accuracy, macro F1, one-vs-rest ROC AUC and per-class precision / recall / F1."""
+    """Accuracy, macro F1, one-vs-rest ROC AUC, calibration error and per-class precision /
+    recall / F1."""
     labels = list(PRICE_CATEGORIES)
     predicted = proba.idxmax(axis=1)
     ordered = sorted(labels)  # roc_auc_score wants its labels sorted, columns to match
@@ -138,6 +193,7 @@ def score_predictions(y_true: pd.Series, proba: pd.DataFrame) -> dict[str, float
         "roc_auc_ovr": float(
             roc_auc_score(y_true, proba[ordered].to_numpy(), multi_class="ovr", labels=ordered)
         ),
+        "calibration_error": calibration_error(y_true, proba),
     }
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, predicted, labels=labels, zero_division=0
@@ -147,6 +203,17 @@ def score_predictions(y_true: pd.Series, proba: pd.DataFrame) -> dict[str, float
         metrics[f"precision_{key}"] = float(precision[i])
         metrics[f"recall_{key}"] = float(recall[i])
         metrics[f"f1_{key}"] = float(f1[i])
+    return metrics
+
+
+def score_on_test(pipeline: Pipeline, split: Split) -> dict[str, float]:
+    """score_predictions on the test split, and score_prices too for a model that estimates
+    prices."""
+    proba, prices = predict_matrix(pipeline, split.x_test)
+    frame = pd.DataFrame(proba, columns=list(PRICE_CATEGORIES), index=split.x_test.index)
+    metrics = score_predictions(split.y_test, frame)
+    if prices is not None and split.price_test is not None:
+        metrics |= score_prices(split.price_test, prices)
     return metrics
 
 

@@ -28,6 +28,9 @@ class Split:
     x_test: pd.DataFrame
     y_train: pd.Series
     y_test: pd.Series
+    # The nightly prices behind the categories (for models that estimate them too).
+    price_train: pd.Series | None = None
+    price_test: pd.Series | None = None
 
 
 def _unit_interval(salt: str, listing_id: object) -> float:
@@ -54,8 +57,8 @@ class SplitRule:
     def split(self, clean: pd.DataFrame) -> Split:
         """Cleaned listings as model inputs and category, each listing on its side."""
         test = self.is_test(clean["id"])
-        x, y = clean[["id", *MODEL_INPUTS]], clean[TARGET]
-        return Split(x[~test], x[test], y[~test], y[test])
+        x, y, price = clean[["id", *MODEL_INPUTS]], clean[TARGET], clean["price"]
+        return Split(x[~test], x[test], y[~test], y[test], price[~test], price[test])
 
     def tags(self) -> dict[str, str]:
         """The rule as a model version's tags."""

@@ -42,12 +42,21 @@ def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
             p["id"],
             p["price_category"],
             *(f"{p['probabilities'][c]:.3f}" for c in PRICE_CATEGORIES),
+            _price_text(p),
             p["model_version"],
         ]
         for p in predictions
     ]
-    print(table(["id", "category", *PRICE_CATEGORIES, "version"], rows))
+    print(table(["id", "category", *PRICE_CATEGORIES, "price (80% interval)", "version"], rows))
     return 0
+
+
+def _price_text(prediction: dict[str, Any]) -> str:
+    """The estimated nightly price and its interval; "-" from a model that estimates none."""
+    if prediction.get("estimated_price") is None:
+        return "-"
+    low, high = prediction["price_interval"]
+    return f"${prediction['estimated_price']:.0f} (${low:.0f}-${high:.0f})"
 
 
 def cmd_retrain(client: GatewayClient, args: argparse.Namespace) -> int:

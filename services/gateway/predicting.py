@@ -14,7 +14,7 @@ from services.gateway.champion import LoadedModel
 from services.gateway.errors import ApiError, validation_error
 from shared.contracts import Listing
 from shared.explaining import ExplanationUnavailableError, explain, top_contributions
-from shared.modeling import probability_matrix
+from shared.modeling import predict_matrix
 from shared.schema import PRICE_CATEGORIES
 from shared.settings import Settings
 
@@ -41,7 +41,7 @@ def predict_listings(
     threads = 1
     if len(records) >= PARALLEL_BATCH_ROWS:
         threads = batch_threads or os.cpu_count() or 1
-    proba = probability_matrix(model.pipeline, records, threads)
+    proba, prices = predict_matrix(model.pipeline, records, threads)
     labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
     answers: list[dict[str, Any]] = [
         {
@@ -52,6 +52,10 @@ def predict_listings(
         }
         for listing, label, row in zip(listings, labels, proba.tolist(), strict=True)
     ]
+    if prices is not None:
+        for answer, (estimate, low, high) in zip(answers, prices.round(2).tolist(), strict=True):
+            answer["estimated_price"] = estimate
+            answer["price_interval"] = [low, high]
     if explain_top:
         try:
             explainer = model.explainer()

@@ -6,7 +6,7 @@ never waits for models that lose (logging the notebook's 500-tree forest alone t
 """
 
 from services.workers.context import StageContext
-from shared.modeling import fit_candidate, probabilities, score_predictions, single_row_latency_ms
+from shared.modeling import fit_candidate, score_on_test, single_row_latency_ms
 from shared.pipeline import RunInputs, stage_named
 from shared.queues import threads_per_worker
 from shared.selection import REPORTED_METRICS
@@ -51,7 +51,7 @@ def run_train(context: StageContext, run: RunInputs) -> Trained:
             {},
         )
         pipeline, fit_seconds = fit_candidate(spec, split, fit_threads(context))
-        metrics = score_predictions(split.y_test, probabilities(pipeline, split.x_test))
+        metrics = score_on_test(pipeline, split)
         metrics["predict_ms_single_row"] = single_row_latency_ms(pipeline, split.x_test)
         metrics["fit_seconds"] = fit_seconds
         digest, metrics["model_size_bytes"] = context.staged_models.put(  # pickled bytes

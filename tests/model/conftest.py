@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from shared.cleaning import clean_listings
-from shared.modeling import fit_candidate, probabilities, score_predictions
+from shared.modeling import fit_candidate, score_on_test
 from shared.params import PipelineParams, load_params
 from shared.selection import pick_winner
 from shared.settings import PROJECT_DIR
@@ -33,9 +33,7 @@ def grid_results(params, default_split) -> dict:
     results = {}
     for candidate in params.train.candidates:
         pipeline, _ = fit_candidate(candidate.spec(), default_split)
-        metrics = score_predictions(
-            default_split.y_test, probabilities(pipeline, default_split.x_test)
-        )
+        metrics = score_on_test(pipeline, default_split)
         results[candidate.name] = (pipeline, metrics)
     return results
 

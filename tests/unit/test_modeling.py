@@ -16,7 +16,7 @@ from shared.modeling import (
     score_predictions,
 )
 from shared.schema import PRICE_CATEGORIES
-from shared.splitting import SplitRule
+from shared.splitting import Split, SplitRule
 from tests.unit.listings import raw_frame
 
 PRICES = ["$50.00", "$150.00", "$300.00", "$900.00"]
@@ -203,3 +203,10 @@ def test_left_out_optional_fields_are_filled_as_training_saw_them():
         codes["Room in loft"],
         codes["Entire condo"],
     ]
+
+
+def test_a_blend_candidate_needs_a_split_with_prices(tiny_split):
+    spec = CandidateSpec("blend", "price_blend", "all", {"folds": 2})
+    without = Split(tiny_split.x_train, tiny_split.x_test, tiny_split.y_train, tiny_split.y_test)
+    with pytest.raises(ConfigError, match="'blend' learns from prices"):
+        fit_candidate(spec, without)

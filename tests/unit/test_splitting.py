@@ -9,11 +9,12 @@ RULE = SplitRule("unit", 0.15)
 
 
 def listings(ids) -> pd.DataFrame:
-    """Cleaned-looking rows: only id and category matter to the split."""
+    """Cleaned-looking rows: only id matters to the split; each price is its listing's id."""
     frame = pd.DataFrame({"id": list(ids)})
     for column in MODEL_INPUTS:
         frame[column] = 0
     frame[TARGET] = "Low"
+    frame["price"] = frame["id"].astype(float)
     return frame
 
 
@@ -26,6 +27,8 @@ def test_a_listing_keeps_its_side_whatever_else_the_dump_holds():
     kept = set(month["id"]) & set(next_month["id"])
     assert set(before.x_test["id"]) & kept == set(after.x_test["id"]) & kept
     assert not set(after.x_test["id"]) & set(before.x_train["id"])  # never trained on
+    assert (after.price_train == after.x_train["id"]).all()  # each price beside its listing
+    assert (after.price_test == after.x_test["id"]).all()
 
 
 def test_the_test_share_is_test_size():

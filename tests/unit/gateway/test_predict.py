@@ -204,13 +204,13 @@ def test_a_watching_gateway_has_its_champion_before_its_first_request(settings, 
 
 def test_a_big_batch_predicts_with_the_configured_threads(monkeypatch, small_pipeline):
     threads_used = []
-    predict = predicting.probability_matrix
+    predict = predicting.predict_matrix
 
     def counting(pipeline, records, threads=1):
         threads_used.append(threads)
         return predict(pipeline, records, threads)
 
-    monkeypatch.setattr(predicting, "probability_matrix", counting)
+    monkeypatch.setattr(predicting, "predict_matrix", counting)
     model = LoadedModel("1", small_pipeline)
     big = [
         Listing.model_validate({**CHALLENGE_EXAMPLE, "id": i})
