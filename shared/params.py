@@ -86,6 +86,11 @@ class SelectParams(BaseModel):
     # A version this much below the champion on those listings still counts as at least as
     # good: two models of equal merit differ by about this much on ~4,000 listings.
     champion_tolerance: float = Field(0.003, ge=0, le=0.05)
+    # Conditions beyond the metric, on the same listings (None: not required): no category's
+    # recall more than this below the champion's, and a calibration error (ECE) no more than
+    # this above the champion's.
+    max_recall_drop: float | None = Field(None, ge=0, le=1)
+    max_calibration_error_rise: float | None = Field(None, ge=0, le=1)
 
     @field_validator("metric")
     @classmethod
@@ -98,7 +103,13 @@ class SelectParams(BaseModel):
         """The promotion gate these parameters describe."""
         floor = DEFAULT_FLOORS[self.metric] if self.min_score is None else self.min_score
         return GateRules(
-            self.metric, floor, self.max_drop, self.min_compared_rows, self.champion_tolerance
+            self.metric,
+            floor,
+            self.max_drop,
+            self.min_compared_rows,
+            self.champion_tolerance,
+            self.max_recall_drop,
+            self.max_calibration_error_rise,
         )
 
 

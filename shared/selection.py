@@ -1,11 +1,12 @@
 """Choosing the winner of a run and deciding whether it replaces the champion. Pure."""
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.errors import TrainingFailedError
+from shared.schema import PRICE_CATEGORIES
 
 
 @dataclass
@@ -62,6 +63,11 @@ class GateRules:
     # How far below the champion, on the listings compared, a version may score and still count
     # as at least as good: the comparison's own noise.
     champion_tolerance: float = 0.0
+    # Conditions beyond the metric, each against the champion on the listings compared (None:
+    # not required): no category's recall more than this below the champion's...
+    max_recall_drop: float | None = None
+    # ...and a calibration error (ECE) no more than this above the champion's.
+    max_calibration_error_rise: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,10 @@ class Comparison:
     score: float  # the promoted version's
     # Why this is not the champion itself (it could not be loaded or compared); "" if it is.
     note: str = ""
+    # Every metric of each on these listings (score_predictions), for the gate's other
+    # conditions.
+    candidate_metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,11 +101,25 @@ class ChampionScores:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One condition of the gate and the numbers it compared: the version's value, the bound
+    it had to reach (at least, or at most for a calibration error), and the number the bound
+    came from (the champion's; None for the floor)."""
+
+    condition: str
+    value: float
+    bound: float
+    champion: float | None
+    passed: bool
+
+
+@dataclass(frozen=True)
 class GateDecision:
     """Whether a version takes the alias and, if not, every condition it failed, with numbers."""
 
     promoted: bool
     failed: dict[str, str] = field(default_factory=dict)  # condition -> why, with its numbers
+    checks: tuple[Check, ...] = ()  # every condition checked, passed or not
 
     @property
     def decision(self) -> str:
@@ -113,36 +137,75 @@ def decide_promotion(
     the champion (or the last promoted version that can be compared) on test listings neither
     trained on, and has not dropped more than the margin below the champion's score at its own
     promotion. The last two catch data that makes every model look alike: on shuffled prices
-    both the candidate and the re-scored champion sit near chance."""
-    metric, failed = rules.metric, {}
+    both the candidate and the re-scored champion sit near chance. The rules may also require
+    every category's recall and the calibration error to stay near the compared version's."""
+    metric = rules.metric
     if not math.isfinite(score):
         # NaN compares False with everything: without this it would pass every condition.
-        failed["finite"] = f"{metric} {score} is not a number a model can be judged by"
-        return GateDecision(promoted=False, failed=failed)
-    if score < rules.min_score:
+        why = f"{metric} {score} is not a number a model can be judged by"
+        return GateDecision(promoted=False, failed={"finite": why})
+    checks, failed = [], {}
+    floor = Check("min_score", score, rules.min_score, None, score >= rules.min_score)
+    checks.append(floor)
+    if not floor.passed:
         failed["min_score"] = (
             f"{metric} {score:.4f} is below the floor {rules.min_score:.4f} (select.min_score)"
         )
     compared = champion.comparison if champion is not None else None
+    if compared is not None:
+        compared_checks = _compared_checks(rules, compared)
+        checks += [check for check, _ in compared_checks]
+        failed |= {check.condition: why for check, why in compared_checks if not check.passed}
+    if champion is not None and champion.score_at_promotion is not None:
+        at_promotion = champion.score_at_promotion
+        kept = Check("max_drop", score, at_promotion - rules.max_drop, at_promotion, True)
+        checks.append(replace(kept, passed=score >= kept.bound))
+        if score < kept.bound:
+            failed["max_drop"] = (
+                f"{metric} {score:.4f} is more than {rules.max_drop:.4f} (select.max_drop) "
+                f"below champion v{champion.version}'s {at_promotion:.4f} at its promotion"
+            )
+    return GateDecision(promoted=not failed, failed=failed, checks=tuple(checks))
+
+
+def _compared_checks(rules: GateRules, compared: Comparison) -> list[tuple[Check, str]]:
+    """The conditions checked against the compared version on the same listings, each with
+    why it failed (read only if it did)."""
+    where = (
+        f"v{compared.version}'s {{:.4f}} on the {compared.rows} test listings neither trained on"
+    )
     tolerance = rules.champion_tolerance
-    if compared is not None and compared.candidate_score < compared.score - tolerance:
-        below = (
-            f"more than {tolerance:.4f} (select.champion_tolerance) below" if tolerance else "below"
+    below = f"more than {tolerance:.4f} (select.champion_tolerance) below" if tolerance else "below"
+    value, theirs = compared.candidate_score, compared.score
+    checks = [
+        (
+            Check("champion_now", value, theirs - tolerance, theirs, value >= theirs - tolerance),
+            f"{rules.metric} {value:.4f} is {below} " + where.format(theirs),
         )
-        failed["champion_now"] = (
-            f"{metric} {compared.candidate_score:.4f} is {below} v{compared.version}'s "
-            f"{compared.score:.4f} on the {compared.rows} test listings neither trained on"
+    ]
+    mine, champion = compared.candidate_metrics, compared.metrics
+    if rules.max_recall_drop is not None:
+        margin = rules.max_recall_drop
+        for label in PRICE_CATEGORIES:
+            key = f"recall_{label.lower()}"
+            if key in mine and key in champion:
+                value, theirs = mine[key], champion[key]
+                check = Check(key, value, theirs - margin, theirs, value >= theirs - margin)
+                why = (
+                    f"{label} recall {value:.4f} is more than {margin:.4f} "
+                    "(select.max_recall_drop) below " + where.format(theirs)
+                )
+                checks.append((check, why))
+    key = "calibration_error"
+    if rules.max_calibration_error_rise is not None and key in mine and key in champion:
+        margin, value, theirs = rules.max_calibration_error_rise, mine[key], champion[key]
+        check = Check(key, value, theirs + margin, theirs, value <= theirs + margin)
+        why = (
+            f"calibration error {value:.4f} is more than {margin:.4f} "
+            "(select.max_calibration_error_rise) above " + where.format(theirs)
         )
-    if (
-        champion is not None
-        and champion.score_at_promotion is not None
-        and score < champion.score_at_promotion - rules.max_drop
-    ):
-        failed["max_drop"] = (
-            f"{metric} {score:.4f} is more than {rules.max_drop:.4f} (select.max_drop) below "
-            f"champion v{champion.version}'s {champion.score_at_promotion:.4f} at its promotion"
-        )
-    return GateDecision(promoted=not failed, failed=failed)
+        checks.append((check, why))
+    return checks
 
 
 # The columns of a run's candidate report: (metric key, heading, scale, decimals).

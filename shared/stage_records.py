@@ -70,6 +70,9 @@ class Selected(StageRecord):
     decision: str
     reason: str
     failed_conditions: list[str] = []
+    # Every condition the gate checked: its name, the version's value, the bound it had to
+    # reach, the champion's number the bound came from, and whether it passed.
+    conditions: list[dict[str, Any]] = []
     champion_version: str | None = None
     champion_score: float | None = None
     champion_score_at_promotion: float | None = None

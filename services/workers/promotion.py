@@ -3,6 +3,7 @@ section per registered model (a Redis lock, fenced before the alias moves)."""
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,10 +34,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Candidate:
-    """The version being gated and its score on the run's whole test split."""
+    """The version being gated and its metrics on the run's whole test split."""
 
     version: str
-    score: float
+    metrics: Mapping[str, float]
 
 
 # How many promoted versions, newest first, the gate tries before it compares with none.
@@ -76,14 +77,21 @@ def _compare(
             f"only {len(x)} test listings it never trained on (select.min_compared_rows "
             f"{rules.min_compared_rows}{', none ' + ', '.join(missing) if missing else ''})"
         )
-    score = score_predictions(y, probabilities(_load(context, str(promoted.version)), x))
-    if not math.isfinite(score[rules.metric]):
-        raise _UncomparableError(f"scores {score[rules.metric]} on them")
-    candidate_score = candidate.score
+    scores = score_predictions(y, probabilities(_load(context, str(promoted.version)), x))
+    if not math.isfinite(scores[rules.metric]):
+        raise _UncomparableError(f"scores {scores[rules.metric]} on them")
+    candidate_scores = candidate.metrics
     if not unseen.all():  # the candidate was scored on every test listing: score it on these
         model = _load(context, candidate.version)
-        candidate_score = score_predictions(y, probabilities(model, x))[rules.metric]
-    return Comparison(str(promoted.version), len(x), candidate_score, score[rules.metric])
+        candidate_scores = score_predictions(y, probabilities(model, x))
+    return Comparison(
+        str(promoted.version),
+        len(x),
+        candidate_scores[rules.metric],
+        scores[rules.metric],
+        candidate_metrics=candidate_scores,
+        metrics=scores,
+    )
 
 
 def _champion_scores(
@@ -165,16 +173,16 @@ def _gate(
     context: StageContext,
     dataset: Path,
     version: ModelVersion,
-    score: float,
+    metrics: Mapping[str, float],
     champion: ModelVersion | None,
     lock: Lock,
 ) -> dict[str, Any]:
     """Move the alias if the version passes the gate against the champion read under the lock;
     record the decision and why."""
     registry, rules = context.registry, context.params.select.gate()
-    scores = None
+    score, scores = float(metrics[rules.metric]), None
     if champion is not None:
-        candidate = Candidate(str(version.version), score)
+        candidate = Candidate(str(version.version), metrics)
         scores = _champion_scores(context, dataset, champion, candidate)
     decision = decide_promotion(score, rules, scores)
     if decision.promoted:
@@ -200,6 +208,7 @@ def _gate(
         "decision": decision.decision,
         "reason": reason,
         "failed_conditions": sorted(decision.failed),
+        "conditions": [asdict(check) for check in decision.checks],
         **compared,
     }
 
@@ -246,5 +255,6 @@ def register_and_gate(
                 }
             )
             version = registry.register(str(chosen.model_uri), tags)
-        score = float(chosen.metrics[context.params.select.metric])
-        return _gate(context, context.dataset_file(prepared), version, score, champion, lock)
+        return _gate(
+            context, context.dataset_file(prepared), version, chosen.metrics, champion, lock
+        )

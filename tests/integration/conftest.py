@@ -73,14 +73,17 @@ WEAK_GRID = [
 ]
 
 
-def write_pipeline_config(path: Path, candidates: list[dict], processed_dir: Path) -> None:
-    """A pipeline.yaml with the given grid and a small SHAP sample."""
+def write_pipeline_config(
+    path: Path, candidates: list[dict], processed_dir: Path, select: dict | None = None
+) -> None:
+    """A pipeline.yaml with the given grid (and gate settings beyond the metric, if given)
+    and a small SHAP sample."""
     document = {
         "prep": {"processed_dir": str(processed_dir)},
         "split": {"test_size": 0.15, "salt": "listings-1"},
         "validate": {"max_category_shift": 0.1},  # dvc repro reads each stage's section
         "train": {"candidates": candidates},
-        "select": {"metric": "roc_auc_ovr"},
+        "select": {"metric": "roc_auc_ovr", **(select or {})},
         "explain": {"sample_size": 100, "top_features": 10},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,9 +104,9 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
-    def write_grid(self, candidates: list[dict]) -> None:
-        """Replace the candidate grid; workers read it afresh for every job."""
-        write_pipeline_config(self.pipeline_config, candidates, self.folder / "processed")
+    def write_grid(self, candidates: list[dict], select: dict | None = None) -> None:
+        """Replace the candidate grid (and gate settings); workers read it afresh every job."""
+        write_pipeline_config(self.pipeline_config, candidates, self.folder / "processed", select)
 
     @property
     def monitor_config(self) -> Path:

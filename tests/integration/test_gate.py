@@ -1,9 +1,12 @@
-"""The promotion gate on real data gone wrong: meaningless prices never reach the champion, and
-retraining on what made the champion registers nothing new.
+"""The promotion gate on real data gone wrong: meaningless prices never reach the champion,
+retraining on what made the champion registers nothing new, and a better ROC AUC bought with
+Lux's recall is refused.
 
 Shuffled prices keep every column's values as they were, so they pass validate and only the
 gate can stop them; prices that change the category mix are stopped earlier, at validate
 (tests/reliability/test_bad_dumps.py)."""
+
+from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -12,7 +15,13 @@ from mlflow.tracking import MlflowClient
 from shared.launch import launch_run
 from shared.queues import connect
 from shared.settings import PROJECT_DIR
-from tests.integration.conftest import FAST_GRID, Stack, promotable_grid, wait_for_run
+from tests.integration.conftest import (
+    FAST_GRID,
+    Stack,
+    promotable_grid,
+    running_stack,
+    wait_for_run,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +104,58 @@ def test_the_same_data_code_and_parameters_register_nothing_new(
     assert champion(stack) == first["stages"]["select"]["version"]
     # The run is still complete: explained and archived, every candidate's model logged.
     assert set(again["stages"]["archive"]["models"]) == {c["name"] for c in FAST_GRID}
+
+
+def lightgbm(class_weight: dict | None) -> list[dict]:
+    params = {"n_estimators": 60, "random_state": 0, "verbose": -1}
+    if class_weight:
+        params["class_weight"] = class_weight
+    return [{"name": "lgbm", "estimator": "lightgbm", "features": "all", "params": params}]
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack whose first champion is this module's: the session's has another history."""
+    with running_stack(tmp_path_factory.mktemp("gate")) as running:
+        yield running
+
+
+def test_a_better_roc_auc_that_gives_up_lux_is_refused_naming_both_recalls(
+    own_stack: Stack, shipped_data: str
+):
+    stack = own_stack
+    gate = {"max_recall_drop": 0.05, "max_calibration_error_rise": 0.01}
+    # Lux weighted 3x: ROC AUC 0.8748 and Lux recall 0.65 on the default split.
+    stack.write_grid(lightgbm({"Low": 1, "Mid": 1, "High": 1, "Lux": 3}), gate)
+    first = retrain(stack, shipped_data)["stages"]["select"]
+    assert first["promoted"] is True, first
+    # Unweighted: ROC AUC 0.8764, but Lux recall 0.41.
+    stack.write_grid(lightgbm(None), gate)
+
+    run = retrain(stack, shipped_data)
+
+    assert run["state"] == "finished", run
+    select = run["stages"]["select"]
+    assert select["promoted"] is False, select
+    assert select["failed_conditions"] == ["recall_lux"]
+    assert "Lux recall" in select["reason"] and "(select.max_recall_drop)" in select["reason"]
+    checks = {check["condition"]: check for check in select["conditions"]}
+    assert set(checks) == {
+        "min_score",
+        "champion_now",
+        "recall_low",
+        "recall_mid",
+        "recall_high",
+        "recall_lux",
+        "calibration_error",
+        "max_drop",
+    }
+    lux = checks["recall_lux"]
+    # Both numbers: the candidate's on the test split (every test listing is one the champion
+    # never trained on), the champion's as the first run scored it.
+    assert lux["value"] == pytest.approx(select["candidates"]["lgbm"]["recall_lux"], abs=1e-6)
+    assert lux["champion"] == pytest.approx(first["candidates"]["lgbm"]["recall_lux"], abs=1e-6)
+    assert lux["bound"] == pytest.approx(lux["champion"] - 0.05)
+    assert lux["passed"] is False
+    assert checks["champion_now"]["passed"] is True  # the better ROC AUC alone would promote
+    assert champion(stack) == first["version"]

@@ -101,6 +101,79 @@ def test_the_shipped_gate_floor_is_above_chance_and_below_the_notebook():
     assert rules.metric == "roc_auc_ovr"
     assert 0.5 < rules.min_score < 0.818  # chance < floor < the notebook's ROC AUC
     assert 0 < rules.max_drop <= 0.05
+    assert rules.max_recall_drop is not None and 0 < rules.max_recall_drop <= 0.1
+    assert rules.max_calibration_error_rise is not None and rules.max_calibration_error_rise > 0
+
+
+STRICT = GateRules(
+    "auc", min_score=0.75, max_drop=0.02, max_recall_drop=0.05, max_calibration_error_rise=0.01
+)
+CHAMPION_METRICS = {
+    "auc": 0.88,
+    "recall_low": 0.82,
+    "recall_mid": 0.65,
+    "recall_high": 0.53,
+    "recall_lux": 0.61,
+    "calibration_error": 0.02,
+}
+
+
+def compared_with(**candidate: float) -> ChampionScores:
+    """Champion v3 compared on 4,000 listings with a candidate as good but for candidate."""
+    mine = CHAMPION_METRICS | candidate
+    comparison = Comparison("3", 4000, mine["auc"], 0.88, "", mine, CHAMPION_METRICS)
+    return ChampionScores("3", 0.88, comparison)
+
+
+def test_no_category_may_lose_more_recall_than_the_margin():
+    within = decide_promotion(0.88, STRICT, compared_with(recall_lux=0.565))
+    assert within.promoted is True
+    refused = decide_promotion(0.89, STRICT, compared_with(auc=0.89, recall_lux=0.55))
+    assert set(refused.failed) == {"recall_lux"}
+    assert (
+        "Lux recall 0.5500 is more than 0.0500 (select.max_recall_drop) below v3's 0.6100 on the "
+        "4000 test listings neither trained on" in refused.reason
+    )
+
+
+def test_calibration_may_not_worsen_beyond_the_margin():
+    assert decide_promotion(0.88, STRICT, compared_with(calibration_error=0.029)).promoted
+    refused = decide_promotion(0.88, STRICT, compared_with(calibration_error=0.031))
+    assert set(refused.failed) == {"calibration_error"}
+    assert "calibration error 0.0310 is more than 0.0100" in refused.reason
+    assert "above v3's 0.0200" in refused.reason
+
+
+def test_every_condition_checked_is_listed_with_both_numbers():
+    decision = decide_promotion(0.89, STRICT, compared_with(auc=0.89, recall_mid=0.5))
+    checks = {check.condition: check for check in decision.checks}
+    assert list(checks) == [
+        "min_score",
+        "champion_now",
+        "recall_low",
+        "recall_mid",
+        "recall_high",
+        "recall_lux",
+        "calibration_error",
+        "max_drop",
+    ]
+    assert checks["recall_mid"].value == 0.5
+    assert checks["recall_mid"].champion == 0.65
+    assert checks["recall_mid"].bound == pytest.approx(0.60)
+    assert checks["recall_mid"].passed is False
+    assert checks["calibration_error"].bound == pytest.approx(0.03)  # at most, for an error
+    assert checks["min_score"].champion is None
+    assert [c for c, check in checks.items() if not check.passed] == ["recall_mid"]
+
+
+def test_conditions_left_out_of_the_rules_are_not_checked():
+    decision = decide_promotion(0.88, RULES, compared_with(recall_lux=0.1, calibration_error=0.5))
+    assert decision.promoted is True
+    assert {check.condition for check in decision.checks} == {
+        "min_score",
+        "champion_now",
+        "max_drop",
+    }
 
 
 def test_candidate_report_marks_the_winner_and_scales_units():
