@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sklearn.metrics import accuracy_score, f1_score, recall_score
@@ -21,6 +22,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from shared.prediction_ids import day_of_prediction
 from shared.prediction_store import (
     LISTING_COLUMNS,
+    PRICE_COLUMNS,
     PROBABILITY_COLUMNS,
     UnreadableEntryError,
     read_matching,
@@ -42,6 +44,7 @@ PREDICTION_COLUMNS = [
     *LISTING_COLUMNS,
     "price_category",
     *PROBABILITY_COLUMNS,
+    *PRICE_COLUMNS,
 ]
 ITEM_SCHEMA = pa.schema(
     [
@@ -70,6 +73,8 @@ SCORED_COLUMNS = [
     "actual_category",
     "price_category",
     "model_version",
+    "price",
+    *PRICE_COLUMNS,
 ]
 _TIME = "datetime64[ns, UTC]"
 
@@ -172,16 +177,38 @@ def live_scores(feedback: pd.DataFrame, since: datetime) -> dict[str, Any]:
     present = [c for c in PRICE_CATEGORIES if (actual == c).any()]
     recalls = recall_score(actual, predicted, labels=present, average=None, zero_division=0)
     versions = judged.groupby("model_version")
-    return scores | {
-        "accuracy": float(accuracy_score(actual, predicted)),
-        # Over the categories that occur, actual or predicted (scikit-learn's default).
-        "f1_macro": float(f1_score(actual, predicted, average="macro", zero_division=0)),
-        "recall": dict(zip(present, map(float, recalls), strict=True)),
-        "by_version": {
-            str(version): {
-                "judged": len(rows),
-                "accuracy": float((rows["actual_category"] == rows["price_category"]).mean()),
-            }
-            for version, rows in versions
-        },
+    return (
+        scores
+        | _price_scores(judged)
+        | {
+            "accuracy": float(accuracy_score(actual, predicted)),
+            # Over the categories that occur, actual or predicted (scikit-learn's default).
+            "f1_macro": float(f1_score(actual, predicted, average="macro", zero_division=0)),
+            "recall": dict(zip(present, map(float, recalls), strict=True)),
+            "by_version": {
+                str(version): {
+                    "judged": len(rows),
+                    "accuracy": float((rows["actual_category"] == rows["price_category"]).mean()),
+                }
+                for version, rows in versions
+            },
+        }
+    )
+
+
+def _price_scores(judged: pd.DataFrame) -> dict[str, Any]:
+    """How the judged predictions that estimated a price did: the median absolute error of
+    ln(price) and the share of prices inside their interval (nothing without estimates)."""
+    priced = judged[judged["estimated_price"].notna()]
+    if priced.empty:
+        return {}
+    price = priced["price"].astype(float)
+    inside = (price >= priced["price_low"]) & (price <= priced["price_high"])
+    error = (np.log(price) - np.log(priced["estimated_price"].astype(float))).abs()
+    return {
+        "price_estimate": {
+            "judged": len(priced),
+            "median_abs_log_error": float(error.median()),
+            "interval_coverage": float(inside.mean()),
+        }
     }

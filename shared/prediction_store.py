@@ -48,6 +48,9 @@ LISTING_COLUMNS: dict[str, pa.DataType] = {
     "breakfast": pa.int8(),
 }
 PROBABILITY_COLUMNS = {f"probability_{c}": c for c in PRICE_CATEGORIES}
+# The estimated nightly price and its interval; null from models that estimate none (and in
+# files written before prices were estimated: read with SCHEMA, missing columns are null).
+PRICE_COLUMNS = ("estimated_price", "price_low", "price_high")
 SCHEMA = pa.schema(
     [
         ("entry_id", pa.string()),  # the stream entry the row came from
@@ -59,6 +62,7 @@ SCHEMA = pa.schema(
         *LISTING_COLUMNS.items(),
         ("price_category", pa.string()),
         *((column, pa.float64()) for column in PROBABILITY_COLUMNS),
+        *((column, pa.float64()) for column in PRICE_COLUMNS),
     ]
 )
 DAY_PREFIX = "day="
@@ -92,6 +96,10 @@ def rows_of_entry(entry_id: str, fields: Mapping[bytes, bytes]) -> list[dict[str
             row["price_category"] = answer["price_category"]
             for column, category in PROBABILITY_COLUMNS.items():
                 row[column] = float(answer["probabilities"][category])
+            if "estimated_price" in answer:
+                low, high = answer["price_interval"]
+                row["estimated_price"] = float(answer["estimated_price"])
+                row["price_low"], row["price_high"] = float(low), float(high)
             rows.append(row)
         return rows
     except (KeyError, TypeError, AttributeError, ValueError, UnicodeDecodeError) as error:

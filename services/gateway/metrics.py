@@ -137,6 +137,20 @@ class LiveScoreGauges(MonitorGauges):
         for category, value in scores["recall"].items():
             recall.add_metric([category], value)
         yield recall
+        if "price_estimate" not in scores:
+            return
+        estimates = scores["price_estimate"]
+        priced = f"of the estimated prices judged by prices received {days}"
+        yield GaugeMetricFamily(
+            "monitor_live_price_median_abs_log_error",
+            f"Median absolute error of ln(price) {priced}",
+            estimates["median_abs_log_error"],
+        )
+        yield GaugeMetricFamily(
+            "monitor_live_price_interval_coverage",
+            f"Share of realised prices inside their interval, {priced}",
+            estimates["interval_coverage"],
+        )
 
 
 class StreamGauges(Collector):

@@ -74,13 +74,12 @@ class Answered:
             "model_version": self.model_version,
             "latency_ms": f"{self.latency_ms:.3f}",
             "listings": _json(self.listings),
-            "answers": _json(
-                [
-                    {"price_category": a["price_category"], "probabilities": a["probabilities"]}
-                    for a in self.answers
-                ]
-            ),
+            "answers": _json([{key: a[key] for key in LOGGED if key in a} for a in self.answers]),
         })  # fmt: skip
+
+
+# What the log keeps of an answer (the price fields only from models that estimate prices).
+LOGGED = ("price_category", "probabilities", "estimated_price", "price_interval")
 
 
 def _json(value: Any) -> bytes:

@@ -161,6 +161,8 @@ def test_live_scores_judge_each_prediction_once_by_its_latest_price():
     rng = np.random.default_rng(0)
     actual = rng.choice(PRICE_CATEGORIES, 200)
     predicted = np.where(rng.random(200) < 0.7, actual, rng.choice(PRICE_CATEGORIES, 200))
+    price = rng.uniform(50, 500, 200)
+    estimate = price * np.exp(rng.normal(0, 0.3, 200))
     rows = [
         {
             "feedback_time": T0,
@@ -171,25 +173,37 @@ def test_live_scores_judge_each_prediction_once_by_its_latest_price():
             "actual_category": a,
             "price_category": p,
             "model_version": "3" if i < 150 else "4",
+            "price": price[i],
+            # Version 4 estimates prices, within [0.75, 1.3] of its estimate; version 3 none.
+            "estimated_price": estimate[i] if i >= 150 else None,
+            "price_low": estimate[i] * 0.75 if i >= 150 else None,
+            "price_high": estimate[i] * 1.3 if i >= 150 else None,
         }
         for i, (a, p) in enumerate(zip(actual, predicted, strict=True))
     ]
     # Earlier prices for the same predictions (corrected since), and ones that matched nothing.
     stale = [
-        {**row, "feedback_time": T0 - timedelta(hours=1), "actual_category": "Lux"}
-        for row in rows[:50]
+        {**row, "feedback_time": T0 - timedelta(hours=1), "actual_category": "Lux", "price": 1e4}
+        for row in [*rows[:50], *rows[150:]]
     ]
     unknown = [{**rows[0], "problem": UNKNOWN, "prediction_id": None}] * 3
     old = [{**rows[1], "feedback_time": T0 - timedelta(days=30)}]
     scores = live_scores(pd.DataFrame(rows + stale + unknown + old), since=T0 - timedelta(days=7))
 
-    assert (scores["received"], scores["judged"], scores["unknown"]) == (253, 200, 3)
+    assert (scores["received"], scores["judged"], scores["unknown"]) == (303, 200, 3)
     assert scores["accuracy"] == pytest.approx(accuracy_score(actual, predicted))
     assert scores["f1_macro"] == pytest.approx(f1_score(actual, predicted, average="macro"))
     for category in PRICE_CATEGORIES:
         mask = actual == category
         assert scores["recall"][category] == pytest.approx((predicted[mask] == category).mean())
     assert scores["by_version"]["4"]["judged"] == 50
+    priced = slice(150, 200)  # judged by their latest prices, not the stale 10,000
+    ratio = price[priced] / estimate[priced]
+    assert scores["price_estimate"] == {
+        "judged": 50,
+        "median_abs_log_error": pytest.approx(np.median(np.abs(np.log(ratio)))),
+        "interval_coverage": pytest.approx(((ratio >= 0.75) & (ratio <= 1.3)).mean()),
+    }
 
 
 def test_no_price_yet_gives_counts_and_no_scores():

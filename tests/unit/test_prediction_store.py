@@ -24,13 +24,21 @@ PROBABILITIES = {"Low": 0.1, "Mid": 0.6, "High": 0.2, "Lux": 0.1}
 
 
 PREDICTION_ID = f"20251130-{'5' * 24}"
+PRICED = {"estimated_price": 142.37, "price_interval": [98.4, 231.05]}
 
 
-def _entry(ids: list, at: float = 1_764_513_600.5) -> dict[bytes, bytes]:
-    """A stream entry exactly as the gateway writes it (and as Redis returns it: bytes)."""
+def _entry(ids: list, at: float = 1_764_513_600.5, **priced: object) -> dict[bytes, bytes]:
+    """A stream entry exactly as the gateway writes it (and as Redis returns it: bytes); each
+    answer has the fields of priced too (a model that estimates prices)."""
     listings = [vars(Listing.model_validate({**CHALLENGE_EXAMPLE, "id": i})) for i in ids]
     answers = [
-        {"id": i, "price_category": "Mid", "probabilities": PROBABILITIES, "model_version": "7"}
+        {
+            "id": i,
+            "price_category": "Mid",
+            "probabilities": PROBABILITIES,
+            "model_version": "7",
+            **priced,
+        }
         for i in ids
     ]
     answered = Answered(PREDICTION_ID, "req-9", at, "7", listings, answers, latency_ms=1.25)
@@ -58,6 +66,24 @@ def test_an_entry_becomes_one_row_per_listing_in_order():
     assert first["kitchen"] is None  # optional and not sent
     assert first["price_category"] == "Mid"
     assert [first[f"probability_{c}"] for c in PRICE_CATEGORIES] == [0.1, 0.6, 0.2, 0.1]
+    assert "estimated_price" not in first  # a model that estimates no prices: null when read
+
+
+def test_an_estimated_price_and_its_interval_are_kept():
+    entry = _entry([5], **PRICED)
+    row = rows_of_entry("1764513600500-0", entry)[0]
+    assert (row["estimated_price"], row["price_low"], row["price_high"]) == (142.37, 98.4, 231.05)
+
+
+def test_files_written_before_prices_were_estimated_read_them_as_null(tmp_path):
+    older = SCHEMA.remove(SCHEMA.get_field_index("estimated_price"))
+    older = older.remove(older.get_field_index("price_low"))
+    older = older.remove(older.get_field_index("price_high"))
+    write_batch(tmp_path, _batch("100-0", [1], 1_764_513_600.5), schema=older)
+    write_batch(tmp_path, Batch("200-0", rows_of_entry("200-0", _entry([2], **PRICED))))
+    table = read_predictions(tmp_path).sort_by("id")
+    assert table.column("estimated_price").to_pylist() == [None, 142.37]
+    assert table.column("price_high").to_pylist() == [None, 231.05]
 
 
 @pytest.mark.parametrize(
