@@ -106,10 +106,20 @@ class Listing(BaseModel):
 class Contribution(BaseModel):
     """How much one model feature pushed a listing's probability of its category."""
 
-    feature: str
+    feature: str = Field(description="The model's name of the feature", examples=["midtown_km"])
+    label: str = Field(
+        description="The feature as a person knows it", examples=["distance to Midtown (km)"]
+    )
+    listing_value: float | str | None = Field(
+        description="The listing's value of the feature as the model read it: a category by "
+        "name, a number as a number (a distance computed from the coordinates; a flag as 0 or "
+        "1, or, left out, the share of training listings that have it)",
+        examples=[3.2],
+    )
     value: float = Field(
         description="Signed SHAP value in the model's output units: log-odds for gradient "
-        "boosting, probability for forests; positive pushes towards the category"
+        "boosting (for a price blend, its classifier's), probability for forests; positive "
+        "pushes towards the category"
     )
 
 

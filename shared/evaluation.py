@@ -15,6 +15,7 @@ from shared.params import PipelineParams
 from shared.plots import (
     beeswarm,
     calibration_figure,
+    category_effects,
     class_report_figure,
     confusion_figure,
     importance_bars,
@@ -45,6 +46,7 @@ def evaluate_winner(pipeline: Any, clean: pd.DataFrame, params: PipelineParams) 
         figures[f"explain/beeswarm_{label.lower()}.png"] = beeswarm(
             explanation, label, settings.top_features
         )
+        figures[f"explain/categories_{label.lower()}.png"] = category_effects(explanation, label)
     proba = probabilities(pipeline, split.x_test)
     predicted = proba.idxmax(axis=1)
     figures |= {

@@ -37,6 +37,31 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (*COUNT_FIELDS, *COORDINATE_FIELDS, *AMENITY_FLAGS, *LOCATION_FIELDS),
     ),
 }
+# Every model feature as a person knows it (explanations and plots show these; a unit test
+# holds every feature of every set labelled).
+FEATURE_LABELS: dict[str, str] = {
+    "neighbourhood": "borough",
+    "room_type": "room type",
+    "property_type": "property type",
+    "accommodates": "guests",
+    "bathrooms": "bathrooms",
+    "bedrooms": "bedrooms",
+    "beds": "beds",
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "tv": "TV",
+    "internet": "internet",
+    "air_conditioning": "air conditioning",
+    "kitchen": "kitchen",
+    "heating": "heating",
+    "wifi": "wifi",
+    "elevator": "elevator",
+    "breakfast": "breakfast",
+    "midtown_km": "distance to Midtown (km)",
+    "midtown_dx": "km east of Midtown",
+    "midtown_dy": "km north of Midtown",
+}
+OTHER_CATEGORY = "(other)"  # a value seen too rarely in training to have a code of its own
 # Categories known before any data is seen; property types are learned from the data.
 _FIXED_CATEGORIES = {"neighbourhood": NEIGHBOURHOODS, "room_type": ROOM_TYPES}
 
@@ -145,6 +170,15 @@ class ListingFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.array(self.feature_names_, dtype=object)
+
+    def category_names(self) -> dict[str, list[str]]:
+        """Each categorical feature's values by code: position i names code i, the last
+        OTHER_CATEGORY."""
+        return {
+            name: [*sorted(codes, key=codes.__getitem__), OTHER_CATEGORY]
+            for name, codes in self.categories_.items()
+            if name in feature_columns(self.feature_set)[0]
+        }
 
     @property
     def categorical_indices(self) -> list[int]:

@@ -13,6 +13,7 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: E402
 
 from shared.explaining import Explanation  # noqa: E402
+from shared.features import FEATURE_LABELS  # noqa: E402
 from shared.schema import PRICE_CATEGORIES  # noqa: E402
 
 
@@ -20,6 +21,7 @@ def importance_bars(importances: dict[str, dict[str, float]], top: int) -> Figur
     """Mean |SHAP| per feature, one bar group per class, the top features overall."""
     frame = pd.DataFrame(importances)
     frame = frame.loc[frame.sum(axis=1).sort_values(ascending=False).index[:top]]
+    frame.index = [FEATURE_LABELS.get(name, name) for name in frame.index]
     figure = Figure(figsize=(8, 0.4 * len(frame) + 1.5))
     axes = figure.add_subplot()
     frame.iloc[::-1].plot.barh(ax=axes, stacked=True)
@@ -30,17 +32,54 @@ def importance_bars(importances: dict[str, dict[str, float]], top: int) -> Figur
 
 
 def beeswarm(explanation: Explanation, label: str, top: int) -> Figure:
-    """SHAP summary (beeswarm) of one class: how each feature's values push towards it."""
+    """SHAP summary (beeswarm) of one class: how each feature's values push towards it, the
+    features named as a person knows them. A category's code says nothing high or low, so
+    categorical features are drawn in grey (their effects by name: category_effects)."""
     index = explanation.classes.index(label)
-    values = shap.Explanation(
-        values=explanation.values[:, :, index],
-        data=explanation.features.to_numpy(),
-        feature_names=list(explanation.features.columns),
-    )
-    figure = plt.figure(figsize=(8, 6))
-    shap.plots.beeswarm(values, max_display=top, show=False)
-    figure.suptitle(f"SHAP summary for {label}")
+    data = explanation.features.copy()
+    names = []
+    for column in data.columns:
+        names.append(FEATURE_LABELS.get(column, column))
+        if column in explanation.category_names:
+            # shap draws a column of text (object dtype) in grey, not on the value scale.
+            data[column] = [explanation.shown_value(row, column) for row in range(len(data))]
+            names[-1] += " (by name: see categories)"
+    data.columns = names
+    values = shap.Explanation(values=explanation.values[:, :, index], data=data)
+    figure = plt.figure()
+    # plot_size None keeps this figure's size: shap's own ("auto") is too narrow for the names.
+    shap.plots.beeswarm(values, max_display=top, show=False, plot_size=None)
+    figure.set_size_inches(11, 0.45 * min(top, len(names)) + 1.8)
+    figure.axes[0].set_xlabel(f"SHAP value towards {label} (model output units)")
+    figure.suptitle(f"SHAP values towards {label}, {len(data)} test listings")
+    figure.tight_layout()
     plt.close(figure)  # detach from pyplot's registry; the figure object stays usable
+    return figure
+
+
+def category_effects(explanation: Explanation, label: str, most: int = 12) -> Figure:
+    """Per categorical feature, the SHAP values towards a class of each category by name (the
+    most frequent categories of the sample, most above), as box plots."""
+    index = explanation.classes.index(label)
+    features = list(explanation.category_names)
+    figure = Figure(figsize=(11, 1.2 + 0.35 * most * len(features)))
+    panels = np.atleast_1d(figure.subplots(len(features), 1))
+    for axes, feature in zip(panels, features, strict=True):
+        names = explanation.category_names[feature]
+        codes = explanation.features[feature].to_numpy()
+        values = explanation.values[:, explanation.features.columns.get_loc(feature), index]
+        shown = pd.Series(codes[~np.isnan(codes)]).value_counts().index[:most][::-1]
+        axes.boxplot(
+            [values[codes == code] for code in shown],
+            tick_labels=[f"{names[int(code)]} ({(codes == code).sum()})" for code in shown],
+            orientation="horizontal",
+            showfliers=False,
+        )
+        axes.axvline(0, color="grey", linewidth=0.8)
+        axes.set_title(FEATURE_LABELS.get(feature, feature), loc="left")
+    panels[-1].set_xlabel(f"SHAP value towards {label} (model output units)")
+    figure.suptitle(f"Categories' effect towards {label} (listings per category in brackets)")
+    figure.tight_layout()
     return figure
 
 

@@ -103,6 +103,7 @@ def test_retrain_promotes_then_weaker_grid_keeps_champion(stack: Stack, shipped_
         "explain/importances.json",
         "explain/importance_bars.png",
         "explain/beeswarm_lux.png",
+        "explain/categories_lux.png",
     } <= explained
     evaluation = {a.path for a in client.list_artifacts(winner_run, "evaluation")}
     assert {

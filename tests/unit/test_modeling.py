@@ -210,3 +210,10 @@ def test_a_blend_candidate_needs_a_split_with_prices(tiny_split):
     without = Split(tiny_split.x_train, tiny_split.x_test, tiny_split.y_train, tiny_split.y_test)
     with pytest.raises(ConfigError, match="'blend' learns from prices"):
         fit_candidate(spec, without)
+
+
+def test_every_feature_of_every_set_has_a_label_a_person_reads():
+    from shared.features import FEATURE_LABELS, FEATURE_SETS
+
+    for categorical, numeric in FEATURE_SETS.values():
+        assert set(categorical) | set(numeric) <= set(FEATURE_LABELS)

@@ -4,14 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shared.explaining import explain
 from shared.plots import (
+    beeswarm,
     calibration_figure,
+    category_effects,
     class_report_figure,
     confusion_figure,
     importance_bars,
     price_by_neighbourhood,
 )
 from shared.schema import PRICE_CATEGORIES
+from tests.golden.fixtures import golden_listings, golden_model
 
 LABELS = pd.Series(list(PRICE_CATEGORIES) * 25)
 
@@ -42,3 +46,32 @@ def test_other_figures_draw(proba):
         "Bronx",
         "Queens",
     ]
+
+
+@pytest.fixture(scope="module")
+def explanation():
+    return explain(golden_model("price_blend"), golden_listings())
+
+
+def _tick_texts(axes) -> list[str]:
+    return [tick.get_text() for tick in axes.get_yticklabels()]
+
+
+def test_the_beeswarm_names_features_as_people_know_them(explanation):
+    names = _tick_texts(beeswarm(explanation, "Lux", top=20).axes[0])
+    assert "distance to Midtown (km)" in names
+    assert "borough (by name: see categories)" in names
+    assert not {"midtown_km", "neighbourhood", "property_type"} & set(names)
+
+
+def test_categories_are_shown_by_name_with_their_counts(explanation):
+    panels = category_effects(explanation, "Lux").axes
+    assert [axes.get_title(loc="left") for axes in panels] == [
+        "borough",
+        "room type",
+        "property type",
+    ]
+    boroughs = _tick_texts(panels[0])
+    listings = pd.DataFrame(golden_listings())
+    expected = listings["neighbourhood"].value_counts()
+    assert set(boroughs) == {f"{name} ({count})" for name, count in expected.items()}

@@ -222,3 +222,32 @@ def test_a_big_batch_predicts_with_the_configured_threads(monkeypatch, small_pip
     predicting.predict_listings(model, big)  # not configured: every core
 
     assert threads_used == [1, 1, os.cpu_count()]
+
+
+def test_a_blend_champion_answers_a_price_and_explains_its_category_readably(settings):
+    from shared.explaining import explain
+    from tests.golden.fixtures import golden_model
+    from tests.unit.gateway.conftest import FakeSource
+
+    blend = golden_model("price_blend")
+    every_feature = settings.model_copy(update={"explain_top_features": 20})
+    app = create_app(every_feature, source=FakeSource(blend), watch_champion=False)
+    app.extensions["gateway"].cache.refresh()
+    reply = app.test_client().post("/predict?explain=true", json=CHALLENGE_EXAMPLE)
+    assert reply.status_code == 200
+    body = reply.get_json()
+    low, high = body["price_interval"]
+    assert low < body["estimated_price"] < high
+    shown = {c["feature"]: c for c in body["explanation"]}
+    assert len(shown) == 20  # every feature of the "all" set
+    assert shown["neighbourhood"]["label"] == "borough"
+    assert shown["neighbourhood"]["listing_value"] == "Brooklyn"  # by name, not its code
+    assert shown["room_type"]["listing_value"] == CHALLENGE_EXAMPLE["room_type"]
+    assert shown["midtown_km"]["label"] == "distance to Midtown (km)"
+    assert shown["accommodates"]["listing_value"] == CHALLENGE_EXAMPLE["accommodates"]
+    assert shown["kitchen"]["listing_value"] == pytest.approx(blend[0].flag_shares_["kitchen"])
+    # The values are the blend's classifier's exact SHAP values towards the category.
+    explained = explain(blend, [CHALLENGE_EXAMPLE])
+    column = explained.classes.index(body["price_category"])
+    for i, name in enumerate(explained.features.columns):
+        assert shown[name]["value"] == pytest.approx(explained.values[0, i, column])
