@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from lightgbm import LGBMClassifier, LGBMRegressor
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, ndtr
+from scipy.special import ndtr
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedKFold
 
@@ -41,9 +41,10 @@ def price_bin_probabilities(mu: np.ndarray, sd: float) -> np.ndarray:
 def calibrated(blended: np.ndarray, temperature: float, lux_bias: float) -> np.ndarray:
     """Blended probabilities with their log divided by the temperature and Lux's log raised by
     the bias, renormalised."""
-    logits = np.log(np.clip(blended, _FLOOR, None)) / temperature
+    logits = np.log(np.maximum(blended, _FLOOR)) / temperature
     logits[:, LUX] += lux_bias
-    return np.exp(log_softmax(logits, axis=1))
+    scaled = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return scaled / scaled.sum(axis=1, keepdims=True)
 
 
 def fit_temperature(blended: np.ndarray, codes: np.ndarray) -> float:
