@@ -10,8 +10,8 @@ from sklearn.pipeline import Pipeline
 
 from shared.blend import PriceBlend
 from shared.errors import PipelineError
-from shared.features import FEATURE_LABELS, Rows
-from shared.schema import PRICE_CATEGORIES
+from shared.features import Rows
+from shared.schema import FEATURE_LABELS, PRICE_CATEGORIES
 
 
 class ExplanationUnavailableError(PipelineError):

@@ -37,30 +37,6 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (*COUNT_FIELDS, *COORDINATE_FIELDS, *AMENITY_FLAGS, *LOCATION_FIELDS),
     ),
 }
-# Every model feature as a person knows it (explanations and plots show these; a unit test
-# holds every feature of every set labelled).
-FEATURE_LABELS: dict[str, str] = {
-    "neighbourhood": "borough",
-    "room_type": "room type",
-    "property_type": "property type",
-    "accommodates": "guests",
-    "bathrooms": "bathrooms",
-    "bedrooms": "bedrooms",
-    "beds": "beds",
-    "latitude": "latitude",
-    "longitude": "longitude",
-    "tv": "TV",
-    "internet": "internet",
-    "air_conditioning": "air conditioning",
-    "kitchen": "kitchen",
-    "heating": "heating",
-    "wifi": "wifi",
-    "elevator": "elevator",
-    "breakfast": "breakfast",
-    "midtown_km": "distance to Midtown (km)",
-    "midtown_dx": "km east of Midtown",
-    "midtown_dy": "km north of Midtown",
-}
 OTHER_CATEGORY = "(other)"  # a value seen too rarely in training to have a code of its own
 # Categories known before any data is seen; property types are learned from the data.
 _FIXED_CATEGORIES = {"neighbourhood": NEIGHBOURHOODS, "room_type": ROOM_TYPES}

@@ -13,8 +13,10 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: E402
 
 from shared.explaining import Explanation  # noqa: E402
-from shared.features import FEATURE_LABELS  # noqa: E402
-from shared.schema import PRICE_CATEGORIES  # noqa: E402
+from shared.schema import (
+    FEATURE_LABELS,  # noqa: E402
+    PRICE_CATEGORIES,  # noqa: E402
+)
 
 
 def importance_bars(importances: dict[str, dict[str, float]], top: int) -> Figure:

@@ -58,3 +58,28 @@ LONGITUDE_RANGE: Final = (-74.35, -73.60)
 TARGET: Final = "price_category"
 # In cleaned data trained on realised prices: whether a row is one (POST /feedback).
 FROM_FEEDBACK: Final = "from_feedback"
+
+# Every model feature as a person knows it (explanations, plots and the CLI show these;
+# a unit test holds every feature of every feature set labelled), derived ones included.
+FEATURE_LABELS: dict[str, str] = {
+    "neighbourhood": "borough",
+    "room_type": "room type",
+    "property_type": "property type",
+    "accommodates": "guests",
+    "bathrooms": "bathrooms",
+    "bedrooms": "bedrooms",
+    "beds": "beds",
+    "latitude": "latitude",
+    "longitude": "longitude",
+    "tv": "TV",
+    "internet": "internet",
+    "air_conditioning": "air conditioning",
+    "kitchen": "kitchen",
+    "heating": "heating",
+    "wifi": "wifi",
+    "elevator": "elevator",
+    "breakfast": "breakfast",
+    "midtown_km": "distance to Midtown (km)",
+    "midtown_dx": "km east of Midtown",
+    "midtown_dy": "km north of Midtown",
+}

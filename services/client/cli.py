@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services.client.api import ClientError, GatewayClient
-from shared.schema import PRICE_CATEGORIES
+from shared.schema import FEATURE_LABELS, PRICE_CATEGORIES
 from shared.settings import get_local_settings, get_settings, use_local_mlflow_login
 
 
@@ -137,7 +137,10 @@ def cmd_model(client: GatewayClient, args: argparse.Namespace) -> int:
     )
     print(table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in model["metrics"].items()]))
     for label, features in (model.get("importances") or {}).items():
-        top = ", ".join(f"{name} {value:.3f}" for name, value in list(features.items())[:5])
+        top = ", ".join(
+            f"{FEATURE_LABELS.get(name, name)} {value:.3f}"
+            for name, value in list(features.items())[:5]
+        )
         print(f"{label}: {top}")
     return 0
 

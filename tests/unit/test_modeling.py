@@ -213,7 +213,8 @@ def test_a_blend_candidate_needs_a_split_with_prices(tiny_split):
 
 
 def test_every_feature_of_every_set_has_a_label_a_person_reads():
-    from shared.features import FEATURE_LABELS, FEATURE_SETS
+    from shared.features import FEATURE_SETS
+    from shared.schema import FEATURE_LABELS
 
     for categorical, numeric in FEATURE_SETS.values():
         assert set(categorical) | set(numeric) <= set(FEATURE_LABELS)
