@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from services.gateway.admission import WorkSlots, default_slots, slots_folder
 from services.gateway.champion import ChampionCache
 from services.gateway.dashboard import mount_dashboard
 from services.gateway.errors import register_error_handlers
@@ -74,6 +75,7 @@ def create_app(
         redis,
         RunStore(redis, settings.run_ttl_seconds),
         metrics,
+        WorkSlots(slots_folder(), settings.work_slots or default_slots()),
         prediction_log,
     )
     app.extensions["gateway"] = state

@@ -7,6 +7,8 @@ gunicorn's master loads this module before it forks its workers:
   or a worker's restart serves sooner, and the workers share those pages. Nothing here
   connects, starts a thread or loads a model; each worker still builds its own app
   (services.gateway.wsgi) after the fork.
+- It makes the folder of the explanation slots every worker shares (admission control:
+  services.gateway.admission), removed when the master exits.
 - It makes the workers' Prometheus metrics one set: each worker writes its values to files in
   a folder of this master's (prometheus-client's multiprocess mode, chosen by
   PROMETHEUS_MULTIPROC_DIR before the library is first imported), and /metrics, whichever
@@ -33,9 +35,14 @@ from prometheus_client import multiprocess  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
 
 import services.gateway.app  # noqa: E402, F401 - imported for its side effect: the modules loaded
+from services.gateway.admission import SLOTS_FOLDER, slots_folder  # noqa: E402
 from services.gateway.prediction_log import forget_writer  # noqa: E402
 from shared.queues import connect  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
+
+# The explanation slots' lock files, one folder for every worker (services.gateway.admission).
+_own_slots = SLOTS_FOLDER not in os.environ
+slots_folder()
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -55,3 +62,5 @@ def child_exit(server: Any, worker: Any) -> None:
 def on_exit(server: Any) -> None:
     if not _given:
         shutil.rmtree(os.environ[METRICS_FOLDER], ignore_errors=True)
+    if _own_slots:
+        shutil.rmtree(os.environ[SLOTS_FOLDER], ignore_errors=True)

@@ -5,11 +5,14 @@ measures exactly what a request costs below Flask.
 """
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
+from services.gateway.admission import NoSlotFree, WorkSlots
 from services.gateway.champion import LoadedModel
 from services.gateway.errors import ApiError, validation_error
 from shared.contracts import Listing
@@ -29,20 +32,37 @@ def predict_listings(
     listings: list[Listing],
     explain_top: int | None = None,
     batch_threads: int | None = None,
+    work_slots: WorkSlots | None = None,
 ) -> list[dict[str, Any]]:
     """One answer per listing, in order; with explain_top, the top SHAP contributions too.
 
     The pipeline reads plain records: a frame per request would cost more than predicting.
-    A batch of PARALLEL_BATCH_ROWS or more uses batch_threads (None: every core).
+    A batch of PARALLEL_BATCH_ROWS or more uses batch_threads (None: every core). Both it and
+    an explanation are expensive: each holds one of work_slots while it works, and is answered
+    429 at once when none is free (None: no limit).
     """
     # A validated listing's fields are plain values: its own __dict__ is the record, read-only
     # downstream (dict(listing) or model_dump() would cost more than the model for a batch).
     records = [vars(listing) for listing in listings]
-    threads = 1
-    if len(records) >= PARALLEL_BATCH_ROWS:
-        threads = batch_threads or os.cpu_count() or 1
-    proba, prices = predict_matrix(model.pipeline, records, threads)
-    labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
+    big = len(records) >= PARALLEL_BATCH_ROWS
+    threads = (batch_threads or os.cpu_count() or 1) if big else 1
+    expensive = "explanation" if explain_top else "batch" if big else None
+    with _slot(work_slots if expensive else None, expensive or ""):
+        proba, prices = predict_matrix(model.pipeline, records, threads)
+        labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
+        answers = _answers(model, listings, labels, proba, prices)
+        if explain_top:
+            _add_explanations(model, records, labels, explain_top, answers)
+    return answers
+
+
+def _answers(
+    model: LoadedModel,
+    listings: list[Listing],
+    labels: list[str],
+    proba: np.ndarray,
+    prices: np.ndarray | None,
+) -> list[dict[str, Any]]:
     answers: list[dict[str, Any]] = [
         {
             "id": listing.id,
@@ -56,17 +76,47 @@ def predict_listings(
         for answer, (estimate, low, high) in zip(answers, prices.round(2).tolist(), strict=True):
             answer["estimated_price"] = estimate
             answer["price_interval"] = [low, high]
-    if explain_top:
-        try:
-            explainer = model.explainer()
-        except ExplanationUnavailableError as error:
-            raise ApiError(501, "explanation_unavailable", str(error)) from None
-        explanation = explain(model.pipeline, records, explainer)
-        for answer, contributions in zip(
-            answers, top_contributions(explanation, labels, explain_top), strict=True
-        ):
-            answer["explanation"] = contributions
     return answers
+
+
+def _add_explanations(
+    model: LoadedModel,
+    records: list[dict[str, Any]],
+    labels: list[str],
+    top: int,
+    answers: list[dict[str, Any]],
+) -> None:
+    try:
+        explainer = model.explainer()
+    except ExplanationUnavailableError as error:
+        raise ApiError(501, "explanation_unavailable", str(error)) from None
+    explanation = explain(model.pipeline, records, explainer)
+    for answer, contributions in zip(
+        answers, top_contributions(explanation, labels, top), strict=True
+    ):
+        answer["explanation"] = contributions
+
+
+@contextmanager
+def _slot(slots: WorkSlots | None, work: str) -> Iterator[None]:
+    """Hold one of the slots for an expensive work (none to hold: no limit), or answer 429 at
+    once (explain_busy, batch_busy)."""
+    if slots is None:
+        yield
+        return
+    try:
+        with slots.held():
+            yield
+    except NoSlotFree:
+        kind = "explain" if work == "explanation" else work
+        raise ApiError(
+            429,
+            f"{kind}_busy",
+            f"all {len(slots.paths)} slots for expensive requests (explanations, batches of "
+            f"{PARALLEL_BATCH_ROWS:,} listings or more) are busy; retry this {work} shortly "
+            "(smaller requests without ?explain=true are never limited)",
+            retry_after=1,
+        ) from None
 
 
 def _validate(
@@ -119,6 +169,7 @@ def answer_request(
     settings: Settings,
     champion: Callable[[], LoadedModel],
     explain: bool = False,
+    work_slots: WorkSlots | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[Listing]]:
     """The answer to a parsed predict body, its answers one per listing, and the validated
     listings: validated against the contract, then predicted by the champion (read once,
@@ -128,7 +179,7 @@ def answer_request(
     max_explained = settings.max_explain_batch if explain_top else None
     listings, batch = _validate(payload, settings.max_batch, max_explained)
     model = champion()
-    answers = predict_listings(model, listings, explain_top, settings.batch_threads)
+    answers = predict_listings(model, listings, explain_top, settings.batch_threads, work_slots)
     if batch:
         return {"model_version": model.version, "predictions": answers}, answers, listings
     return answers[0], answers, listings

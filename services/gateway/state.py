@@ -6,6 +6,7 @@ from typing import Any, Protocol
 from flask import current_app
 from redis import Redis
 
+from services.gateway.admission import WorkSlots
 from services.gateway.champion import ChampionCache, ChampionSource, LoadedModel
 from services.gateway.errors import ApiError
 from services.gateway.metrics import Metrics
@@ -28,6 +29,7 @@ class Gateway:
     redis: Redis
     runs: RunStore
     metrics: Metrics
+    work_slots: WorkSlots
     prediction_log: PredictionLog | None = None  # None when turned off
 
     def champion(self) -> LoadedModel:

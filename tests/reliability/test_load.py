@@ -11,7 +11,9 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
+from services.gateway.admission import default_slots
 from services.stack import processes
+from shared.contracts import CHALLENGE_EXAMPLE
 from shared.queues import connect, publish_promotion
 from shared.registry import Registry
 from shared.settings import PROJECT_DIR
@@ -106,3 +108,40 @@ def test_a_minute_of_load_during_a_retrain_has_no_errors(isolated_stack: Stack, 
     assert run["state"] == "finished", run
     assert set(result["statuses"]) == {"200"}, result
     assert sum(result["statuses"].values()) > 1000
+
+
+def test_explanations_beyond_their_slots_are_refused_at_once_and_predictions_go_on(
+    fault_gateway: str,
+):
+    # More clients looping explanations at the cap than there are slots (cores - 1 by
+    # default), beside a steady client predicting single listings.
+    explaining = default_slots() + 3
+    batch = [{**CHALLENGE_EXAMPLE, "id": i} for i in range(25)]
+    deadline = time.monotonic() + 10
+    explained: list[requests.Response] = []
+    predicted: list[int] = []
+
+    def explain() -> None:
+        with requests.Session() as session:
+            while time.monotonic() < deadline:
+                url = f"{fault_gateway}/predict?explain=true"
+                explained.append(session.post(url, json=batch, timeout=60))
+
+    def predict() -> None:
+        with requests.Session() as session:
+            while time.monotonic() < deadline:
+                url = f"{fault_gateway}/predict"
+                predicted.append(session.post(url, json=CHALLENGE_EXAMPLE, timeout=60).status_code)
+
+    with ThreadPoolExecutor(max_workers=explaining + 1) as pool:
+        for future in [pool.submit(explain) for _ in range(explaining)] + [pool.submit(predict)]:
+            future.result()
+
+    refused = [reply for reply in explained if reply.status_code == 429]
+    answered = [reply for reply in explained if reply.status_code != 429]
+    assert refused, "no explanation was ever refused: nothing bounds how many run at once"
+    assert all(reply.json()["error"] == "explain_busy" for reply in refused)
+    assert all(reply.headers["Retry-After"] == "1" for reply in refused)
+    assert answered and all(reply.status_code == 200 for reply in answered)
+    assert all(len(answer["explanation"]) == 5 for answer in answered[0].json()["predictions"])
+    assert predicted and set(predicted) == {200}

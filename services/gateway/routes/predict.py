@@ -19,7 +19,11 @@ blueprint = Blueprint("predict", __name__)
 def predict() -> tuple[dict[str, Any], int]:
     state = gateway()
     body, answers, listings = answer_request(
-        json_body(), state.settings, state.champion, explain=query_flag("explain")
+        json_body(),
+        state.settings,
+        state.champion,
+        explain=query_flag("explain"),
+        work_slots=state.work_slots,
     )
     at = time.time()
     # Each answer's own id, for POST /feedback to name it; a client's X-Request-ID is theirs
