@@ -28,12 +28,14 @@ import pyarrow.dataset  # noqa: F401
 import pyarrow.parquet  # noqa: F401
 import skops.io  # noqa: F401
 from mlflow.utils import requirements_utils
-from rq import Worker
+from rq import Queue, Worker
+from rq.job import Job
 
 import services.workers.perform  # noqa: F401
 from services.workers.context import job_context
 from services.workers.monitor import ensure_scheduled
 from services.workers.reconcile import reconcile_runs
+from services.workers.redis_loss import run_despite_redis_loss
 from shared.pipeline import STAGES
 from shared.queues import MONITOR_QUEUE
 
@@ -95,7 +97,15 @@ def _forking_the_scheduler() -> Iterator[None]:
 class PreloadedWorker(Worker):
     """rq's Worker, whose module has the stage jobs and their libraries loaded, which ends runs
     left without a live job each time it runs RQ's maintenance (a monitor worker also makes
-    sure the monitor's next runs are scheduled), and whose scheduler process ends with it."""
+    sure the monitor's next runs are scheduled), whose scheduler process ends with it, and
+    which outlives Redis going away while a job runs (services.workers.redis_loss)."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        def execute() -> None:
+            super(PreloadedWorker, self).execute_job(job, queue)
+
+        if not run_despite_redis_loss(execute, lambda: self.horse_pid, self.connection.ping):
+            self._horse_pid = 0  # reaped while Redis was away: RQ's record of it goes too
 
     def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
         with _forking_the_scheduler():

@@ -135,14 +135,25 @@ def test_two_promotions_swap_live_with_zero_failed_predictions(stack: Stack, gat
     assert ready.status_code == 200 and ready.json()["model_version"] == second_version
 
 
-def test_cli_predicts_lists_runs_and_shows_the_model(gateway: str, tmp_path):
+def test_cli_predicts_lists_runs_and_shows_the_model(gateway: str, served_champion: str, tmp_path):
     listings = tmp_path / "listings.json"
     listings.write_text(json.dumps([EXAMPLE, {**EXAMPLE, "id": 7, "neighbourhood": "Bronx"}]))
     predicted = cli(gateway, "predict", str(listings))
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.splitlines()
-    assert lines[0].split() == ["id", "category", "Low", "Mid", "High", "Lux", "version"]
+    assert lines[0].split() == [
+        *("id", "category", "Low", "Mid", "High", "Lux"),
+        *("price", "(80%", "interval)", "version"),
+    ]
     assert [line.split()[0] for line in lines[1:]] == ["1001", "7"]
+    # The price as the API answers it: "$322 ($204-$514)", or "-" from a model without one.
+    answers = requests.post(f"{gateway}/predict", json=json.loads(listings.read_text()), timeout=10)
+    for line, answer in zip(lines[1:], answers.json()["predictions"], strict=True):
+        price = "-"
+        if "estimated_price" in answer:
+            low, high = answer["price_interval"]
+            price = f"${answer['estimated_price']:.0f} (${low:.0f}-${high:.0f})"
+        assert f"  {price}  " in line
     assert cli(gateway, "runs", "--limit", "3").stdout.splitlines()[0].split()[:3] == [
         "run",
         "created",
