@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install lock run test test-containers test-unit lint format typecheck retrain repro bench bench-quick soak clean
+.PHONY: help install lock run test test-containers test-unit lint format typecheck retrain repro bench bench-quick bench-explain soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ bench: $(INSTALLED) ## serving benchmarks, medians of 3 runs; writes bench/resul
 bench-quick: $(INSTALLED) ## the same, one short run per point (under 5 minutes)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "needs wrk: sudo apt-get install wrk"; exit 1; }
 	$(PY) -m bench --quick
+
+bench-explain: $(INSTALLED) ## a steady client beside 4 explaining ones, with and without admission control
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(PY) -m bench.explain
 
 soak: $(INSTALLED) ## a month of traffic (3M listings, 100k prices) with faults, checked; writes bench/soak.md
 	$(PY) -m bench.soak

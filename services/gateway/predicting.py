@@ -32,27 +32,23 @@ def predict_listings(
     listings: list[Listing],
     explain_top: int | None = None,
     batch_threads: int | None = None,
-    work_slots: WorkSlots | None = None,
 ) -> list[dict[str, Any]]:
     """One answer per listing, in order; with explain_top, the top SHAP contributions too.
 
     The pipeline reads plain records: a frame per request would cost more than predicting.
-    A batch of PARALLEL_BATCH_ROWS or more uses batch_threads (None: every core). Both it and
-    an explanation are expensive: each holds one of work_slots while it works, and is answered
-    429 at once when none is free (None: no limit).
+    A batch of PARALLEL_BATCH_ROWS or more uses batch_threads (None: every core).
     """
     # A validated listing's fields are plain values: its own __dict__ is the record, read-only
     # downstream (dict(listing) or model_dump() would cost more than the model for a batch).
     records = [vars(listing) for listing in listings]
-    big = len(records) >= PARALLEL_BATCH_ROWS
-    threads = (batch_threads or os.cpu_count() or 1) if big else 1
-    expensive = "explanation" if explain_top else "batch" if big else None
-    with _slot(work_slots if expensive else None, expensive or ""):
-        proba, prices = predict_matrix(model.pipeline, records, threads)
-        labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
-        answers = _answers(model, listings, labels, proba, prices)
-        if explain_top:
-            _add_explanations(model, records, labels, explain_top, answers)
+    threads = 1
+    if len(records) >= PARALLEL_BATCH_ROWS:
+        threads = batch_threads or os.cpu_count() or 1
+    proba, prices = predict_matrix(model.pipeline, records, threads)
+    labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
+    answers = _answers(model, listings, labels, proba, prices)
+    if explain_top:
+        _add_explanations(model, records, labels, explain_top, answers)
     return answers
 
 
@@ -97,13 +93,15 @@ def _add_explanations(
         answer["explanation"] = contributions
 
 
+def is_big_batch(payload: Any) -> bool:
+    """Whether a parsed predict body is a batch that predicts on every core."""
+    return isinstance(payload, list) and len(payload) >= PARALLEL_BATCH_ROWS
+
+
 @contextmanager
-def _slot(slots: WorkSlots | None, work: str) -> Iterator[None]:
-    """Hold one of the slots for an expensive work (none to hold: no limit), or answer 429 at
+def slot_for(slots: WorkSlots, work: str) -> Iterator[None]:
+    """Hold one of the slots for an expensive work ("explanation", "batch"), or answer 429 at
     once (explain_busy, batch_busy)."""
-    if slots is None:
-        yield
-        return
     try:
         with slots.held():
             yield
@@ -169,7 +167,6 @@ def answer_request(
     settings: Settings,
     champion: Callable[[], LoadedModel],
     explain: bool = False,
-    work_slots: WorkSlots | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[Listing]]:
     """The answer to a parsed predict body, its answers one per listing, and the validated
     listings: validated against the contract, then predicted by the champion (read once,
@@ -179,7 +176,7 @@ def answer_request(
     max_explained = settings.max_explain_batch if explain_top else None
     listings, batch = _validate(payload, settings.max_batch, max_explained)
     model = champion()
-    answers = predict_listings(model, listings, explain_top, settings.batch_threads, work_slots)
+    answers = predict_listings(model, listings, explain_top, settings.batch_threads)
     if batch:
         return {"model_version": model.version, "predictions": answers}, answers, listings
     return answers[0], answers, listings

@@ -2,11 +2,12 @@
 
 import time
 from collections import Counter
+from contextlib import ExitStack
 from typing import Any
 
 from flask import Blueprint, g
 
-from services.gateway.predicting import answer_request
+from services.gateway.predicting import answer_request, is_big_batch, slot_for
 from services.gateway.prediction_log import Answered
 from services.gateway.routes.requests import json_body, query_flag
 from services.gateway.state import gateway
@@ -18,13 +19,19 @@ blueprint = Blueprint("predict", __name__)
 @blueprint.post("/predict")
 def predict() -> tuple[dict[str, Any], int]:
     state = gateway()
-    body, answers, listings = answer_request(
-        json_body(),
-        state.settings,
-        state.champion,
-        explain=query_flag("explain"),
-        work_slots=state.work_slots,
-    )
+    explain = query_flag("explain")
+    with ExitStack() as expensive:
+        # Explanations and big batches hold one of the host's work slots (429 when none is
+        # free). An explanation takes it before its body is even read: a refusal costs next
+        # to nothing, so clients looping refused requests do not slow the others down.
+        if explain:
+            expensive.enter_context(slot_for(state.work_slots, "explanation"))
+        payload = json_body()
+        if not explain and is_big_batch(payload):
+            expensive.enter_context(slot_for(state.work_slots, "batch"))
+        body, answers, listings = answer_request(
+            payload, state.settings, state.champion, explain=explain
+        )
     at = time.time()
     # Each answer's own id, for POST /feedback to name it; a client's X-Request-ID is theirs
     # to choose (and reuse), so it never names a prediction.
