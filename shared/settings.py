@@ -86,9 +86,10 @@ class Settings(BaseSettings):
     # Listings one ?explain=true request may hold: answered within a second by every model of
     # the shipped grid (the 500-tree forest takes up to 40 ms a listing; LightGBM about 4).
     max_explain_batch: int = Field(25, ge=1)
-    # Expensive requests (?explain=true, batches of 2,000 listings or more) served at once
-    # across the gateway processes of a host; more are answered 429 (explain_busy,
-    # batch_busy). None: cores - 1 (at least 1), so a core is left to predictions.
+    # Expensive requests served at once across the gateway processes of a host: more
+    # ?explain=true requests are answered 429 explain_busy, more batches of 2,000 listings or
+    # more predict on one core instead of every one. None: cores - 1 (at least 1), so a core
+    # is left to predictions.
     work_slots: int | None = Field(None, ge=1)
     # The prediction log (services.gateway.prediction_log): a Redis Stream of every answered
     # listing, one entry per request, holding at most max_listings listings that the monitor

@@ -2,11 +2,12 @@
 
 A gunicorn worker explaining 25 listings is busy for about a second; with every worker doing
 so, plain predictions wait behind them (four clients looping explanations took a steady
-client's p50 from 2.5 ms to 1.2 s). Explanations and big batches (which take every core for a
-moment) therefore take one of N slots, N below the number of worker processes, so some
-process is always free to predict; a request that finds every slot taken is answered at once
-with 429 and Retry-After rather than queued (a sync worker that waited would be a worker not
-predicting).
+client's p50 from 2.5 ms to 1.2 s). Explanations therefore take one of N slots, N below the
+number of worker processes, so some process is always free to predict; an explanation that
+finds every slot taken is answered at once with 429 and Retry-After rather than queued (a
+sync worker that waited would be a worker not predicting). A big batch takes a slot to
+predict on every core; with none free it predicts on its own process's core, never refused
+(bulk scoring keeps working, and takes no core from the other processes).
 
 A slot is an exclusive flock on one of N files in a folder every gateway process of a host
 shares (gunicorn's master makes it before forking: services.gateway.gunicorn_conf). The kernel
@@ -55,6 +56,14 @@ class WorkSlots:
     @contextmanager
     def held(self) -> Iterator[None]:
         """Hold a free slot for the block; NoSlotFree, at once, when none is."""
+        with self.held_if_free() as held:
+            if not held:
+                raise NoSlotFree
+            yield
+
+    @contextmanager
+    def held_if_free(self) -> Iterator[bool]:
+        """Hold a free slot for the block if there is one: True when held."""
         self.folder.mkdir(parents=True, exist_ok=True)  # in case a /tmp cleaner took it
         for path in self.paths:
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -64,8 +73,8 @@ class WorkSlots:
                 os.close(descriptor)
                 continue
             try:
-                yield
+                yield True
             finally:
                 os.close(descriptor)  # closing drops the lock
             return
-        raise NoSlotFree
+        yield False

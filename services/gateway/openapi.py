@@ -72,8 +72,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         413: "Body or batch too large",
         415: "Body is not JSON",
         422: "Invalid fields, each named with its path",
-        429: "Too many expensive requests at once (explain_busy, batch_busy): retry after "
-        "the Retry-After header's seconds",
+        429: "Too many explanations at once (explain_busy): retry after the Retry-After "
+        "header's seconds",
         503: "No champion yet, or a backing service is unavailable",
     }
     return {str(s): _json(_ref("ErrorResponse"), meaning[s]) for s in statuses}

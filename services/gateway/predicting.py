@@ -99,20 +99,17 @@ def is_big_batch(payload: Any) -> bool:
 
 
 @contextmanager
-def slot_for(slots: WorkSlots, work: str) -> Iterator[None]:
-    """Hold one of the slots for an expensive work ("explanation", "batch"), or answer 429 at
-    once (explain_busy, batch_busy)."""
+def explanation_slot(slots: WorkSlots) -> Iterator[None]:
+    """Hold one of the slots for an explanation, or answer 429 explain_busy at once."""
     try:
         with slots.held():
             yield
     except NoSlotFree:
-        kind = "explain" if work == "explanation" else work
         raise ApiError(
             429,
-            f"{kind}_busy",
-            f"all {len(slots.paths)} slots for expensive requests (explanations, batches of "
-            f"{PARALLEL_BATCH_ROWS:,} listings or more) are busy; retry this {work} shortly "
-            "(smaller requests without ?explain=true are never limited)",
+            "explain_busy",
+            f"all {len(slots.paths)} slots for explanations are busy; retry shortly "
+            "(predictions without ?explain=true are never limited)",
             retry_after=1,
         ) from None
 
@@ -167,16 +164,18 @@ def answer_request(
     settings: Settings,
     champion: Callable[[], LoadedModel],
     explain: bool = False,
+    batch_threads: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[Listing]]:
     """The answer to a parsed predict body, its answers one per listing, and the validated
     listings: validated against the contract, then predicted by the champion (read once,
     after validation, so a swap mid-request cannot mix two models and a bad body is a 422
-    even with no champion)."""
+    even with no champion). batch_threads overrides the settings' for a big batch."""
     explain_top = settings.explain_top_features if explain else None
     max_explained = settings.max_explain_batch if explain_top else None
     listings, batch = _validate(payload, settings.max_batch, max_explained)
     model = champion()
-    answers = predict_listings(model, listings, explain_top, settings.batch_threads)
+    threads = batch_threads or settings.batch_threads
+    answers = predict_listings(model, listings, explain_top, threads)
     if batch:
         return {"model_version": model.version, "predictions": answers}, answers, listings
     return answers[0], answers, listings

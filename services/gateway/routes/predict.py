@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, g
 
-from services.gateway.predicting import answer_request, is_big_batch, slot_for
+from services.gateway.predicting import answer_request, explanation_slot, is_big_batch
 from services.gateway.prediction_log import Answered
 from services.gateway.routes.requests import json_body, query_flag
 from services.gateway.state import gateway
@@ -21,16 +21,19 @@ def predict() -> tuple[dict[str, Any], int]:
     state = gateway()
     explain = query_flag("explain")
     with ExitStack() as expensive:
-        # Explanations and big batches hold one of the host's work slots (429 when none is
-        # free). An explanation takes it before its body is even read: a refusal costs next
-        # to nothing, so clients looping refused requests do not slow the others down.
+        # An explanation holds one of the host's work slots (429 when none is free), taken
+        # before its body is even read: a refusal costs next to nothing, so clients looping
+        # refused requests do not slow the others down. A big batch predicts on every core
+        # only while it holds one, else on its own process's core.
         if explain:
-            expensive.enter_context(slot_for(state.work_slots, "explanation"))
+            expensive.enter_context(explanation_slot(state.work_slots))
         payload = json_body()
-        if not explain and is_big_batch(payload):
-            expensive.enter_context(slot_for(state.work_slots, "batch"))
+        big = not explain and is_big_batch(payload)
+        threads = None
+        if big and not expensive.enter_context(state.work_slots.held_if_free()):
+            threads = 1
         body, answers, listings = answer_request(
-            payload, state.settings, state.champion, explain=explain
+            payload, state.settings, state.champion, explain=explain, batch_threads=threads
         )
     at = time.time()
     # Each answer's own id, for POST /feedback to name it; a client's X-Request-ID is theirs

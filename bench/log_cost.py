@@ -1,0 +1,81 @@
+"""What the prediction log costs an answer: one gateway process with the log on and one with it
+off, loaded in turn (1 client, single listings), run after run.
+
+`python -m bench.log_cost [--seconds S] [--runs N]` prints the table and the goal
+(p99 <= 1.5x p50 with the log on).
+"""
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import measure, report, targets
+from bench.wrk import LoadResult
+from shared.contracts import CHALLENGE_EXAMPLE
+
+# label -> (process name, settings beyond the stack's)
+GATEWAYS = {
+    "log on": ("log-on", {}),
+    "log off": ("log-off", {"PRICE_CATEGORY_PREDICTION_LOG": "false"}),
+}
+
+
+def measure_log_cost(folder: Path, seconds: int, runs: int) -> dict[str, LoadResult]:
+    folder.mkdir(parents=True, exist_ok=True)
+    bench = targets.Bench(folder)
+    try:
+        targets.start_backing_services(bench)
+        targets.train_champion(bench)
+        for name, settings in GATEWAYS.values():
+            targets.start_gateway(bench, name, 1, settings)
+        urls = {label: bench.urls[name] for label, (name, _) in GATEWAYS.items()}
+        return measure.interleaved_loads(urls, CHALLENGE_EXAMPLE, 1, seconds, runs)
+    finally:
+        bench.close()
+
+
+def lines(loads: dict[str, LoadResult]) -> list[str]:
+    return report.as_lines(
+        [
+            {
+                "gateway (1 process, 1 client)": label,
+                "p50 ms": f"{load.p50_ms:.2f}",
+                "p99 ms": f"{load.p99_ms:.2f}",
+                "p99 / p50": f"{load.p99_ms / load.p50_ms:.2f}x",
+                "requests/s": f"{load.requests_per_second:,.0f}",
+            }
+            for label, load in loads.items()
+        ]
+    )
+
+
+def goal(loads: dict[str, LoadResult]) -> tuple[str, str, bool]:
+    on = loads["log on"]
+    ratio = on.p99_ms / on.p50_ms
+    return (
+        "p99 <= 1.5x p50 at one client with the log on",
+        f"{on.p99_ms:.2f} / {on.p50_ms:.2f} ms = {ratio:.2f}x",
+        ratio <= 1.5,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    folder = Path(tempfile.mkdtemp(prefix="bench-log-"))
+    try:
+        loads = measure_log_cost(folder, args.seconds, args.runs)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print("\n".join([*lines(loads), "", *report.goal_lines([goal(loads)])]))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
