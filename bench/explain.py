@@ -8,17 +8,14 @@ slots: cores - 1) and without it (a slot per process), side by side in one run.
 `python -m bench.explain [--seconds S] [--runs N]` prints the table and the goal.
 """
 
-import argparse
 import logging
-import shutil
-import statistics
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import measure, report, targets
+from bench.standalone import run_standalone
 from bench.wrk import LoadResult, run_load
 from shared.contracts import CHALLENGE_EXAMPLE
 
@@ -85,18 +82,10 @@ def measure_pressure(folder: Path, seconds: int, runs: int, cap: int = 25) -> di
 
 
 def _median(found: list[Pressure]) -> Pressure:
-    def middle(loads: list[LoadResult]) -> LoadResult:
-        return LoadResult(
-            statistics.median(r.p50_ms for r in loads),
-            statistics.median(r.p99_ms for r in loads),
-            statistics.median(r.requests_per_second for r in loads),
-            sum(r.errors for r in loads),
-        )
-
     return Pressure(
-        middle([p.calm for p in found]),
-        middle([p.pressed for p in found]),
-        middle([p.explaining for p in found]),
+        measure.median_of([p.calm for p in found]),
+        measure.median_of([p.pressed for p in found]),
+        measure.median_of([p.explaining for p in found]),
     )
 
 
@@ -130,18 +119,12 @@ def goal(results: dict[str, Pressure]) -> tuple[str, str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    folder = Path(tempfile.mkdtemp(prefix="bench-explain-"))
-    try:
-        results = measure_pressure(folder, args.seconds, args.runs)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    print("\n".join([*lines(results), "", *report.goal_lines([goal(results)])]))  # noqa: T201
-    return 0
+    return run_standalone(
+        __doc__ or "",
+        measure_pressure,
+        lambda results: [*lines(results), "", *report.goal_lines([goal(results)])],
+        argv,
+    )
 
 
 if __name__ == "__main__":

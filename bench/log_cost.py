@@ -5,14 +5,11 @@ off, loaded in turn (1 client, single listings), run after run.
 (p99 <= 1.5x p50 with the log on).
 """
 
-import argparse
-import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from bench import measure, report, targets
+from bench.standalone import run_standalone
 from bench.wrk import LoadResult
 from shared.contracts import CHALLENGE_EXAMPLE
 
@@ -63,18 +60,12 @@ def goal(loads: dict[str, LoadResult]) -> tuple[str, str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    folder = Path(tempfile.mkdtemp(prefix="bench-log-"))
-    try:
-        loads = measure_log_cost(folder, args.seconds, args.runs)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    print("\n".join([*lines(loads), "", *report.goal_lines([goal(loads)])]))  # noqa: T201
-    return 0
+    return run_standalone(
+        __doc__ or "",
+        measure_log_cost,
+        lambda results: [*lines(results), "", *report.goal_lines([goal(results)])],
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def body_for(target: str, listings: list[dict[str, Any]] | dict[str, Any]) -> ob
 
 def median_load(url: str, body: object, connections: int, seconds: int, runs: int) -> LoadResult:
     """Median of each figure over several wrk runs (errors summed)."""
-    return _median([run_load(url, body, connections, seconds) for _ in range(runs)])
+    return median_of([run_load(url, body, connections, seconds) for _ in range(runs)])
 
 
 def interleaved_loads(
@@ -39,10 +39,11 @@ def interleaved_loads(
     for _ in range(runs):
         for name, url in urls.items():
             results[name].append(run_load(url, body, connections, seconds))
-    return {name: _median(loads) for name, loads in results.items()}
+    return {name: median_of(loads) for name, loads in results.items()}
 
 
-def _median(results: list[LoadResult]) -> LoadResult:
+def median_of(results: list[LoadResult]) -> LoadResult:
+    """Each figure's median over several loads (errors summed)."""
     return LoadResult(
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),

@@ -77,3 +77,19 @@ def app(settings, source):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def threads_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The threads each prediction the gateway makes is given, in order."""
+    from services.gateway import predicting
+
+    used: list[int] = []
+    predict = predicting.predict_matrix
+
+    def counting(pipeline, records, threads=1):
+        used.append(threads)
+        return predict(pipeline, records, threads)
+
+    monkeypatch.setattr(predicting, "predict_matrix", counting)
+    return used

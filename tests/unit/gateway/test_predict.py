@@ -202,15 +202,7 @@ def test_a_watching_gateway_has_its_champion_before_its_first_request(settings, 
         app.extensions["gateway"].cache.stop()
 
 
-def test_a_big_batch_predicts_with_the_configured_threads(monkeypatch, small_pipeline):
-    threads_used = []
-    predict = predicting.predict_matrix
-
-    def counting(pipeline, records, threads=1):
-        threads_used.append(threads)
-        return predict(pipeline, records, threads)
-
-    monkeypatch.setattr(predicting, "predict_matrix", counting)
+def test_a_big_batch_predicts_with_the_configured_threads(threads_used, small_pipeline):
     model = LoadedModel("1", small_pipeline)
     big = [
         Listing.model_validate({**CHALLENGE_EXAMPLE, "id": i})
