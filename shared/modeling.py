@@ -121,11 +121,6 @@ def model_input(pipeline: Pipeline, x: Rows) -> np.ndarray:
     return np.asarray(pipeline.named_steps["features"].transform(x))
 
 
-def has_price_estimate(pipeline: Pipeline) -> bool:
-    """Whether the model estimates prices beside categories."""
-    return isinstance(pipeline.named_steps["model"], PriceBlend)
-
-
 def probability_matrix(pipeline: Pipeline, x: Rows, threads: int = 1) -> np.ndarray:
     """Class probabilities, one row per listing and one column per label in the fixed order
     Low, Mid, High, Lux (0 for a label the model never saw).
@@ -135,7 +130,7 @@ def probability_matrix(pipeline: Pipeline, x: Rows, threads: int = 1) -> np.ndar
     """
     model = pipeline.named_steps["model"]
     if isinstance(model, PriceBlend):
-        return model.blend_and_price(model_input(pipeline, x), threads)[0]
+        return predict_matrix(pipeline, x, threads)[0]
     if isinstance(model, LGBMClassifier):
         # LightGBM's scikit-learn wrapper re-validates the features and copies its parameters
         # on every call: 0.23 ms of its 0.25 for one listing. Its booster computes the same
