@@ -64,3 +64,7 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(os.environ[METRICS_FOLDER], ignore_errors=True)
     if _own_slots:
         shutil.rmtree(os.environ[SLOTS_FOLDER], ignore_errors=True)
+
+
+# Its own refusals (an over-long request line, too many headers) in the gateway's JSON.
+worker_class = "services.gateway.http_worker.JsonErrorWorker"
