@@ -24,6 +24,31 @@ def body_for(target: str, listings: list[dict[str, Any]] | dict[str, Any]) -> ob
     return listings
 
 
+def fixed_work_tail(milliseconds: float, seconds: float) -> tuple[float, float]:
+    """p50 and p99 of one fixed piece of pure-Python work (about `milliseconds` long) repeated
+    for `seconds` in this process: the tail this machine's scheduling and clocks give work
+    that never varies, the floor under any server's p99 / p50 here."""
+    loops = 1_000
+
+    def work(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += i * i
+        return total
+
+    started = time.perf_counter()
+    work(loops)
+    loops = max(1, int(loops * milliseconds / 1e3 / (time.perf_counter() - started)))
+    timings = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        work(loops)
+        timings.append((time.perf_counter() - started) * 1e3)
+    cuts = statistics.quantiles(timings, n=100)
+    return cuts[49], cuts[98]
+
+
 def median_load(url: str, body: object, connections: int, seconds: int, runs: int) -> LoadResult:
     """Median of each figure over several wrk runs (errors summed)."""
     return median_of([run_load(url, body, connections, seconds) for _ in range(runs)])

@@ -15,6 +15,7 @@ the first time instead of writing the entries twice.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from redis import Redis
 from redis.client import Pipeline
@@ -26,18 +27,28 @@ COUNT_FIELD = "items"  # each entry's item count, read back by `release`
 APPEND_ID_SECONDS = 300
 
 _APPEND = """
+-- ARGV[3] holds the entries as netstrings ("<length>:<bytes>"): an entry's item count, then
+-- its fields, themselves netstrings of names and values in turn.
+local function netstring(text, from)
+  local colon = string.find(text, ':', from, true)
+  local length = tonumber(string.sub(text, from, colon - 1))
+  return string.sub(text, colon + 1, colon + length), colon + length + 1
+end
 local done = redis.call('GET', KEYS[3])
 if done then return tonumber(done) end
 local cap, held = tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[2]) or '0')
-local written, at = 0, 3
-while at <= #ARGV do
-  local count, width = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
-  if held + written + count > cap then break end
-  local fields = {'items', ARGV[at]}
-  for i = 1, width do fields[#fields + 1] = ARGV[at + 1 + i] end
+local entries, at, written = ARGV[3], 1, 0
+while at <= #entries do
+  local count, packed
+  count, at = netstring(entries, at)
+  packed, at = netstring(entries, at)
+  if held + written + tonumber(count) > cap then break end
+  local fields, from = {'items', count}, 1
+  while from <= #packed do
+    fields[#fields + 1], from = netstring(packed, from)
+  end
   redis.call('XADD', KEYS[1], '*', unpack(fields))
-  written = written + count
-  at = at + 2 + width
+  written = written + tonumber(count)
 end
 if written > 0 then redis.call('INCRBY', KEYS[2], written) end
 redis.call('SET', KEYS[3], written, 'EX', ARGV[2])
@@ -51,6 +62,23 @@ class Item:
 
     count: int
     fields: Mapping[str, str | bytes]
+
+    @cached_property
+    def packed(self) -> bytes:
+        """The entry as the append script reads it: its count, then its fields, each a
+        netstring. An append sends its entries' bytes joined as one argument, not one per
+        field: redis-py encodes a command argument by argument in Python, which a writer
+        thread does under the interpreter's lock while requests wait for it (a caller may
+        pack an item early, as the gateway does while answering)."""
+        fields = b"".join(
+            _netstring(text) for name, value in self.fields.items() for text in (name, value)
+        )
+        return _netstring(str(self.count)) + _netstring(fields)
+
+
+def _netstring(text: str | bytes) -> bytes:
+    data = text.encode() if isinstance(text, str) else text
+    return b"%d:%s" % (len(data), data)
 
 
 def count_key(stream: str) -> str:
@@ -66,13 +94,9 @@ class CappedStream:
         """Append the entries in order while they fit under the cap; the items written (the
         entries after the first that did not fit are not). Sent again with the same
         append_id, writes nothing more and answers the same count."""
-        args: list[str | bytes | int] = [self.cap, APPEND_ID_SECONDS]
-        for entry in entries:
-            args += [entry.count, len(entry.fields) * 2]
-            for name, value in entry.fields.items():
-                args += [name, value]
+        packed = b"".join(entry.packed for entry in entries)
         keys = [self.stream, count_key(self.stream), f"{self.stream}:append:{append_id}"]
-        return int(self._append(keys=keys, args=args))
+        return int(self._append(keys=keys, args=[self.cap, APPEND_ID_SECONDS, packed]))
 
     def mark_written(self, writer: str, until: float) -> None:
         """Say that every item `writer` (a process) was given before `until` (seconds since

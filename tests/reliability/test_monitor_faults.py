@@ -19,7 +19,7 @@ from services.gateway.prediction_log import Answered
 from services.stack import processes
 from services.workers import drain as drain_module
 from services.workers.drain import GROUP, drain, prediction_sink
-from shared.capped_stream import CappedStream, count_key, written_until
+from shared.capped_stream import CappedStream, Item, count_key, written_until
 from shared.monitor_state import dead_letter_stream, stream_status
 from shared.prediction_ids import new_request_prediction_id
 from shared.prediction_store import day_folders, read_predictions
@@ -226,6 +226,29 @@ def test_the_stream_holds_at_most_its_cap_in_listings_until_drained(redis_url, s
     redis.delete(stream)  # deleted by hand: the counter must not keep refusing
     _drain(redis, stream, tmp_path)
     assert capped.held() == 0
+
+
+def test_an_entry_reaches_the_stream_byte_for_byte_whatever_its_fields_hold(redis_url, stream):
+    """The append script unpacks each entry's fields from netstrings: lengths, colons and
+    digits inside a value, empty values, bytes that are not UTF-8 and a megabyte survive it."""
+    redis = connect(redis_url)
+    fields = {
+        "plain": "x",
+        "colons": "12:34:5:",
+        "empty": "",
+        "unicode": "日本 \u00e9\U0001f3e0",
+        "binary": b"\x00\xff\r\n3:",
+        "big": "7" * 1_000_000,
+        "": "a nameless field",
+    }
+    assert CappedStream(redis, stream, CAP).append("a1", [Item(2, fields), Item(1, {})]) == 3
+    [(_, first), (_, second)] = redis.xrange(stream)
+    expected = {b"items": b"2"} | {
+        name.encode(): value if isinstance(value, bytes) else value.encode()
+        for name, value in fields.items()
+    }
+    assert first == expected
+    assert second == {b"items": b"1"}
 
 
 def test_the_log_is_written_up_to_the_oldest_mark_of_the_writers_still_heard_from(
