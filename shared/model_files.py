@@ -7,6 +7,7 @@ format is checked before anything is read, and skops is given this code's own li
 """
 
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,9 @@ class UntrustedModelError(Exception):
     """A logged model this code will not load: not skops, or types it does not trust."""
 
 
-def load_trusted_model(model_dir: Path) -> Any:
-    """The scikit-learn model in a downloaded MLflow model folder, if it is stored with skops
-    and uses only TRUSTED_TYPES; UntrustedModelError, before anything is deserialized, if not."""
+def trusted_skops_file(model_dir: Path) -> bytes:
+    """The skops file of a downloaded MLflow model folder, if the model is a scikit-learn one
+    stored with skops; UntrustedModelError, before anything is deserialized, if not."""
     try:
         flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["sklearn"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
@@ -49,10 +50,25 @@ def load_trusted_model(model_dir: Path) -> Any:
     path = (model_dir / str(flavor.get("pickled_model", ""))).resolve()
     if not path.is_file() or not path.is_relative_to(model_dir.resolve()):
         raise UntrustedModelError("its skops file is missing or lies outside the model")
-    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
+    return path.read_bytes()
+
+
+def load_trusted_skops(data: bytes) -> Any:
+    """A model saved by skops, if it uses only TRUSTED_TYPES; UntrustedModelError, before
+    anything is deserialized, if not."""
+    try:
+        untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+    except (zipfile.BadZipFile, ValueError, KeyError) as error:  # not a skops file at all
+        raise UntrustedModelError(f"not a skops file ({error})") from None
     if untrusted:
         raise UntrustedModelError(f"uses types this code does not trust: {', '.join(untrusted)}")
-    return skops.io.load(path, trusted=TRUSTED_TYPES)
+    return skops.io.loads(data, trusted=TRUSTED_TYPES)
+
+
+def load_trusted_model(model_dir: Path) -> Any:
+    """The scikit-learn model in a downloaded MLflow model folder, if it is stored with skops
+    and uses only TRUSTED_TYPES; UntrustedModelError, before anything is deserialized, if not."""
+    return load_trusted_skops(trusted_skops_file(model_dir))
 
 
 def stored_at(model_uri: str, client: MlflowClient) -> str:
@@ -72,13 +88,19 @@ def stored_at(model_uri: str, client: MlflowClient) -> str:
     return str(client.get_logged_model(reference).artifact_location)
 
 
-def load_logged_model(model_uri: str, client: MlflowClient) -> Any:
-    """Download a logged or registered model from the client's server and load it as
-    load_trusted_model does."""
+def download_skops_file(model_uri: str, client: MlflowClient) -> bytes:
+    """The skops file of a logged or registered model, downloaded from the client's server
+    (checked as trusted_skops_file checks it, not loaded)."""
     with tempfile.TemporaryDirectory() as folder:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=stored_at(model_uri, client),
             dst_path=folder,
             tracking_uri=client.tracking_uri,
         )
-        return load_trusted_model(Path(local))
+        return trusted_skops_file(Path(local))
+
+
+def load_logged_model(model_uri: str, client: MlflowClient) -> Any:
+    """Download a logged or registered model from the client's server and load it as
+    load_trusted_model does."""
+    return load_trusted_skops(download_skops_file(model_uri, client))

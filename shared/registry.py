@@ -8,7 +8,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
-from shared.model_files import load_logged_model
+from shared.model_files import download_skops_file, load_logged_model
 from shared.settings import Settings
 
 # The logged model's tag listing the registry versions made from it (MLflow's UI reads it).
@@ -89,6 +89,10 @@ class Registry:
     def load_version(self, version: str) -> Any:
         """A version's pipeline, loaded as shared.model_files allows (skops, trusted types)."""
         return load_logged_model(f"models:/{self.name}/{version}", self.client)
+
+    def version_skops_file(self, version: str) -> bytes:
+        """A version's skops file as stored (checked as load_version checks it, not loaded)."""
+        return download_skops_file(f"models:/{self.name}/{version}", self.client)
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():

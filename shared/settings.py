@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Seconds between checks of the champion alias, in case a promotion message was missed.
     alias_poll_seconds: float = Field(30.0, gt=0)
     champion_startup_wait: float = Field(30.0, ge=0)  # seconds a gateway process waits for it
+    # A folder of this host's where the gateway keeps a copy of the champion it serves, which
+    # a gateway starting again serves before MLflow answers (services.gateway.champion_copy).
+    # None: no copy (a restarted gateway waits for MLflow).
+    champion_copy_dir: Path | None = None
     # The gateway answers 503 quickly rather than hang when Redis does not answer.
     gateway_redis_timeout: float = Field(2.0, gt=0)
     explain_top_features: int = Field(5, ge=1)

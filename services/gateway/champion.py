@@ -114,7 +114,19 @@ class ChampionCache:
         self._stop.set()
         self._wake.set()
 
+    def serve_saved(self) -> None:
+        """Serve the source's saved copy of the last champion (a restarted gateway's), if it
+        keeps one and nothing is served yet: the alias is asked for next, as always."""
+        saved = getattr(self.source, "saved", None)
+        with self._refresh_lock:
+            loaded = saved() if saved is not None and self.current is None else None
+            if loaded is not None:
+                self.current = loaded
+                log.info("serving champion version %s from its local copy", loaded.version)
+                self.on_swap(loaded)
+
     def _poll(self) -> None:
+        self.serve_saved()
         while not self._stop.is_set():
             self.refresh()
             self.first_attempt.set()

@@ -7,7 +7,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from services.gateway.champion import LoadedModel
+from services.gateway.champion_copy import ChampionCopy
 from shared.contracts import CHALLENGE_EXAMPLE
+from shared.model_files import load_trusted_skops
 from shared.modeling import probabilities
 from shared.probes import mlflow_answers
 from shared.registry import Registry
@@ -16,6 +18,11 @@ from shared.settings import Settings
 from shared.tracking import IMPORTANCES_ARTIFACT, Tracker
 
 log = logging.getLogger(__name__)
+
+
+def prove(pipeline: Any) -> None:
+    """Raises unless the pipeline answers the challenge's example."""
+    probabilities(pipeline, pd.DataFrame([CHALLENGE_EXAMPLE]))
 
 
 class MlflowUnreachableError(Exception):
@@ -30,6 +37,8 @@ class MlflowChampionSource:
         # while MLflow is away.
         self.registry = Registry(settings)
         self.tracker = Tracker(settings)
+        folder = settings.champion_copy_dir
+        self.copy = ChampionCopy(folder) if folder is not None else None
 
     def champion_version(self) -> str | None:
         # MLflow's client retries a refused connection with growing pauses (4 s, 8 s, ...):
@@ -43,10 +52,22 @@ class MlflowChampionSource:
         return str(champion.version) if champion is not None else None
 
     def load(self, version: str) -> LoadedModel:
-        """Load a version and prove it answers the challenge's example before it is served."""
-        pipeline = self.registry.load_version(version)
-        probabilities(pipeline, pd.DataFrame([CHALLENGE_EXAMPLE]))
-        return LoadedModel(version, pipeline, self.describe(version))
+        """Load a version and prove it answers the challenge's example before it is served;
+        then keep it as this host's copy, if one is kept."""
+        skops_file = self.registry.version_skops_file(version)
+        pipeline = load_trusted_skops(skops_file)
+        prove(pipeline)
+        loaded = LoadedModel(version, pipeline, self.describe(version))
+        if self.copy is not None:
+            try:
+                self.copy.save(loaded, skops_file)
+            except OSError as error:  # a full disk costs the next restart's head start only
+                log.warning("champion copy not saved in %s: %s", self.copy.folder, error)
+        return loaded
+
+    def saved(self) -> LoadedModel | None:
+        """This host's copy of the last champion served, proven as load proves a version."""
+        return self.copy.load(prove) if self.copy is not None else None
 
     def describe(self, version: str) -> dict[str, Any]:
         """What /model reports about a version: provenance, scores, decision."""

@@ -125,10 +125,12 @@ def start_serving(state: Path, children: list[processes.Supervised]) -> dict[str
     # gunicorn on a unix socket in the state folder (mode 700): clients reach it only
     # through the front, and no other user of the host reaches it at all.
     app_socket, logs = gateway_socket(state), state / "logs"
+    # A gateway started again serves the champion it had from here before MLflow answers.
+    copy = {COPY_SETTING: os.environ.get(COPY_SETTING, str(state / "champion-copy"))}
     children.append(
         processes.Supervised(
             "gateway (gunicorn)",
-            lambda: processes.start_private_gateway(app_socket, logs, env | credentials),
+            lambda: processes.start_private_gateway(app_socket, logs, env | credentials | copy),
             logs / "gateway.log",
         )
     )
@@ -186,6 +188,12 @@ def gateway_socket(state: Path) -> Path:
     return path
 
 
+COPY_SETTING = "PRICE_CATEGORY_CHAMPION_COPY_DIR"
+# How often the runner looks for a child that exited: part of how long a killed gateway's
+# predictions fail (a look costs a waitpid per child).
+CHECK_SECONDS = 0.2
+
+
 def supervise(children: list[processes.Supervised]) -> NoReturn:
     """Keep every child running until Ctrl-C; raises StackError once one keeps dying."""
     while True:
@@ -195,7 +203,7 @@ def supervise(children: list[processes.Supervised]) -> NoReturn:
                     log.info("%s is running again (pid %s)", child.name, child.pid)
             except processes.ChildGaveUpError as error:
                 raise StackError(str(error)) from None
-        time.sleep(1)
+        time.sleep(CHECK_SECONDS)
 
 
 def local_secrets(state: Path) -> dict[str, str]:

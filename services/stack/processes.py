@@ -356,8 +356,8 @@ class ChildGaveUpError(Exception):
 
 class Supervised:
     """A process started again whenever it exits unasked, as compose's `restart:` policy does:
-    after 1 s, then twice as long each time it dies again within STABLE_SECONDS of starting
-    (at most 30 s). A process that never stayed up that long is given up after
+    after 0.1 s (as Docker's), then twice as long each time it dies again within STABLE_SECONDS
+    of starting (at most 30 s). A process that never stayed up that long is given up after
     MAX_QUICK_FAILURES such deaths in a row, saying why: it cannot start at all (a broken
     install, a port taken). One that did is never given up: a worker dies at once while Redis
     is away, for as long as it is away, and giving up on it stopped the whole stack, the
@@ -365,7 +365,7 @@ class Supervised:
 
     STABLE_SECONDS = 30.0
     MAX_QUICK_FAILURES = 5
-    FIRST_DELAY, MAX_DELAY = 1.0, 30.0
+    FIRST_DELAY, MAX_DELAY = 0.1, 30.0
 
     def __init__(
         self,
@@ -425,7 +425,7 @@ class Supervised:
             )
         delay = min(self.FIRST_DELAY * 2.0 ** (self.quick_failures - 1), self.MAX_DELAY)
         log.warning(
-            "%s %s after %.0f s up: starting it again in %.0f s", self.name, why, up_for, delay
+            "%s %s after %.0f s up: starting it again in %.1f s", self.name, why, up_for, delay
         )
         self.restart_at = now + delay
 
