@@ -12,9 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # No git in the image (GIT_COMMIT names the code): GitPython, which MLflow and the workers
 # import, then stays quiet instead of failing the import.
 ENV GIT_PYTHON_REFRESH=quiet
-# LightGBM's OpenMP runtime, and the user every service runs as.
+# LightGBM's OpenMP runtime; a C compiler, with which the gateway compiles the champion's trees
+# (shared/compiled_trees.py); and the user every service runs as.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 \
+ && apt-get install -y --no-install-recommends libgomp1 gcc libc6-dev \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --create-home --uid 10001 app

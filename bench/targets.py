@@ -1,9 +1,11 @@
 """The serving stacks under comparison, all on loopback, all for the same champion model."""
 
+import json
 import os
 import pickle
 import secrets
 import subprocess
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +95,15 @@ def start_gateway(
     bench.keep(name, process, f"http://127.0.0.1:{port}/predict")
     ready = f"http://127.0.0.1:{port}/health/ready"
     processes.wait_until(lambda: answers_ok(ready), 60, f"{name} serving the champion")
+    if (settings or {}).get("PRICE_CATEGORY_COMPILED_TREES", "true") == "true":
+        # Measured as it serves for good: once its trees are compiled (seconds after loading).
+        info = f"http://127.0.0.1:{port}/model"
+        processes.wait_until(lambda: _compiled(info), 60, f"{name} predicting compiled")
+
+
+def _compiled(model_url: str) -> bool:
+    with urllib.request.urlopen(model_url, timeout=5) as reply:
+        return bool(json.load(reply)["compiled_trees"])
 
 
 def start_front(bench: Bench, name: str, behind: str) -> None:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # a gateway starting again serves before MLflow answers (services.gateway.champion_copy).
     # None: no copy (a restarted gateway waits for MLflow).
     champion_copy_dir: Path | None = None
+    # Compile the champion's LightGBM trees to native code (TL2cgen; needs gcc) in each gateway
+    # process, and predict with them once they answer exactly as LightGBM does.
+    compiled_trees: bool = True
     # The gateway answers 503 quickly rather than hang when Redis does not answer.
     gateway_redis_timeout: float = Field(2.0, gt=0)
     explain_top_features: int = Field(5, ge=1)

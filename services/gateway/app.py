@@ -21,6 +21,7 @@ from services.gateway.routes.runs import blueprint as runs_blueprint
 from services.gateway.secrets import check_secrets
 from services.gateway.state import DescribedSource, Gateway
 from shared.capped_stream import CappedStream
+from shared.compiled_trees import proven_compiled
 from shared.queues import connect
 from shared.runs import RunStore
 from shared.settings import Settings, get_settings
@@ -49,7 +50,9 @@ def create_app(
 
     redis = connect(settings.redis_url, timeout=settings.gateway_redis_timeout)
     source = source or MlflowChampionSource(settings)
-    cache = ChampionCache(source, settings.alias_poll_seconds)
+    cache = ChampionCache(
+        source, settings.alias_poll_seconds, proven_compiled if settings.compiled_trees else None
+    )
     metrics = Metrics(
         redis,
         promoted_at=lambda: _promoted_at(cache),

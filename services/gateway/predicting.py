@@ -44,7 +44,7 @@ def predict_listings(
     threads = 1
     if len(records) >= PARALLEL_BATCH_ROWS:
         threads = batch_threads or os.cpu_count() or 1
-    proba, prices = predict_matrix(model.pipeline, records, threads)
+    proba, prices = predict_matrix(model.predictor, records, threads)
     labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
     answers = _answers(model, listings, labels, proba, prices)
     if explain_top:

@@ -18,4 +18,9 @@ def model_info() -> tuple[dict[str, Any], int]:
         found = state.source.importances(model.info["run_id"])
         if found is not None:
             model.info["importances"] = found.get("mean_abs_shap", found)
-    return {**model.info, "version": model.version, "loaded_at": model.loaded_at}, 200
+    return {
+        **model.info,
+        "version": model.version,
+        "loaded_at": model.loaded_at,
+        "compiled_trees": model.compiled is not None,
+    }, 200

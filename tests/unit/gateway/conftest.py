@@ -59,6 +59,7 @@ def settings(tmp_path: Path) -> Settings:
         retrain_token="s3cret-token-0123456789",
         dashboard_user="admin",
         dashboard_password="dashboard-pw-0123456789",
+        compiled_trees=False,  # gcc has no place in unit tests (tests/integration: compiled)
     )
 
 
