@@ -1,6 +1,5 @@
 """The serving stacks under comparison, all on loopback, all for the same champion model."""
 
-import json
 import os
 import pickle
 import secrets
@@ -96,14 +95,14 @@ def start_gateway(
     ready = f"http://127.0.0.1:{port}/health/ready"
     processes.wait_until(lambda: answers_ok(ready), 60, f"{name} serving the champion")
     if (settings or {}).get("PRICE_CATEGORY_COMPILED_TREES", "true") == "true":
-        # Measured as it serves for good: once its trees are compiled (seconds after loading).
-        info = f"http://127.0.0.1:{port}/model"
-        processes.wait_until(lambda: _compiled(info), 60, f"{name} predicting compiled")
+        # Measured as it serves for good: once every process's trees are compiled.
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        processes.wait_until(lambda: _compiled(metrics), 120, f"{name} predicting compiled")
 
 
-def _compiled(model_url: str) -> bool:
-    with urllib.request.urlopen(model_url, timeout=5) as reply:
-        return bool(json.load(reply)["compiled_trees"])
+def _compiled(metrics_url: str) -> bool:
+    with urllib.request.urlopen(metrics_url, timeout=5) as reply:
+        return "\ngateway_compiled_trees 1.0\n" in reply.read().decode()
 
 
 def start_front(bench: Bench, name: str, behind: str) -> None:

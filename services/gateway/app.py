@@ -3,7 +3,7 @@
 from flask import Flask
 
 from services.gateway.admission import WorkSlots, default_slots, slots_folder
-from services.gateway.champion import ChampionCache
+from services.gateway.champion import ChampionCache, LoadedModel
 from services.gateway.dashboard import mount_dashboard
 from services.gateway.errors import register_error_handlers
 from services.gateway.json_provider import FastJSONProvider
@@ -61,7 +61,13 @@ def create_app(
             settings.feedback_stream: settings.feedback_max_prices,
         },
     )
-    cache.on_swap = lambda model: metrics.model_version.set(float(model.version))
+
+    def swapped(model: LoadedModel) -> None:
+        metrics.model_version.set(float(model.version))
+        metrics.compiled_trees.set(0)
+
+    cache.on_swap = swapped
+    cache.on_compiled = lambda model: metrics.compiled_trees.set(1)
     prediction_log = None
     if settings.prediction_log:
         prediction_log = PredictionLog(

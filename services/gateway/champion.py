@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # Until a champion is served, look this often: the first promotion, or MLflow coming up beside
 # a starting gateway, should serve at once (two small requests to MLflow per look).
 UNSERVED_POLL_SECONDS = 0.5
+# The compile's niceness: about a tenth of a core against busy predictions (19, a sixtieth,
+# took minutes while the test suite ran beside it).
+COMPILE_NICENESS = 10
 
 
 @dataclass
@@ -83,6 +86,7 @@ class ChampionCache:
         self.first_attempt = threading.Event()  # set once the first load has been tried
         self._threads: list[threading.Thread] = []
         self.on_swap: Callable[[LoadedModel], None] = lambda model: None
+        self.on_compiled: Callable[[LoadedModel], None] = lambda model: None
 
     def refresh(self) -> bool:
         """Load the alias's version if it is not the one served; True when a swap happened."""
@@ -115,9 +119,10 @@ class ChampionCache:
             ).start()
 
     def _compile(self, loaded: LoadedModel) -> None:
-        """Compile the served model's trees at the lowest CPU priority (this thread and the
-        compiler it starts: predictions keep their share of the cores), then predict with them."""
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        """Compile the served model's trees at a low CPU priority (this thread and the compiler
+        it starts: predictions keep most of the cores; not the lowest, which a busy host never
+        lets finish), then predict with them."""
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPILE_NICENESS)
         try:
             compiled = self.compile_trees(loaded.pipeline) if self.compile_trees else None
         except Exception as error:  # noqa: BLE001 - no compiler, a failed build: LightGBM serves
@@ -128,6 +133,8 @@ class ChampionCache:
         if compiled is not None:
             loaded.compiled = compiled
             log.info("version %s predicts with its compiled trees", loaded.version)
+            if self.current is loaded:
+                self.on_compiled(loaded)
 
     def _complete_description(self) -> None:
         """Describe the served version again while its promotion is not in its description:

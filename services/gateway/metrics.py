@@ -295,6 +295,13 @@ class Metrics:
             multiprocess_mode="livemin",
             registry=self.registry,
         )
+        self.compiled_trees = Gauge(
+            "gateway_compiled_trees",
+            "1 once the champion's compiled trees predict (across processes: 0 while any live "
+            "one still predicts with LightGBM's)",
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
         # Read from Redis at each scrape: the same for every process, so collected once.
         self.collectors: list[Collector] = [
             PipelineGauges(redis, promoted_at),

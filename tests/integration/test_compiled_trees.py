@@ -5,6 +5,7 @@ import json
 import logging
 import urllib.request
 
+import lightgbm
 import numpy as np
 import pytest
 import requests
@@ -17,6 +18,7 @@ from shared import compiled_trees
 from shared.compiled_trees import compile_pipeline, difference, proven_compiled, proving_sample
 from shared.modeling import predict_matrix
 from shared.registry import Registry
+from tests.golden.fixtures import FOLDER as GOLDEN
 from tests.golden.fixtures import KINDS, golden_listings, golden_model
 from tests.integration.conftest import Stack
 
@@ -31,6 +33,18 @@ def test_compiled_trees_answer_exactly_as_lightgbm(kind: str):
     # More threads (a big batch on every core) answer the same.
     proba, prices = predict_matrix(compiled, proving_sample(), threads=2)
     assert np.array_equal(proba, predict_matrix(plain, proving_sample())[0])
+
+
+def test_trees_treelite_4_1_refused_compile_and_answer_exactly(tmp_path):
+    """One iteration of a default-grid lgbm_all trained on the shipped data, whose categorical
+    splits treelite 4.1.2 (tl2cgen's own version) refused ("Node key cannot be negative")."""
+    booster = lightgbm.Booster(model_file=GOLDEN / "lgbm_all_iteration_74.txt")
+    x = np.column_stack(
+        [np.random.default_rng(0).integers(0, 25, 1_000)] * 3
+        + [np.random.default_rng(i).uniform(-5, 50, 1_000) for i in range(17)]
+    )
+    compiled = compiled_trees.CompiledBooster(booster, tmp_path)
+    assert np.array_equal(compiled.predict(x), booster.predict(x))
 
 
 def test_compiled_trees_that_answer_otherwise_are_not_used(
@@ -54,11 +68,13 @@ def test_a_model_without_lightgbm_trees_is_left_as_it_is():
 def test_the_gateway_predicts_with_compiled_trees_once_proven(
     stack: Stack, gateway: str, served_champion: str
 ):
-    def compiled() -> bool:
-        with urllib.request.urlopen(f"{gateway}/model", timeout=5) as reply:
-            return json.load(reply)["compiled_trees"] is True
+    def every_process_compiled() -> bool:
+        with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as reply:
+            return "\ngateway_compiled_trees 1.0\n" in reply.read().decode()
 
-    processes.wait_until(compiled, 60, "the champion's trees compiled")
+    processes.wait_until(every_process_compiled, 120, "the champion's trees compiled")
+    with urllib.request.urlopen(f"{gateway}/model", timeout=5) as reply:
+        assert json.load(reply)["compiled_trees"] is True
     listings = request_listings(200)
     answered = requests.post(f"{gateway}/predict", json=listings, timeout=30).json()
     plain = Registry(stack.settings).load_version(served_champion)
