@@ -146,8 +146,17 @@ def _listing_pool(size: int, seed: int) -> list[tuple[dict[str, Any], float]]:
 
 
 def start(folder: Path, volume: Volume) -> Soak:
-    """Redis, MLflow, a champion, the monitor worker and the gateway, as the bench starts them."""
+    """Redis, MLflow, a champion, the monitor worker and the gateway, as the bench starts them;
+    whatever started is stopped again if one of them does not start."""
     bench = targets.Bench(folder)
+    try:
+        return _start(bench, folder, volume)
+    except BaseException:
+        bench.close()
+        raise
+
+
+def _start(bench: targets.Bench, folder: Path, volume: Volume) -> Soak:
     targets.start_backing_services(bench)
     targets.train_champion(bench)
     monitor_config = folder / "monitor.yaml"
@@ -163,6 +172,8 @@ def start(folder: Path, volume: Volume) -> Soak:
         "PRICE_CATEGORY_MONITOR_DRAIN_SECONDS": str(DRAIN_SECONDS),
         "PRICE_CATEGORY_MONITOR_DRIFT_SECONDS": str(DRIFT_SECONDS),
         "PRICE_CATEGORY_MONITOR_CONFIG": str(monitor_config),
+        # The month tests the log and the monitor: LightGBM's trees predict (no 20 s of gcc).
+        "PRICE_CATEGORY_COMPILED_TREES": "false",
     }
     bench.env = env
     monitor = processes.SupervisedWorker(MONITOR_QUEUE, folder / "workers", env, "worker-monitor")

@@ -3,12 +3,14 @@ a champion (left by a first, cold start, which trains it), so a start is only th
 coming up and the gateway loading the champion. Timed from the command's start until it
 prints its banner, which it does once the gateway answers ready through its front."""
 
+import contextlib
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import report
@@ -19,9 +21,11 @@ from shared.settings import PROJECT_DIR
 BANNER = "Ctrl-C stops everything"
 
 
-def start_and_time(folder: Path, env: dict[str, str], timeout: float) -> float:
-    """Seconds from `python -m services.stack` starting until its banner; then stops it as
-    Ctrl-C does and waits until everything it started has stopped."""
+@contextlib.contextmanager
+def make_run(folder: Path, env: dict[str, str], timeout: float) -> Iterator[tuple[int, float]]:
+    """`python -m services.stack` (what `make run` runs) until its banner: yields its pid and
+    the seconds it took; then stops it as Ctrl-C does and waits until everything it started
+    has stopped."""
     log_path = folder / f"runner-{time.time_ns()}.log"
     with log_path.open("wb") as log:
         started = time.perf_counter()
@@ -39,26 +43,36 @@ def start_and_time(folder: Path, env: dict[str, str], timeout: float) -> float:
                 f"make run's banner (see {log_path})",
                 runner,
             )
-            ready = time.perf_counter() - started
+            yield runner.pid, time.perf_counter() - started
         finally:
             runner.send_signal(signal.SIGINT)
             try:
                 runner.wait(60)
             finally:
                 processes.stop(runner)
-    return ready
+
+
+def start_and_time(folder: Path, env: dict[str, str], timeout: float) -> float:
+    """Seconds from `python -m services.stack` starting until its banner."""
+    with make_run(folder, env, timeout) as (_, ready):
+        return ready
+
+
+def stack_env(folder: Path, config: Path) -> dict[str, str]:
+    """A `make run` of its own: free ports, a state folder under folder, the bench's grid."""
+    ports = {f"{name}_PORT": str(processes.free_port()) for name in ("REDIS", "MLFLOW", "GATEWAY")}
+    return {
+        **ports,
+        "STATE_DIR": str(folder / "state"),
+        "PRICE_CATEGORY_PIPELINE_CONFIG": str(bench_config(config, folder)),
+    }
 
 
 def measure_startup(folder: Path, config: Path, runs: int) -> dict[str, float]:
     """The cold start (it trains the first champion) once, then the median of runs warm
     starts on the state it left; everything under folder, on free ports."""
     folder.mkdir(parents=True, exist_ok=True)
-    ports = {f"{name}_PORT": str(processes.free_port()) for name in ("REDIS", "MLFLOW", "GATEWAY")}
-    env = {
-        **ports,
-        "STATE_DIR": str(folder / "state"),
-        "PRICE_CATEGORY_PIPELINE_CONFIG": str(bench_config(config, folder)),
-    }
+    env = stack_env(folder, config)
     cold = start_and_time(folder, env, timeout=600)
     warm = [start_and_time(folder, env, timeout=120) for _ in range(runs)]
     return {"cold (trains the first champion)": cold, "warm": statistics.median(warm)}

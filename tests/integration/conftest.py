@@ -206,6 +206,9 @@ def running_stack(folder: Path, s3: bool = False) -> Iterator[Stack]:
             "PRICE_CATEGORY_FEEDBACK_DIR": str(folder / "feedback"),
             "PRICE_CATEGORY_MONITOR_DRAIN_SECONDS": str(MONITOR_DRAIN_SECONDS),
             "PRICE_CATEGORY_MONITOR_CONFIG": str(stack.monitor_config),
+            # Compiling every gateway's trees took minutes of gcc from the tests beside them:
+            # only the session's gateway compiles (as deployed; test_compiled_trees).
+            "PRICE_CATEGORY_COMPILED_TREES": "false",
         }
         if s3:
             stack.services["s3"], s3_env = start_s3_server(folder / "s3")
@@ -275,6 +278,7 @@ def running_gateway(stack: Stack) -> Iterator[RunningGateway]:
         "DASHBOARD_USER": DASHBOARD[0],
         "DASHBOARD_PASSWORD": DASHBOARD[1],
         "PRICE_CATEGORY_ALIAS_POLL_SECONDS": str(GATEWAY_POLL_SECONDS),
+        "PRICE_CATEGORY_COMPILED_TREES": "true",
     }
     process, port = processes.start_gateway(stack.folder / "gateway", env)
     yield RunningGateway(process, f"http://127.0.0.1:{port}")
