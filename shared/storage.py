@@ -85,6 +85,11 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     _write_atomic(path, lambda temporary: frame.to_parquet(temporary, index=False))
 
 
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write bytes, atomically."""
+    _write_atomic(path, lambda temporary: Path(temporary).write_bytes(data))
+
+
 def write_json_atomic(document: dict[str, Any], path: Path) -> None:
     """Write a JSON document, atomically."""
     _write_atomic(

@@ -10,20 +10,20 @@ The copy is checked before it is loaded: `champion.json` names the version, the 
 skops file and what /model reports about it; a file whose digest differs (a torn write, a file
 changed by hand) is not loaded, and the gateway waits for MLflow as before. The file is loaded
 like any model (skops, this code's trusted types only) and proven on the challenge's example.
-Files are written under a temporary name and renamed: a process killed mid-write leaves the
-last complete copy. Every process of a host may write the same copy: the same version gives
-the same bytes, and a file is named by its digest.
+Files are written under a temporary name and renamed (shared.storage): a process killed
+mid-write leaves the last complete copy. Every process of a host may write the same copy: the
+same version gives the same bytes, and a file is named by its digest.
 """
 
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from services.gateway.champion import LoadedModel
 from shared.model_files import UntrustedModelError, load_trusted_skops
+from shared.storage import write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,9 @@ class ChampionCopy:
         digest = hashlib.sha256(skops_file).hexdigest()
         if self._record().get("sha256") == digest:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        _write(self.folder / f"{digest}.skops", skops_file)
+        write_bytes_atomic(skops_file, self.folder / f"{digest}.skops")
         record = {"version": model.version, "sha256": digest, "info": model.info}
-        _write(self.folder / RECORD, json.dumps(record).encode())
+        write_json_atomic(record, self.folder / RECORD)
         for older in self.folder.glob("*.skops"):
             if older.stem != digest:
                 older.unlink(missing_ok=True)
@@ -70,10 +69,3 @@ class ChampionCopy:
         except (OSError, ValueError):
             return {}
         return record if isinstance(record, dict) and "sha256" in record else {}
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write whole or not at all: to a name of this process's, then renamed."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
