@@ -1,11 +1,15 @@
 """One single-listing request below HTTP, layer by layer, in this process: the bare model,
 the gateway's own work (parse, contract, predict, answer, encode), and the same through
 Flask's WSGI app. The HTTP figures (gunicorn and the socket on top) come from the load runs;
-each layer's cost is the difference between two neighbouring rows."""
+each layer's cost is the difference between two neighbouring rows.
 
+And one big batch, step by step as the route takes it, on one thread: where its time goes."""
+
+import gc
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +19,11 @@ from bench.wrk import LoadResult
 from services.gateway.app import create_app
 from services.gateway.champion import LoadedModel
 from services.gateway.json_provider import FastJSONProvider
-from services.gateway.predicting import answer_request
+from services.gateway.predicting import _answers, _listings, answer_request
 from shared.compiled_trees import proven_compiled
 from shared.contracts import CHALLENGE_EXAMPLE, Listing
-from shared.modeling import probability_matrix
+from shared.modeling import model_input, predict_matrix, probability_matrix
+from shared.schema import PRICE_CATEGORIES
 from shared.settings import Settings
 
 BODY = json.dumps(CHALLENGE_EXAMPLE).encode()
@@ -61,12 +66,7 @@ def timed(call: Callable[[], object], repeats: int) -> LoadResult:
 
 
 def measure_layers(pipeline: Any, repeats: int) -> Layers:
-    # Nothing listens on Redis' port: predicting never needs it.
-    settings = Settings(
-        redis_url="redis://127.0.0.1:9/0",
-        mlflow_tracking_uri="http://127.0.0.1:9",
-        compiled_trees=False,  # compiled below, at once, as the gateway does in the background
-    )
+    settings = _settings()
     app = create_app(settings, source=_Served(pipeline), watch_champion=False)
     app.extensions["gateway"].cache.refresh()
     model = app.extensions["gateway"].cache.current
@@ -88,3 +88,70 @@ def measure_layers(pipeline: Any, repeats: int) -> Layers:
         gateway_work=timed(gateway_work, repeats),
         flask=timed(through_flask, repeats),
     )
+
+
+def _settings() -> Settings:
+    # Nothing listens on Redis' port: predicting never needs it. The trees are compiled by the
+    # bench, at once, as the gateway does in the background.
+    return Settings(
+        redis_url="redis://127.0.0.1:9/0",
+        mlflow_tracking_uri="http://127.0.0.1:9",
+        compiled_trees=False,
+    )
+
+
+def measure_batch_layers(pipeline: Any, listings: list[dict], repeats: int) -> dict[str, float]:
+    """Milliseconds (medians) of each step of one batch request below Flask, on one thread,
+    with the garbage collector paused as the gateway pauses it for a request; then the whole
+    of it with the collector paused and running, in turn."""
+    settings = _settings()
+    model = LoadedModel("1", pipeline)
+    model.compiled = proven_compiled(pipeline)
+    body = json.dumps(listings).encode()
+    payload = json.loads(body)
+    validated = _listings.validate_python(payload)
+    records = [vars(listing) for listing in validated]
+    proba, prices = predict_matrix(model.predictor, records)
+    labels = [PRICE_CATEGORIES[i] for i in proba.argmax(axis=1)]
+    answers = _answers(model, validated, labels, proba, prices)
+    encoder = FastJSONProvider(create_app(settings, source=_Served(pipeline), watch_champion=False))
+    steps: dict[str, Callable[[], object]] = {
+        "parse the body (the standard json)": lambda: json.loads(body),
+        "validate against the contract (pydantic)": lambda: _listings.validate_python(payload),
+        "build the features": lambda: model_input(model.predictor, records),
+        "build the features and predict (compiled trees)": lambda: predict_matrix(
+            model.predictor, records
+        ),
+        "the answers as Python objects": lambda: _answers(model, validated, labels, proba, prices),
+        "encode the answers (orjson)": lambda: encoder.dumps(
+            {"model_version": "1", "predictions": answers}
+        ),
+    }
+
+    def whole() -> None:
+        answered, _, _ = answer_request(json.loads(body), settings, lambda: model, batch_threads=1)
+        encoder.dumps(answered)
+
+    # Out of the collector's passes, as services.gateway.wsgi freezes what it loaded: the
+    # model, and the inputs above (the gateway holds none of them during a request).
+    gc.freeze()
+    results = {}
+    with collector(paused=True):
+        for name, step in steps.items():
+            results[name] = timed(step, repeats).p50_ms
+    for paused in (True, False, True, False):  # in turn, so drift hits both alike
+        with collector(paused):
+            key = f"all of it, collector {'paused (as served)' if paused else 'running'}"
+            results[key] = min(results.get(key, float("inf")), timed(whole, repeats).p50_ms)
+    return results
+
+
+@contextmanager
+def collector(paused: bool) -> Iterator[None]:
+    """The garbage collector paused or running within a block, and as it was after."""
+    was = gc.isenabled()
+    gc.disable() if paused else gc.enable()
+    try:
+        yield
+    finally:
+        gc.enable() if was else gc.disable()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import measure, report, targets
-from bench.layers import Layers, measure_layers
+from bench.layers import Layers, measure_batch_layers, measure_layers
 from bench.swap import measure_swaps
 from bench.wrk import LoadResult
 from shared.contracts import CHALLENGE_EXAMPLE
@@ -40,6 +40,7 @@ class ServingResults:
     loads: dict[tuple[str, int], LoadResult]
     layers: Layers
     batch: dict[str, float]  # listings per second, by BATCH_STACKS label
+    batch_layers: dict[str, float]  # milliseconds of each step of a batch, in-process
     memory: dict[str, float]  # resident MiB with the champion loaded
     swap: dict[str, float]  # seconds from the promotion message to every process serving
 
@@ -82,8 +83,9 @@ def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
         targets.start_mlflow_serve(bench)
         targets.start_notebook_app(bench)
         layers = measure_layers(pipeline, repeats=2000)
-        loads = single_listing(bench, seconds, runs)
         listings = measure.request_listings(BATCH)
+        batch_layers = measure_batch_layers(pipeline, listings, repeats=runs + 2)
+        loads = single_listing(bench, seconds, runs)
         batch = {
             label: measure.batch_rate(
                 bench.urls[stack], measure.body_for(stack, listings), BATCH, repeats=3
@@ -106,7 +108,7 @@ def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
         )
     finally:
         bench.close()
-    return ServingResults(loads, layers, batch, memory, swap)
+    return ServingResults(loads, layers, batch, batch_layers, memory, swap)
 
 
 def goals(results: ServingResults) -> list[Goal]:
@@ -122,9 +124,14 @@ def goals(results: ServingResults) -> list[Goal]:
     front_rps = fronted.requests_per_second / g2.requests_per_second - 1  # < 0: fewer
     return [
         (
-            "gateway p50 over HTTP - its own work's p50 in-process <= 0.5 ms (1 client)",
+            "gateway p50 over HTTP - its own work's p50 in-process <= 0.3 ms (1 client)",
             f"{g1.p50_ms:.2f} - {floor.p50_ms:.2f} = {overhead:.2f} ms",
-            overhead <= 0.5,
+            overhead <= 0.3,
+        ),
+        (
+            "one listing, the model in-process (record to probabilities) <= 0.05 ms",
+            f"{results.layers.model.p50_ms:.3f} ms",
+            results.layers.model.p50_ms <= 0.05,
         ),
         (
             "gateway p99 <= 1.5x p50 (1 client)",
@@ -165,9 +172,9 @@ def goals(results: ServingResults) -> list[Goal]:
             gateway_1 >= 2 * mlflow_1,
         ),
         (
-            f"batch of 10,000 on every core ({os.cpu_count()}) >= 60,000 listings/s",
+            f"batch of 10,000 on every core ({os.cpu_count()}) >= 150,000 listings/s",
             f"{batch['gateway, every core']:,.0f}/s",
-            batch["gateway, every core"] >= 60_000,
+            batch["gateway, every core"] >= 150_000,
         ),
         (
             "the prediction log adds <= 0.1 ms to p50 (1 client, on and off in turn)",
@@ -211,6 +218,17 @@ def sections(results: ServingResults) -> dict[str, list[str]]:
         "Batch of 10,000 listings in one request": report.as_lines(
             [{"stack": k, "listings per second": f"{v:,.0f}"} for k, v in results.batch.items()]
         ),
+        "Batch of 10,000 listings, step by step (in this process, one thread)": [
+            "Each step alone, then the whole (parse to encoded answer, below Flask) with the "
+            "garbage collector paused, as the gateway pauses it for a request, and running.",
+            "",
+            *report.as_lines(
+                [
+                    {"step": k, "ms": f"{v:.1f}", "listings per second": f"{BATCH / v * 1000:,.0f}"}
+                    for k, v in results.batch_layers.items()
+                ]
+            ),
+        ],
         "Live swap: the promotion message to every process serving the new version": [
             "The same logged model registered again and promoted; each gateway idle. The "
             "time covers the alias lookup, the download from MLflow, loading (skops), the "

@@ -1,8 +1,9 @@
 """A pipeline's LightGBM trees compiled to native code (TL2cgen), predicting as LightGBM does.
 
-Compiled, the price blend's trees predict 10,000 listings on one thread in 21 ms instead of 33
-(its classifier) and 2.9 ms instead of 8.8 (its regressor), with the same outputs to the last
-bit. Compiling takes seconds of gcc, so the gateway serves the plain trees meanwhile and uses
+Compiled, the price blend's trees (as the default grid trains them on the shipped dump) predict
+10,000 listings on one thread in 82 ms instead of LightGBM's 187 (its classifier, 320 trees)
+and 62 ms instead of 144 (its regressor, 300 trees), with the same outputs to the last bit.
+Compiling takes seconds of gcc, so the gateway serves the plain trees meanwhile and uses
 the compiled ones only once they answer the challenge's example and a fixed sample exactly as
 the plain ones do (services.gateway.champion).
 
@@ -55,7 +56,9 @@ class CompiledBooster:
             treelite.frontend.from_lightgbm(booster),
             toolchain="gcc",
             libpath=str(library),
-            params={"parallel_comp": 8},  # 8 small files: gcc's memory stays small
+            # 8 small files: gcc's memory stays small. Quantized: each feature's thresholds
+            # become integer ranks, compared as ints (1.9x faster, identical outputs).
+            params={"parallel_comp": 8, "quantize": 1},
             nthread=1,
             verbose=False,
         )

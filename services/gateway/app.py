@@ -4,6 +4,7 @@ from flask import Flask
 
 from services.gateway.admission import WorkSlots, default_slots, slots_folder
 from services.gateway.champion import ChampionCache, LoadedModel
+from services.gateway.collector import CollectorPausedPerRequest
 from services.gateway.dashboard import mount_dashboard
 from services.gateway.errors import register_error_handlers
 from services.gateway.json_provider import FastJSONProvider
@@ -102,6 +103,7 @@ def create_app(
     ):
         app.register_blueprint(blueprint)
     mount_dashboard(app, settings)
+    app.wsgi_app = CollectorPausedPerRequest(app.wsgi_app)  # type: ignore[method-assign]
 
     if watch_champion:
         cache.start(redis, settings.promotion_channel)

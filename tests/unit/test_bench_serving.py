@@ -45,7 +45,7 @@ def _results(swap_seconds: float) -> ServingResults:
     layers = Layers(load(0.3, 0.4, 3000), load(0.6, 0.7, 1600), load(0.9, 1.0, 1100))
     batch = {"gateway, every core": 70_000, "gateway, 1 thread": 50_000}
     batch["mlflow-serve, 1 thread"] = 45_000
-    return ServingResults(loads, layers, batch, {}, {"gateway-2proc": swap_seconds})
+    return ServingResults(loads, layers, batch, {}, {}, {"gateway-2proc": swap_seconds})
 
 
 def test_goals_name_both_numbers_and_say_no_when_missed():
@@ -53,6 +53,8 @@ def test_goals_name_both_numbers_and_say_no_when_missed():
 
     overhead = next(v for k, v in by_goal.items() if k.startswith("gateway p50 over HTTP"))
     assert overhead == ("1.20 - 0.60 = 0.60 ms", False)
+    model = next(v for k, v in by_goal.items() if k.startswith("one listing, the model"))
+    assert model == ("0.300 ms", False)
     assert by_goal["gateway p99 <= 1.5x p50 (1 client)"] == ("1.50 / 1.20 ms = 1.25x", True)
     rps = next(v for k, v in by_goal.items() if k.startswith("gateway rps >= 3x"))
     assert rps == ("780 / 250 = 3.12x, 0 errors", True)
