@@ -48,6 +48,11 @@ def make_run(folder: Path, env: dict[str, str], timeout: float) -> Iterator[tupl
             runner.send_signal(signal.SIGINT)
             try:
                 runner.wait(60)
+            except subprocess.TimeoutExpired:
+                tail = log_path.read_text(errors="replace").splitlines()[-20:]
+                raise TimeoutError(
+                    "make run had not stopped 60 s after Ctrl-C; its log ends:\n" + "\n".join(tail)
+                ) from None
             finally:
                 processes.stop(runner)
 

@@ -192,6 +192,8 @@ COPY_SETTING = "PRICE_CATEGORY_CHAMPION_COPY_DIR"
 # How often the runner looks for a child that exited: part of how long a killed gateway's
 # predictions fail (a look costs a waitpid per child).
 CHECK_SECONDS = 0.2
+# A child's stop taking longer is said in the log, so a slow Ctrl-C names what it waited for.
+SLOW_STOP_SECONDS = 2.0
 
 
 def supervise(children: list[processes.Supervised]) -> NoReturn:
@@ -275,7 +277,11 @@ def main() -> int:
         return 0
     finally:
         for child in reversed(children):  # the gateway and workers first, Redis last
+            stopping = time.monotonic()
             child.stop()
+            took = time.monotonic() - stopping
+            if took > SLOW_STOP_SECONDS:  # e.g. a worker finishing its job: say who waits
+                log.info("stopping %s took %.1f s", child.name, took)
 
 
 if __name__ == "__main__":
