@@ -43,7 +43,9 @@ def run_load(url: str, body: object, connections: int, seconds: int) -> LoadResu
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     Path(script.name).unlink()
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
+    if len(percentiles) != 2:
+        raise RuntimeError(f"wrk gave no p50 and p99 for {url}; it said:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))

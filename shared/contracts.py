@@ -247,6 +247,40 @@ class RetrainRequest(BaseModel):
     force: bool = Field(default=False, description="Queue even while another run is active")
 
 
+def _version_number(value: Any) -> Any:
+    """A registry version: a positive integer, as a number or as digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0:
+        return str(int(value))
+    raise ValueError('must be a registry version: a positive integer such as 3 or "3"')
+
+
+VersionNumber = Annotated[str, BeforeValidator(_version_number)]
+
+
+class RollbackRequest(BaseModel):
+    """Optional body of POST /model/rollback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: VersionNumber | None = Field(
+        default=None,
+        description="The version to serve; by default the one promoted before the champion",
+    )
+    pin: bool = Field(default=False, description="Also pin it: automatic promotions stop")
+    reason: Text | None = Field(default=None, max_length=2000, description="Kept in the history")
+
+
+class PinRequest(BaseModel):
+    """Body of POST /model/pin."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pin: bool = Field(description="true pins the champion (the gate moves nothing); false lifts it")
+    reason: Text | None = Field(default=None, max_length=2000, description="Kept in the history")
+
+
 class RetrainAccepted(BaseModel):
     run_id: str
     status_url: str

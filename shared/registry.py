@@ -1,6 +1,7 @@
 """The served model in the MLflow registry: its versions, their tags and the champion alias."""
 
 import json
+import time
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
@@ -8,6 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
+from shared.lifecycle import PIN_TAG, Event, event_tag, history
 from shared.model_files import download_skops_file, load_logged_model
 from shared.settings import Settings
 
@@ -101,3 +103,35 @@ class Registry:
     def promote(self, version: str) -> None:
         """Point the champion alias at a version."""
         self.client.set_registered_model_alias(self.name, self.settings.champion_alias, version)
+
+    def history(self) -> list[Event]:
+        """Every promotion, rollback and pin, newest first (shared.lifecycle)."""
+        try:
+            versions = self.client.search_model_versions(f"name = '{self.name}'")
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":  # nothing registered yet
+                return []
+            raise
+        return history(versions)
+
+    def record(self, event: Event) -> None:
+        """Keep an event made by hand (a rollback, a pin) with the version it concerns."""
+        key, value = event_tag(event, time.time_ns())
+        self.client.set_model_version_tag(self.name, event.version, key, value)
+
+    def pin(self) -> dict[str, Any] | None:
+        """The pin in force (at, reason, by), or None: while pinned, the gate moves nothing."""
+        try:
+            tags = self.client.get_registered_model(self.name).tags
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return json.loads(tags[PIN_TAG]) if PIN_TAG in tags else None
+
+    def set_pin(self, pin: dict[str, Any] | None) -> None:
+        """Pin (a dict saying when, why and by whom) or lift the pin (None)."""
+        if pin is not None:
+            self.client.set_registered_model_tag(self.name, PIN_TAG, json.dumps(pin))
+        elif self.pin() is not None:
+            self.client.delete_registered_model_tag(self.name, PIN_TAG)

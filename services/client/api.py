@@ -42,12 +42,27 @@ class GatewayClient:
     def predict(self, listings: dict[str, Any] | list[dict[str, Any]]) -> Any:
         return self._call("POST", "/predict", json=listings)
 
+    def _authorized(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def retrain(
         self, data_path: str | None = None, reason: str | None = None, force: bool = False
     ) -> dict[str, Any]:
         body = {"data_path": data_path, "reason": reason, "force": force}
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return dict(self._call("POST", "/retrain", json=body, headers=headers))
+        return dict(self._call("POST", "/retrain", json=body, headers=self._authorized()))
+
+    def rollback(
+        self, version: str | None = None, pin: bool = False, reason: str | None = None
+    ) -> dict[str, Any]:
+        body = {"version": version, "pin": pin, "reason": reason}
+        return dict(self._call("POST", "/model/rollback", json=body, headers=self._authorized()))
+
+    def pin(self, pin: bool, reason: str | None = None) -> dict[str, Any]:
+        body = {"pin": pin, "reason": reason}
+        return dict(self._call("POST", "/model/pin", json=body, headers=self._authorized()))
+
+    def history(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/model/history"))
 
     def run(self, run_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/runs/{run_id}"))

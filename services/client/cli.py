@@ -145,6 +145,38 @@ def cmd_model(client: GatewayClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(client: GatewayClient, args: argparse.Namespace) -> int:
+    moved = client.rollback(args.version, args.pin, args.reason)
+    pinned = ", pinned" if moved.get("pinned") else ""
+    print(f"champion is version {moved['version']} (was {moved['from_version']}){pinned}")
+    return 0
+
+
+def cmd_pin(client: GatewayClient, args: argparse.Namespace) -> int:
+    answer = client.pin(not args.lift, args.reason)
+    state = "pinned" if answer["pinned"] else "not pinned: runs may promote"
+    print(f"champion version {answer['champion_version']}: {state}")
+    return 0
+
+
+def cmd_history(client: GatewayClient, args: argparse.Namespace) -> int:
+    rows = []
+    for event in client.history()["events"][: args.limit]:
+        by = event["by"].get("run_id") or f"token, request {event['by'].get('request_id')}"
+        rows.append(
+            [
+                event["at"][:19].replace("T", " "),
+                event["action"],
+                event["version"],
+                event.get("from_version") or "-",
+                by,
+                event.get("reason") or "",
+            ]
+        )
+    print(table(["at (UTC)", "action", "version", "replaced", "asked by", "reason"], rows))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="price-category", description=__doc__)
     main.add_argument("--url", default=get_local_settings().gateway())
@@ -166,6 +198,17 @@ def parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="recent runs, newest first")
     runs.add_argument("--limit", type=int, default=20)
     commands.add_parser("model", help="the champion: version, scores, importances")
+    rollback = commands.add_parser(
+        "rollback", help="serve the version promoted before the champion (or --version N)"
+    )
+    rollback.add_argument("--version", help="the registry version to serve instead")
+    rollback.add_argument("--pin", action="store_true", help="and stop automatic promotions")
+    rollback.add_argument("--reason")
+    pin = commands.add_parser("pin", help="stop automatic promotions (--lift resumes them)")
+    pin.add_argument("--lift", action="store_true", help="lift the pin")
+    pin.add_argument("--reason")
+    history = commands.add_parser("history", help="promotions, rollbacks and pins, newest first")
+    history.add_argument("--limit", type=int, default=20)
     upload_data = commands.add_parser(
         "upload-data", help="log a raw listings file to MLflow; prints its runs:/ name"
     )
@@ -181,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         "retrain": cmd_retrain,
         "runs": cmd_runs,
         "model": cmd_model,
+        "rollback": cmd_rollback,
+        "pin": cmd_pin,
+        "history": cmd_history,
         "upload-data": cmd_upload_data,
     }
     try:

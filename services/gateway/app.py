@@ -15,6 +15,7 @@ from services.gateway.prediction_log import PredictionLog
 from services.gateway.registry import MlflowChampionSource
 from services.gateway.routes.feedback import blueprint as feedback_blueprint
 from services.gateway.routes.health import blueprint as health_blueprint
+from services.gateway.routes.lifecycle import blueprint as lifecycle_blueprint
 from services.gateway.routes.model import blueprint as model_blueprint
 from services.gateway.routes.monitor import blueprint as monitor_blueprint
 from services.gateway.routes.predict import blueprint as predict_blueprint
@@ -96,6 +97,7 @@ def create_app(
         predict_blueprint,
         runs_blueprint,
         model_blueprint,
+        lifecycle_blueprint,
         monitor_blueprint,
         feedback_blueprint,
         health_blueprint,

@@ -20,9 +20,11 @@ from shared.contracts import (
     Feedback,
     FeedbackAccepted,
     Listing,
+    PinRequest,
     Prediction,
     RetrainAccepted,
     RetrainRequest,
+    RollbackRequest,
 )
 
 blueprint = Blueprint("openapi", __name__)
@@ -83,6 +85,8 @@ PATHS = Path(__file__).with_name("openapi_paths.yaml")
 CONTRACT_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (Listing, "validation"),
     (RetrainRequest, "validation"),
+    (RollbackRequest, "validation"),
+    (PinRequest, "validation"),
     (Prediction, "serialization"),
     (BatchPrediction, "serialization"),
     (ErrorResponse, "serialization"),

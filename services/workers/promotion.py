@@ -185,10 +185,14 @@ def _gate(
         candidate = Candidate(str(version.version), metrics)
         scores = _champion_scores(context, dataset, champion, candidate)
     decision = decide_promotion(score, rules, scores)
-    if decision.promoted:
+    reason, compared = _reason(decision, scores), _comparison_fields(scores)
+    outcome, pin = decision.decision, registry.pin() if decision.promoted else None
+    if pin is not None:  # a person holds the champion: say what the gate would have done
+        outcome = "pinned"
+        reason = f"would promote ({reason}), but the champion is pinned: {_pinned(pin)}"
+    elif decision.promoted:
         fence(lock)  # still ours, so nobody moved the alias since we read the champion
         registry.promote(str(version.version))
-    reason, compared = _reason(decision, scores), _comparison_fields(scores)
     # Tagged after the alias moves: a select killed in between decides again, and the same way.
     registry.tag_version(
         str(version.version),
@@ -196,21 +200,26 @@ def _gate(
             "metric": rules.metric,
             "score": str(score),
             **{key: "" if value is None else str(value) for key, value in compared.items()},
-            "decision": decision.decision,
+            "decision": outcome,
             "reason": reason,
             "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
-    log.info("v%s: %s (%s)", version.version, decision.decision, reason)
+    log.info("v%s: %s (%s)", version.version, outcome, reason)
     return {
         "version": str(version.version),
-        "promoted": decision.promoted,
-        "decision": decision.decision,
+        "promoted": outcome == "promoted",
+        "decision": outcome,
         "reason": reason,
         "failed_conditions": sorted(decision.failed),
         "conditions": [asdict(check) for check in decision.checks],
         **compared,
     }
+
+
+def _pinned(pin: Mapping[str, Any]) -> str:
+    why = f" ({pin['reason']})" if pin.get("reason") else ""
+    return f'since {pin.get("at")}{why}; POST /model/pin {{"pin": false}} lifts it'
 
 
 def register_and_gate(

@@ -1,0 +1,35 @@
+"""POST /model/rollback and /model/pin refuse what they cannot act on, before acting."""
+
+import pytest
+
+BEARER = {"Authorization": "Bearer s3cret-token-0123456789"}  # the unit settings' token
+
+
+@pytest.mark.parametrize("path, body", [("/model/rollback", {}), ("/model/pin", {"pin": True})])
+def test_changing_the_champion_needs_the_retrain_token(client, path, body):
+    reply = client.post(path, json=body)
+    assert reply.status_code == 401
+    assert reply.get_json()["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/model/rollback", {"version": "v3"}, "version"),
+        ("/model/rollback", {"version": 2, "pinned": True}, "pinned"),
+        ("/model/pin", {}, "pin"),
+        ("/model/pin", {"pin": "maybe"}, "pin"),
+    ],
+)
+def test_a_bad_body_is_422_naming_the_field(client, path, body, field):
+    reply = client.post(path, json=body, headers=BEARER)
+    assert reply.status_code == 422
+    assert [f["path"] for f in reply.get_json()["fields"]] == [field]
+
+
+@pytest.mark.parametrize("method, path", [("get", "/model/history"), ("post", "/model/rollback")])
+def test_with_mlflow_away_it_is_503_and_says_so(client, method, path):
+    # The unit settings name a port nothing listens on.
+    reply = getattr(client, method)(path, headers=BEARER)
+    assert reply.status_code == 503
+    assert reply.get_json()["error"] == "mlflow_unavailable"
