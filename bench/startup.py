@@ -24,7 +24,7 @@ BANNER = "Ctrl-C stops everything"
 @contextlib.contextmanager
 def make_run(folder: Path, env: dict[str, str], timeout: float) -> Iterator[tuple[int, float]]:
     """`python -m services.stack` (what `make run` runs) until its banner: yields its pid and
-    the seconds it took; then stops it as Ctrl-C does and waits until everything it started
+    the seconds it took; then stops it as Ctrl-C would and waits until everything it started
     has stopped."""
     log_path = folder / f"runner-{time.time_ns()}.log"
     with log_path.open("wb") as log:
@@ -45,7 +45,9 @@ def make_run(folder: Path, env: dict[str, str], timeout: float) -> Iterator[tupl
             )
             yield runner.pid, time.perf_counter() - started
         finally:
-            runner.send_signal(signal.SIGINT)
+            # SIGTERM, which the runner handles as it handles Ctrl-C: a bench started in the
+            # background (nohup, &) hands its children SIGINT ignored, so Ctrl-C would not do.
+            runner.send_signal(signal.SIGTERM)
             try:
                 runner.wait(60)
             except subprocess.TimeoutExpired:
