@@ -92,7 +92,7 @@ def pin() -> tuple[dict[str, Any], int]:
 
 def _pin(registry: Registry, version: str, reason: str | None) -> dict[str, Any]:
     event = Event(now(), "pinned", version, None, reason or "", _asked_by())
-    pin = {"at": event.at, "version": version, "reason": event.reason, "by": event.by}
+    pin = {"at": event.at, "reason": event.reason, "by": event.by}
     registry.set_pin(pin)
     registry.record(event)
     return pin
