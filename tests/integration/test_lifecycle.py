@@ -1,6 +1,5 @@
 """Rolling back, pinning and the history, on the real stack and the session's gunicorn gateway."""
 
-import threading
 import time
 
 import mlflow
@@ -8,7 +7,6 @@ import pytest
 import requests
 from sklearn.dummy import DummyClassifier
 
-from shared.contracts import CHALLENGE_EXAMPLE
 from shared.registry import Registry
 from shared.tracking import Tracker, tracking_uri
 from tests.integration.conftest import GATEWAY_TOKEN, WEAK_GRID, Stack, promotable_grid
@@ -17,44 +15,10 @@ from tests.integration.test_promotion import (  # noqa: F401 - fast_run: a fixtu
     gate_in_process,
     retrain,
 )
+from tests.reliability.faults import PredictionLoop
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
-CLIENTS = 4
-
-
-class SteadyClients:
-    """Clients predicting the challenge's example in a loop: every answer's version and
-    the failures (any non-200 or refused connection), timed."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.stop = f"{url}/predict", threading.Event()
-        self.answers: list[tuple[float, str]] = []
-        self.failures: list[str] = []
-        self.threads = [threading.Thread(target=self._loop) for _ in range(CLIENTS)]
-
-    def _loop(self) -> None:
-        with requests.Session() as session:
-            while not self.stop.is_set():
-                try:
-                    reply = session.post(self.url, json=CHALLENGE_EXAMPLE, timeout=10)
-                except requests.RequestException as error:
-                    self.failures.append(repr(error))
-                    continue
-                if reply.status_code != 200:
-                    self.failures.append(f"{reply.status_code} {reply.text[:200]}")
-                    continue
-                self.answers.append((time.monotonic(), reply.json()["model_version"]))
-
-    def __enter__(self) -> "SteadyClients":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
 
 
 def registered_again(stack: Stack, version: str) -> str:
@@ -87,7 +51,7 @@ def test_a_rollback_under_load_fails_no_prediction_and_every_process_follows(
     events = requests.get(f"{gateway}/model/history", timeout=30).json()["events"]
     # Where a rollback from `other` (never promoted) goes: the last version the gate promoted.
     last_promoted = next(e["version"] for e in events if e["action"] == "promoted")
-    with SteadyClients(gateway) as clients:
+    with PredictionLoop(gateway, clients=4) as clients:
         time.sleep(2)
         reply = requests.post(
             f"{gateway}/model/rollback",
@@ -109,12 +73,12 @@ def test_a_rollback_under_load_fails_no_prediction_and_every_process_follows(
     # Without a version it goes back to the version promoted before.
     assert back.json()["version"] == last_promoted
     assert champion(stack) == last_promoted
-    assert clients.failures == []
-    assert len(clients.answers) >= 1_000
+    assert clients.failures == {}
+    assert len(clients.answered) >= 1_000
     # Every gateway process serves the rolled-back version within 2 s of the answer.
-    after = [v for at, v in clients.answers if answered + 2 < at < answered + 5]
+    after = [v for at, v in clients.answered if answered + 2 < at < answered + 5]
     assert after and set(after) == {other}
-    assert {v for _, v in clients.answers} >= {served_champion, other, last_promoted}
+    assert {v for _, v in clients.answered} >= {served_champion, other, last_promoted}
 
     events = requests.get(f"{gateway}/model/history", timeout=30).json()["events"]
     assert [(e["action"], e["version"], e["from_version"]) for e in events[:2]] == [

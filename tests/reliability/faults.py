@@ -146,15 +146,17 @@ def champion_version(stack: Stack) -> str | None:
 
 
 class PredictionLoop:
-    """A client predicting the challenge example in a loop, counting every status it gets."""
+    """Clients (one by default) predicting the challenge example in a loop, counting every
+    status they get and keeping each answer's time and version."""
 
-    def __init__(self, gateway: str) -> None:
+    def __init__(self, gateway: str, clients: int = 1) -> None:
         self.url = f"{gateway}/predict"
         self.statuses: Counter[int | str] = Counter()
         self.versions: set[str] = set()
+        self.answered: list[tuple[float, str]] = []  # (time.monotonic(), model version)
         self.prediction_ids: list[str] = []  # of the answers
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
     def _run(self) -> None:
         with requests.Session() as session:
@@ -166,17 +168,21 @@ class PredictionLoop:
                     continue
                 self.statuses[reply.status_code] += 1
                 if reply.status_code == 200:
-                    self.versions.add(reply.json()["model_version"])
-                    self.prediction_ids.append(reply.json()["prediction_id"])
+                    answer = reply.json()
+                    self.versions.add(answer["model_version"])
+                    self.answered.append((time.monotonic(), answer["model_version"]))
+                    self.prediction_ids.append(answer["prediction_id"])
                 time.sleep(0.01)
 
     def __enter__(self) -> "PredictionLoop":
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
     @property
     def total(self) -> int:
