@@ -3,6 +3,7 @@
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
@@ -68,6 +69,17 @@ def register_error_handlers(app: Flask) -> None:
         app.logger.warning("redis unavailable: %s", error)
         response, status = _answer(
             503, "redis_unavailable", "the run store (Redis) is not answering; retry shortly"
+        )
+        response.headers["Retry-After"] = "5"
+        return response, status
+
+    @app.errorhandler(MlflowException)
+    def mlflow_failed(error: MlflowException) -> tuple[Response, int]:
+        # The registry failed mid-request (it answered the health check before): not ours to
+        # turn into a 500; the caller retries.
+        app.logger.warning("mlflow failed: %s", error)
+        response, status = _answer(
+            503, "mlflow_unavailable", "MLflow (the model registry) failed to answer; retry shortly"
         )
         response.headers["Retry-After"] = "5"
         return response, status

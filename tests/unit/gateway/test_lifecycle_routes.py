@@ -33,3 +33,20 @@ def test_with_mlflow_away_it_is_503_and_says_so(client, method, path):
     reply = getattr(client, method)(path, headers=BEARER)
     assert reply.status_code == 503
     assert reply.get_json()["error"] == "mlflow_unavailable"
+
+
+def test_mlflow_failing_after_its_health_check_is_503_not_500(client, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from services.gateway.routes import lifecycle
+    from shared.registry import Registry
+
+    def failing(self):
+        raise MlflowException("connection reset by peer")
+
+    monkeypatch.setattr(lifecycle, "mlflow_answers", lambda uri: True)
+    monkeypatch.setattr(Registry, "pin", failing)
+    reply = client.get("/model/history")
+    assert reply.status_code == 503
+    assert reply.get_json()["error"] == "mlflow_unavailable"
+    assert reply.headers["Retry-After"] == "5"
