@@ -42,7 +42,7 @@ class _Served:
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
 
-    def champion_version(self) -> str:
+    def alias_version(self) -> str:
         return "1"
 
     def load(self, version: str) -> LoadedModel:

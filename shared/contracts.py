@@ -281,6 +281,23 @@ class PinRequest(BaseModel):
     reason: Text | None = Field(default=None, max_length=2000, description="Kept in the history")
 
 
+class ChallengerRequest(BaseModel):
+    """Body of POST /model/challenger."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: VersionNumber = Field(description="The registered version to try beside the champion")
+    reason: Text | None = Field(default=None, max_length=2000, description="Kept in the history")
+
+
+class ReasonRequest(BaseModel):
+    """Optional body of DELETE /model/challenger and POST /model/challenger/promote."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text | None = Field(default=None, max_length=2000, description="Kept in the history")
+
+
 class RetrainAccepted(BaseModel):
     run_id: str
     status_url: str

@@ -156,15 +156,20 @@ def join(items: list[dict[str, Any]], predictions: Path) -> list[dict[str, Any]]
     return joined.where(joined.notna(), None).to_dict("records")  # type: ignore[return-value]
 
 
+def judged_once(feedback: pd.DataFrame) -> pd.DataFrame:
+    """The matched rows, each prediction once, judged by the latest price sent for it."""
+    matched = feedback[feedback["problem"].isna()]
+    # The latest price per prediction: sorted stably by when it came, then by its entry.
+    return matched.sort_values(["feedback_time", "entry_id"], kind="stable").drop_duplicates(
+        "prediction_id", keep="last"
+    )
+
+
 def live_scores(feedback: pd.DataFrame, since: datetime) -> dict[str, Any]:
     """Scores of the predictions judged by prices received since `since`: each prediction
     once, by the latest price sent for it; items that matched none are counted."""
     recent = feedback[feedback["feedback_time"] >= pd.Timestamp(since)]
-    matched = recent[recent["problem"].isna()]
-    # The latest price per prediction: sorted stably by when it came, then by its entry.
-    judged = matched.sort_values(["feedback_time", "entry_id"], kind="stable").drop_duplicates(
-        "prediction_id", keep="last"
-    )
+    judged = judged_once(recent)
     scores: dict[str, Any] = {
         "since": since.isoformat(timespec="seconds"),
         "received": len(recent),

@@ -1,4 +1,5 @@
-"""The champion's history, read back from the registry: every promotion, rollback and pin.
+"""The champion's history, read back from the registry: every promotion, rollback and pin,
+and every challenger set or removed.
 
 The gate records its decision in the version's own tags (decision, decided_at, reason, ...). A
 move made by hand (a rollback) and a pin or unpin each add one tag to the version concerned,
@@ -17,7 +18,9 @@ EVENT_TAG_PREFIX = "lifecycle."
 # On the registered model: the pin in force, as JSON (at, reason, by); absent when none is.
 PIN_TAG = "pinned"
 
-Action = Literal["promoted", "rolled_back", "pinned", "unpinned"]
+Action = Literal[
+    "promoted", "rolled_back", "pinned", "unpinned", "challenger_set", "challenger_removed"
+]
 # Actions that move the champion alias.
 ALIAS_MOVES = ("promoted", "rolled_back")
 

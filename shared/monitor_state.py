@@ -14,6 +14,7 @@ from shared.capped_stream import CappedStream, dropped_key
 LATEST_DRIFT_KEY = "monitor:drift:latest"
 DRIFT_RETRAIN_KEY = "monitor:drift:retrain"
 LIVE_SCORES_KEY = "monitor:feedback:scores"
+CHALLENGER_TRIAL_KEY = "monitor:feedback:challenger"
 FEEDBACK_KEY = "monitor:feedback:{feedback_id}"
 FEEDBACK_TTL = 7 * 24 * 3600  # seconds a feedback request's outcome can be looked up
 
@@ -42,6 +43,20 @@ def save_live_scores(redis: Redis, scores: dict[str, Any]) -> None:
 def live_scores(redis: Redis) -> dict[str, Any] | None:
     """The live scores from realised prices, as last computed; None before any feedback."""
     raw = redis.get(LIVE_SCORES_KEY)
+    return dict(json.loads(raw)) if raw else None
+
+
+def save_challenger_trial(redis: Redis, trial: dict[str, Any] | None) -> None:
+    if trial is None:
+        redis.delete(CHALLENGER_TRIAL_KEY)
+    else:
+        redis.set(CHALLENGER_TRIAL_KEY, json.dumps(trial))
+
+
+def challenger_trial(redis: Redis) -> dict[str, Any] | None:
+    """The champion and the challenger scored on the same realised prices, as last computed
+    (services.workers.challenger_trial); None while there is no challenger."""
+    raw = redis.get(CHALLENGER_TRIAL_KEY)
     return dict(json.loads(raw)) if raw else None
 
 

@@ -81,12 +81,16 @@ class Registry:
         query = f"name = '{self.name}' and tags.decision = 'promoted'"
         return sorted(self.client.search_model_versions(query), key=lambda v: -int(v.version))
 
-    def champion(self) -> ModelVersion | None:
-        """The version holding the champion alias, or None before the first promotion."""
+    def by_alias(self, alias: str) -> ModelVersion | None:
+        """The version an alias points at, or None when it points at none."""
         try:
-            return self.client.get_model_version_by_alias(self.name, self.settings.champion_alias)
+            return self.client.get_model_version_by_alias(self.name, alias)
         except MlflowException:
             return None
+
+    def champion(self) -> ModelVersion | None:
+        """The version holding the champion alias, or None before the first promotion."""
+        return self.by_alias(self.settings.champion_alias)
 
     def load_version(self, version: str) -> Any:
         """A version's pipeline, loaded as shared.model_files allows (skops, trusted types)."""
@@ -103,6 +107,18 @@ class Registry:
     def promote(self, version: str) -> None:
         """Point the champion alias at a version."""
         self.client.set_registered_model_alias(self.name, self.settings.champion_alias, version)
+
+    def challenger(self) -> ModelVersion | None:
+        """The version tried beside the champion on live traffic, or None."""
+        return self.by_alias(self.settings.challenger_alias)
+
+    def set_challenger(self, version: str | None) -> None:
+        """Point the challenger alias at a version, or remove it (None)."""
+        alias = self.settings.challenger_alias
+        if version is not None:
+            self.client.set_registered_model_alias(self.name, alias, version)
+        elif self.challenger() is not None:
+            self.client.delete_registered_model_alias(self.name, alias)
 
     def history(self) -> list[Event]:
         """Every promotion, rollback and pin, newest first (shared.lifecycle)."""

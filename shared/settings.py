@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     promote_experiment: bool = False
     model_name: str = "price-category"
     champion_alias: str = "champion"
+    # A version tried on live traffic beside the champion (POST /model/challenger): the share
+    # of prediction requests it also scores, after the champion's answer is sent, and the
+    # Redis hash prefix its tallies go to (one hash per challenger version).
+    challenger_alias: str = "challenger"
+    challenger_share: float = Field(0.1, ge=0, le=1)
+    challenger_tally_prefix: str = "price-category:challenger"
     pipeline_config: Path = PROJECT_DIR / "config" / "pipeline.yaml"
     default_data_path: Path = Path("data/raw/listings.csv.gz")
     promotion_channel: str = "price-category:promotions"

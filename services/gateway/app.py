@@ -3,7 +3,7 @@
 from flask import Flask
 
 from services.gateway.admission import WorkSlots, default_slots, slots_folder
-from services.gateway.champion import ChampionCache, LoadedModel
+from services.gateway.champion import ChampionCache, ChampionSource, LoadedModel
 from services.gateway.collector import CollectorPausedPerRequest
 from services.gateway.dashboard import mount_dashboard
 from services.gateway.errors import register_error_handlers
@@ -13,6 +13,7 @@ from services.gateway.metrics import Metrics
 from services.gateway.openapi import blueprint as openapi_blueprint
 from services.gateway.prediction_log import PredictionLog
 from services.gateway.registry import MlflowChampionSource
+from services.gateway.routes.challenger import blueprint as challenger_blueprint
 from services.gateway.routes.feedback import blueprint as feedback_blueprint
 from services.gateway.routes.health import blueprint as health_blueprint
 from services.gateway.routes.lifecycle import blueprint as lifecycle_blueprint
@@ -21,6 +22,7 @@ from services.gateway.routes.monitor import blueprint as monitor_blueprint
 from services.gateway.routes.predict import blueprint as predict_blueprint
 from services.gateway.routes.runs import blueprint as runs_blueprint
 from services.gateway.secrets import check_secrets
+from services.gateway.shadow import Shadow
 from services.gateway.state import DescribedSource, Gateway
 from shared.capped_stream import CappedStream
 from shared.compiled_trees import proven_compiled
@@ -38,10 +40,13 @@ def create_app(
     settings: Settings | None = None,
     source: DescribedSource | None = None,
     watch_champion: bool = True,
+    challenger_source: ChampionSource | None = None,
 ) -> Flask:
-    """Build a gateway. Tests pass their own settings and, for pure tests, a model source.
+    """Build a gateway. Tests pass their own settings and, for pure tests, a model source
+    (and a challenger's: without one, a gateway on a source of its own tries no challenger).
 
-    With watch_champion, background threads load the champion and follow promotions.
+    With watch_champion, background threads load the champion and the challenger and follow
+    their aliases.
     """
     settings = settings or get_settings()
     check_secrets(settings)  # before anything listens: a weak secret is no secret
@@ -51,10 +56,26 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     redis = connect(settings.redis_url, timeout=settings.gateway_redis_timeout)
-    source = source or MlflowChampionSource(settings)
-    cache = ChampionCache(
-        source, settings.alias_poll_seconds, proven_compiled if settings.compiled_trees else None
-    )
+    if source is None:
+        source = MlflowChampionSource(settings)
+        challenger_source = MlflowChampionSource(settings, settings.challenger_alias)
+    compile_trees = proven_compiled if settings.compiled_trees else None
+    cache = ChampionCache(source, settings.alias_poll_seconds, compile_trees)
+    challenger, shadow = None, None
+    if challenger_source is not None:
+        challenger = ChampionCache(
+            challenger_source,
+            settings.alias_poll_seconds,
+            compile_trees,  # so that its latency is the one it would have as champion
+            drop_when_unset=True,
+            role="challenger",
+        )
+        shadow = Shadow(
+            redis,
+            settings.challenger_tally_prefix,
+            settings.challenger_share,
+            lambda: challenger.current if challenger is not None else None,
+        )
     metrics = Metrics(
         redis,
         promoted_at=lambda: _promoted_at(cache),
@@ -88,6 +109,8 @@ def create_app(
         metrics,
         WorkSlots(slots_folder(), settings.work_slots or default_slots()),
         prediction_log,
+        challenger,
+        shadow,
     )
     app.extensions["gateway"] = state
 
@@ -98,6 +121,7 @@ def create_app(
         runs_blueprint,
         model_blueprint,
         lifecycle_blueprint,
+        challenger_blueprint,
         monitor_blueprint,
         feedback_blueprint,
         health_blueprint,
@@ -109,6 +133,9 @@ def create_app(
 
     if watch_champion:
         cache.start(redis, settings.promotion_channel)
+        if challenger is not None and shadow is not None:
+            challenger.start(redis, settings.promotion_channel)
+            shadow.start()
         # A gunicorn process takes requests once it has tried to load the champion, so that
         # one process cannot answer 503 "no model" while its siblings already serve it; the
         # wait is bounded, so a gateway still starts (and says 503) while MLflow is away.

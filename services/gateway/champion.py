@@ -57,24 +57,32 @@ class LoadedModel:
 
 
 class ChampionSource(Protocol):
-    """Where champions come from (the MLflow registry in production)."""
+    """Where served models come from (the MLflow registry in production): the version an
+    alias points at, and that version loaded."""
 
-    def champion_version(self) -> str | None: ...
+    def alias_version(self) -> str | None: ...
 
     def load(self, version: str) -> LoadedModel: ...
 
 
 class ChampionCache:
-    """Holds the served model and keeps it in step with the champion alias."""
+    """Holds a served model and keeps it in step with its alias: the champion's, or the
+    challenger's (which, unlike the champion, stops being held when its alias is removed)."""
 
     def __init__(
         self,
         source: ChampionSource,
         poll_seconds: float,
         compile_trees: Callable[[Pipeline], Pipeline | None] | None = None,
+        drop_when_unset: bool = False,
+        role: str = "champion",
     ) -> None:
+        self.role = role  # what its logs call the model
         self.source = source
         self.poll_seconds = poll_seconds
+        # The champion keeps serving when its alias is gone (predictions must not fail); a
+        # challenger whose alias was removed is no longer tried.
+        self.drop_when_unset = drop_when_unset
         # Builds a served pipeline's proven compiled twin (shared.compiled_trees), in a thread
         # of its own after each swap: the plain pipeline serves meanwhile.
         self.compile_trees = compile_trees
@@ -93,7 +101,13 @@ class ChampionCache:
         with self._refresh_lock:
             version = None
             try:
-                version = self.source.champion_version()
+                version = self.source.alias_version()
+                if version is None and self.drop_when_unset and self.current is not None:
+                    log.info(
+                        "%s version %s dropped: its alias is unset", self.role, self.current.version
+                    )
+                    self.current = None
+                    return True
                 if version is None or (self.current and self.current.version == version):
                     self._complete_description()
                     self.last_error = None
@@ -102,12 +116,12 @@ class ChampionCache:
             except Exception as error:  # noqa: BLE001 - keep serving the old model
                 which = f"version {version}: " if version else ""
                 self.last_error = f"{which}{type(error).__name__}: {error}"
-                log.warning("champion refresh failed: %s", self.last_error)
+                log.warning("%s refresh failed: %s", self.role, self.last_error)
                 return False
             previous = self.current.version if self.current else None
             self.current = loaded  # one reference assignment: the swap is atomic
             self.last_error = None
-            log.info("serving champion version %s (was %s)", version, previous)
+            log.info("serving %s version %s (was %s)", self.role, version, previous)
             self._served(loaded)
             return True
 

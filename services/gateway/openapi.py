@@ -16,12 +16,14 @@ from swagger_ui_bundle import swagger_ui_path
 from services.gateway.state import gateway
 from shared.contracts import (
     BatchPrediction,
+    ChallengerRequest,
     ErrorResponse,
     Feedback,
     FeedbackAccepted,
     Listing,
     PinRequest,
     Prediction,
+    ReasonRequest,
     RetrainAccepted,
     RetrainRequest,
     RollbackRequest,
@@ -70,7 +72,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Malformed request",
         401: "Missing or wrong token",
         404: "Not found",
-        409: "A run is already queued or in progress",
+        409: "Conflicts with the state things are in (a run in progress, a promotion being "
+        "decided, the champion pinned, ...): `error` says which",
         413: "Body or batch too large",
         415: "Body is not JSON",
         422: "Invalid fields, each named with its path",
@@ -87,6 +90,8 @@ CONTRACT_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (RetrainRequest, "validation"),
     (RollbackRequest, "validation"),
     (PinRequest, "validation"),
+    (ChallengerRequest, "validation"),
+    (ReasonRequest, "validation"),
     (Prediction, "serialization"),
     (BatchPrediction, "serialization"),
     (ErrorResponse, "serialization"),

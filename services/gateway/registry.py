@@ -30,17 +30,20 @@ class MlflowUnreachableError(Exception):
 
 
 class MlflowChampionSource:
-    """Reads the champion alias and loads versions through the tracking server."""
+    """Reads an alias (the champion's, unless told) and loads versions through the tracking
+    server. Only the champion's source keeps a local copy of what it loads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, alias: str | None = None) -> None:
         # Neither asks the server anything until used: the gateway starts (and answers 503)
         # while MLflow is away.
         self.registry = Registry(settings)
         self.tracker = Tracker(settings)
+        self.alias = alias or settings.champion_alias
         folder = settings.champion_copy_dir
-        self.copy = ChampionCopy(folder) if folder is not None else None
+        keeps_copy = folder is not None and self.alias == settings.champion_alias
+        self.copy = ChampionCopy(folder) if keeps_copy and folder is not None else None
 
-    def champion_version(self) -> str | None:
+    def alias_version(self) -> str | None:
         # MLflow's client retries a refused connection with growing pauses (4 s, 8 s, ...):
         # while the server is away (still starting, or down) the attempt fails at once and the
         # cache tries again on its own schedule, so a gateway started beside MLflow serves
@@ -48,8 +51,8 @@ class MlflowChampionSource:
         uri = self.registry.settings.mlflow_tracking_uri
         if not mlflow_answers(uri):
             raise MlflowUnreachableError(f"MLflow at {uri} does not answer")
-        champion = self.registry.champion()
-        return str(champion.version) if champion is not None else None
+        found = self.registry.by_alias(self.alias)
+        return str(found.version) if found is not None else None
 
     def load(self, version: str) -> LoadedModel:
         """Load a version and prove it answers the challenge's example before it is served;

@@ -11,6 +11,7 @@ from services.gateway.champion import ChampionCache, ChampionSource, LoadedModel
 from services.gateway.errors import ApiError
 from services.gateway.metrics import Metrics
 from services.gateway.prediction_log import PredictionLog
+from services.gateway.shadow import Shadow
 from shared.runs import RunStore
 from shared.settings import Settings
 
@@ -31,6 +32,10 @@ class Gateway:
     metrics: Metrics
     work_slots: WorkSlots
     prediction_log: PredictionLog | None = None  # None when turned off
+    # The version tried beside the champion (POST /model/challenger) and what tries it; None
+    # for a gateway built on a source with no challenger (pure tests).
+    challenger: ChampionCache | None = None
+    shadow: Shadow | None = None
 
     def champion(self) -> LoadedModel:
         """The served model, or a 503 that says how to get one."""

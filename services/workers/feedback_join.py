@@ -6,6 +6,7 @@ before the time up to which the log is drained: a price is "unknown" only once i
 if it was ever made, would be in the store. The join reads only the rows that can match.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,9 +37,11 @@ def feedback_sink(
     predictions: Path,
     window_days: float,
     published: RealisedPrices,
+    rescored: Callable[[], None] = lambda: None,
 ) -> Sink:
     """Feedback rows under folder, joined to the predictions stored under predictions; the
-    matched ones published for prep on any node. A batch whose publishing fails is not
+    matched ones published for prep on any node; rescored is called once the live scores are.
+    A batch whose publishing fails is not
     acknowledged: the next drain joins it again (under the same file names) and publishes."""
 
     def write(batch: Batch) -> int:
@@ -53,6 +56,7 @@ def feedback_sink(
             published.publish(stored.to_pandas())
         # Scored before the outcomes say "joined": whoever sees them joined sees them counted.
         refresh_live_scores(redis, folder, window_days)
+        rescored()  # the challenger's trial, on the same prices
         save_feedback_outcomes(redis, outcomes(joined))
         return len(written)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from redis import Redis
 
+from services.workers.challenger_trial import refresh_challenger_trial
 from services.workers.context import StageContext, job_context
 from services.workers.drain import drain, prediction_sink
 from services.workers.drift_check import run_drift_check
@@ -42,6 +43,19 @@ def feedback_dir(settings: Settings) -> Path:
     return settings.resolve(settings.feedback_dir)
 
 
+def refresh_trial(context: StageContext) -> None:
+    """The challenger's live trial, refreshed; MLflow away only leaves the last one standing."""
+    try:
+        refresh_challenger_trial(
+            context.redis,
+            context.registry,
+            feedback_dir(context.settings),
+            context.monitor_params.feedback.window_days,
+        )
+    except Exception as error:  # noqa: BLE001 - the drain's work is done; the trial waits
+        log.warning("challenger trial not refreshed: %s: %s", type(error).__name__, error)
+
+
 def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
     """The prediction log into Parquet, then the realised prices joined to it (a price sent a
     moment after its prediction finds it). Within the job's timeout, each stream's drain may
@@ -57,6 +71,7 @@ def drain_streams(context: StageContext, timeout: int) -> dict[str, Any]:
             predictions,
             context.monitor_params.feedback.window_days,
             RealisedPrices(context.tracker, context.ledger),
+            lambda: refresh_trial(context),
         ),
     }
     report: dict[str, dict[str, Any]] = {}
@@ -106,5 +121,6 @@ def perform_monitor(task: str) -> dict[str, Any]:
         refresh_live_scores(
             context.redis, feedback_dir(settings), context.monitor_params.feedback.window_days
         )  # the window moves on even when no price comes
+        refresh_trial(context)
         return run_drift_check(context)
     raise ValueError(f"{task!r} is not a monitor task ({', '.join(MONITOR_TASKS)})")

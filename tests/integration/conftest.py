@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,11 +19,15 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from services.stack import processes
+from services.workers import promotion
+from services.workers.context import StageContext
 from shared.launch import launch_run
 from shared.queues import WORKER_QUEUES, connect
 from shared.registry import Registry
 from shared.runs import RunStore
+from shared.selection import FinishedCandidate
 from shared.settings import PROJECT_DIR, Settings
+from shared.stage_records import Prepared
 from shared.staged_models import STAGED_FOLDER
 from shared.storage import file_md5, processed_path
 from tests.integration.postgres import remove_cluster, start_postgres
@@ -306,3 +311,32 @@ def served_champion(stack: Stack, gateway: str, shipped_data: str) -> str:
 
     processes.wait_until(serving, 60, f"gateway serving version {version}")
     return version
+
+
+def retrain(stack: Stack, data_path: str) -> dict:
+    """Launch a run on data_path and wait for it to finish (failing the test if it does not)."""
+    run_id = launch_run(connect(stack.settings.redis_url), stack.settings, data_path)
+    run = wait_for_run(stack, run_id)
+    assert run["state"] == "finished", run
+    return run
+
+
+# Session-wide: the promotion and lifecycle modules each trained it before (a minute apiece).
+@pytest.fixture(scope="session")
+def fast_run(stack: Stack, shipped_data: str) -> dict:
+    """A finished run of the fast grid: both candidates' models logged, the split on disk."""
+    stack.write_grid(FAST_GRID)
+    return retrain(stack, shipped_data)
+
+
+def gate_in_process(stack: Stack, fast_run: dict, name: str) -> dict:
+    """Select's register-and-gate for one of fast_run's candidates, as a new pipeline run."""
+    prepared = Prepared.model_validate(fast_run["stages"]["prep"])
+    candidate = fast_run["candidates"][name]
+    chosen = FinishedCandidate(
+        candidate["mlflow_run_id"],
+        candidate["metrics"],
+        fast_run["stages"]["archive"]["models"][name],
+    )
+    run_id = f"test-{name}-{uuid.uuid4()}"
+    return promotion.register_and_gate(StageContext(stack.settings), run_id, prepared, name, chosen)

@@ -9,10 +9,12 @@ from sklearn.dummy import DummyClassifier
 
 from shared.registry import Registry
 from shared.tracking import Tracker, tracking_uri
-from tests.integration.conftest import GATEWAY_TOKEN, WEAK_GRID, Stack, promotable_grid
-from tests.integration.test_promotion import (  # noqa: F401 - fast_run: a fixture
-    fast_run,
+from tests.integration.conftest import (
+    GATEWAY_TOKEN,
+    WEAK_GRID,
+    Stack,
     gate_in_process,
+    promotable_grid,
     retrain,
 )
 from tests.reliability.faults import PredictionLoop
@@ -124,7 +126,7 @@ def test_a_pin_keeps_the_champion_from_a_better_run_that_says_it_would_promote(
     gateway: str,
     served_champion: str,
     shipped_data: str,
-    fast_run: dict,  # noqa: F811
+    fast_run: dict,
 ):
     # A weak champion (the majority-class model, put there by hand) that the run's model beats.
     stack.write_grid(WEAK_GRID)

@@ -1,49 +1,23 @@
 """Promotion as one critical section: overlapping selects, retried registrations."""
 
 import threading
-import uuid
 
 import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._model_registry.client import ModelRegistryClient
 
 from services.workers import promotion
-from services.workers.context import StageContext
-from shared.launch import launch_run
-from shared.queues import connect
 from shared.registry import Registry
-from shared.selection import FinishedCandidate
-from shared.stage_records import Prepared
-from tests.integration.conftest import FAST_GRID, WEAK_GRID, Stack, promotable_grid, wait_for_run
+from tests.integration.conftest import (
+    FAST_GRID,
+    WEAK_GRID,
+    Stack,
+    gate_in_process,
+    promotable_grid,
+    retrain,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def retrain(stack: Stack, data_path: str) -> dict:
-    run_id = launch_run(connect(stack.settings.redis_url), stack.settings, data_path)
-    run = wait_for_run(stack, run_id)
-    assert run["state"] == "finished", run
-    return run
-
-
-@pytest.fixture(scope="module")
-def fast_run(stack: Stack, shipped_data: str) -> dict:
-    """A finished run of the fast grid: both candidates' models logged, the split on disk."""
-    stack.write_grid(FAST_GRID)
-    return retrain(stack, shipped_data)
-
-
-def gate_in_process(stack: Stack, fast_run: dict, name: str) -> dict:
-    """Select's register-and-gate for one of fast_run's candidates, as a new pipeline run."""
-    prepared = Prepared.model_validate(fast_run["stages"]["prep"])
-    candidate = fast_run["candidates"][name]
-    chosen = FinishedCandidate(
-        candidate["mlflow_run_id"],
-        candidate["metrics"],
-        fast_run["stages"]["archive"]["models"][name],
-    )
-    run_id = f"test-{name}-{uuid.uuid4()}"
-    return promotion.register_and_gate(StageContext(stack.settings), run_id, prepared, name, chosen)
 
 
 def test_overlapping_selects_leave_the_better_version_champion(

@@ -36,7 +36,7 @@ Body = TypeVar("Body", bound=BaseModel)
 
 @blueprint.get("/model/history")
 def model_history() -> tuple[dict[str, Any], int]:
-    registry = _registry(gateway())
+    registry = registry_or_503(gateway())
     return {
         "pinned": registry.pin(),
         "events": [event.as_json() for event in registry.history()],
@@ -47,10 +47,10 @@ def model_history() -> tuple[dict[str, Any], int]:
 def rollback() -> tuple[dict[str, Any], int]:
     state = gateway()
     require_token(state.settings, "POST /model/rollback")
-    body = _body(RollbackRequest, required=False)
-    registry = _registry(state)
-    with _promotion_lock(state) as lock:
-        current = _champion_version(registry)
+    body = parsed_body(RollbackRequest, required=False)
+    registry = registry_or_503(state)
+    with promotion_lock_or_409(state) as lock:
+        current = champion_version(registry)
         target = body.version or previous_champion(registry.history(), current)
         if target is None:
             raise ApiError(
@@ -59,11 +59,11 @@ def rollback() -> tuple[dict[str, Any], int]:
                 f'no version was promoted before v{current}: name one with {{"version": N}}',
             )
         if target == current:
-            raise _version_error(409, "already_champion", f"v{target} is the champion already")
-        _check_servable(registry, target)
+            raise version_error(409, "already_champion", f"v{target} is the champion already")
+        check_servable(registry, target)
         fence(lock)  # still ours: nobody moved the alias since the champion was read
         registry.promote(target)
-        event = Event(now(), "rolled_back", target, current, body.reason or "", _asked_by())
+        event = Event(now(), "rolled_back", target, current, body.reason or "", asked_by())
         registry.record(event)
         pin = _pin(registry, target, body.reason) if body.pin else registry.pin()
     publish_promotion(state.redis, state.settings, target)
@@ -74,10 +74,10 @@ def rollback() -> tuple[dict[str, Any], int]:
 def pin() -> tuple[dict[str, Any], int]:
     state = gateway()
     require_token(state.settings, "POST /model/pin")
-    body = _body(PinRequest, required=True)
-    registry = _registry(state)
-    with _promotion_lock(state):  # a pin and a gate's decision never interleave
-        current = _champion_version(registry)
+    body = parsed_body(PinRequest, required=True)
+    registry = registry_or_503(state)
+    with promotion_lock_or_409(state):  # a pin and a gate's decision never interleave
+        current = champion_version(registry)
         if body.pin:
             pinned = _pin(registry, current, body.reason)
         else:
@@ -85,32 +85,32 @@ def pin() -> tuple[dict[str, Any], int]:
             if registry.pin() is not None:
                 registry.set_pin(None)
                 registry.record(
-                    Event(now(), "unpinned", current, None, body.reason or "", _asked_by())
+                    Event(now(), "unpinned", current, None, body.reason or "", asked_by())
                 )
     return {"champion_version": current, "pinned": pinned}, 200
 
 
 def _pin(registry: Registry, version: str, reason: str | None) -> dict[str, Any]:
-    event = Event(now(), "pinned", version, None, reason or "", _asked_by())
+    event = Event(now(), "pinned", version, None, reason or "", asked_by())
     pin = {"at": event.at, "reason": event.reason, "by": event.by}
     registry.set_pin(pin)
     registry.record(event)
     return pin
 
 
-def _asked_by() -> dict[str, str]:
+def asked_by() -> dict[str, str]:
     """Who asked: whoever holds the retrain token, and this request's id (in the logs too)."""
     return {"token": "retrain", "request_id": g.request_id}
 
 
-def _body(model: type[Body], required: bool) -> Body:
+def parsed_body(model: type[Body], required: bool) -> Body:
     try:
         return model.model_validate(json_body(required=required) or {})
     except ValidationError as error:
         raise validation_error(error) from None
 
 
-def _registry(state: Gateway) -> Registry:
+def registry_or_503(state: Gateway) -> Registry:
     """The registry, once MLflow answers its health check (503 while it does not)."""
     if not mlflow_answers(state.settings.mlflow_tracking_uri):
         raise ApiError(
@@ -120,7 +120,7 @@ def _registry(state: Gateway) -> Registry:
 
 
 @contextmanager
-def _promotion_lock(state: Gateway) -> Iterator[Lock]:
+def promotion_lock_or_409(state: Gateway) -> Iterator[Lock]:
     try:
         with promotion_lock(state.redis, state.settings.model_name, LOCK_WAIT_SECONDS) as lock:
             yield lock
@@ -133,31 +133,31 @@ def _promotion_lock(state: Gateway) -> Iterator[Lock]:
         ) from None
 
 
-def _champion_version(registry: Registry) -> str:
+def champion_version(registry: Registry) -> str:
     champion = registry.champion()
     if champion is None:
         raise ApiError(409, "no_champion", "no version has been promoted yet")
     return str(champion.version)
 
 
-def _version_error(status: int, error: str, message: str) -> ApiError:
+def version_error(status: int, error: str, message: str) -> ApiError:
     return ApiError(status, error, message, fields=[{"path": "version", "message": message}])
 
 
-def _check_servable(registry: Registry, version: str) -> None:
+def check_servable(registry: Registry, version: str) -> None:
     """404 for a version that does not exist; 422 for one this gateway would not serve."""
     try:
         registry.version(version)
     except MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise _version_error(
+            raise version_error(
                 404, "version_not_found", f"no version {version} is registered"
             ) from None
         raise
     try:
         prove(registry.load_version(version))
     except Exception as error:  # noqa: BLE001 - whatever the reason, it is not served
-        raise _version_error(
+        raise version_error(
             422,
             "version_unservable",
             f"v{version} cannot be served by this code: {type(error).__name__}: {error}",

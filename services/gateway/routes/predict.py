@@ -5,12 +5,14 @@ from collections import Counter
 from contextlib import ExitStack
 from typing import Any
 
-from flask import Blueprint, g
+from flask import Blueprint, Response, after_this_request, g
 
 from services.gateway.predicting import answer_request, explanation_slot, is_big_batch
 from services.gateway.prediction_log import Answered
 from services.gateway.routes.requests import json_body, query_flag
+from services.gateway.shadow import Shadow
 from services.gateway.state import gateway
+from shared.contracts import Listing
 from shared.prediction_ids import listing_prediction_id, new_request_prediction_id
 
 blueprint = Blueprint("predict", __name__)
@@ -41,6 +43,8 @@ def predict() -> tuple[dict[str, Any], int]:
     prediction_id = new_request_prediction_id(at)
     for index, answer in enumerate(answers):
         answer["prediction_id"] = listing_prediction_id(prediction_id, index)
+    if state.shadow is not None:
+        _try_challenger(state.shadow, answers, listings)
     for category, count in Counter(a["price_category"] for a in answers).items():
         state.metrics.predictions.labels(category).inc(count)
     if state.prediction_log is not None:
@@ -57,3 +61,18 @@ def predict() -> tuple[dict[str, Any], int]:
             )
         )
     return body, 200
+
+
+def _try_challenger(shadow: Shadow, answers: list[dict[str, Any]], listings: list[Listing]) -> None:
+    """For the share of requests the challenger also scores: score them once the response has
+    been sent (never before: the client waits for the champion only)."""
+    challenger = shadow.pick()
+    if challenger is None or challenger.version == answers[0]["model_version"]:
+        return
+    categories = [answer["price_category"] for answer in answers]
+    records = [vars(listing) for listing in listings]
+
+    @after_this_request
+    def score_after_sending(response: Response) -> Response:
+        response.call_on_close(lambda: shadow.score(challenger, records, categories))
+        return response

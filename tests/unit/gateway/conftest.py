@@ -36,7 +36,7 @@ class FakeSource:
         self.version: str | None = "7"
         self.fail_with: Exception | None = None
 
-    def champion_version(self) -> str | None:
+    def alias_version(self) -> str | None:
         if self.fail_with:
             raise self.fail_with
         return self.version

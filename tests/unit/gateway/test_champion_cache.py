@@ -10,7 +10,7 @@ class _Source:
     def __init__(self) -> None:
         self.tagged = False
 
-    def champion_version(self) -> str:
+    def alias_version(self) -> str:
         return "4"
 
     def describe(self, version: str) -> dict:
@@ -31,3 +31,31 @@ def test_a_version_loaded_before_its_decision_was_tagged_is_described_again():
     source.tagged = True
     assert cache.refresh() is False  # the same version: no swap, but a fresh description
     assert cache.current.info["promoted_at"] == "2026-11-30T12:00:00+00:00"
+
+
+class _Alias:
+    """An alias the test points at a version or removes."""
+
+    def __init__(self) -> None:
+        self.version: str | None = "5"
+
+    def alias_version(self) -> str | None:
+        return self.version
+
+    def load(self, version: str) -> LoadedModel:
+        return LoadedModel(version, pipeline=None)
+
+
+def test_a_challenger_is_dropped_when_its_alias_is_removed_and_a_champion_is_not():
+    challenger_alias, champion_alias = _Alias(), _Alias()
+    challenger = ChampionCache(challenger_alias, poll_seconds=30, drop_when_unset=True)
+    champion = ChampionCache(champion_alias, poll_seconds=30)
+    assert challenger.refresh() and champion.refresh()
+    challenger_alias.version = champion_alias.version = None
+    assert challenger.refresh() is True
+    assert challenger.current is None
+    assert champion.refresh() is False  # predictions must not fail: it keeps serving
+    assert champion.current.version == "5"
+    challenger_alias.version = "6"
+    assert challenger.refresh() is True
+    assert challenger.current.version == "6"

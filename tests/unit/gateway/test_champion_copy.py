@@ -80,7 +80,7 @@ class _Source:
     def __init__(self, copy: ChampionCopy) -> None:
         self.copy = copy
 
-    def champion_version(self) -> str:
+    def alias_version(self) -> str:
         raise ConnectionError("MLflow does not answer")
 
     def load(self, version: str) -> LoadedModel:

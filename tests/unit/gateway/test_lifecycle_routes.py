@@ -5,9 +5,18 @@ import pytest
 BEARER = {"Authorization": "Bearer s3cret-token-0123456789"}  # the unit settings' token
 
 
-@pytest.mark.parametrize("path, body", [("/model/rollback", {}), ("/model/pin", {"pin": True})])
-def test_changing_the_champion_needs_the_retrain_token(client, path, body):
-    reply = client.post(path, json=body)
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("post", "/model/rollback", {}),
+        ("post", "/model/pin", {"pin": True}),
+        ("post", "/model/challenger", {"version": 3}),
+        ("delete", "/model/challenger", {}),
+        ("post", "/model/challenger/promote", {}),
+    ],
+)
+def test_changing_the_champion_needs_the_retrain_token(client, method, path, body):
+    reply = getattr(client, method)(path, json=body)
     assert reply.status_code == 401
     assert reply.get_json()["error"] == "unauthorized"
 
@@ -19,6 +28,10 @@ def test_changing_the_champion_needs_the_retrain_token(client, path, body):
         ("/model/rollback", {"version": 2, "pinned": True}, "pinned"),
         ("/model/pin", {}, "pin"),
         ("/model/pin", {"pin": "maybe"}, "pin"),
+        ("/model/challenger", {}, "version"),
+        ("/model/challenger", {"version": 0}, "version"),
+        ("/model/challenger", {"version": 3, "share": 0.5}, "share"),
+        ("/model/challenger/promote", {"force": True}, "force"),
     ],
 )
 def test_a_bad_body_is_422_naming_the_field(client, path, body, field):
@@ -27,7 +40,16 @@ def test_a_bad_body_is_422_naming_the_field(client, path, body, field):
     assert [f["path"] for f in reply.get_json()["fields"]] == [field]
 
 
-@pytest.mark.parametrize("method, path", [("get", "/model/history"), ("post", "/model/rollback")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/model/history"),
+        ("post", "/model/rollback"),
+        ("get", "/model/challenger"),
+        ("delete", "/model/challenger"),
+        ("post", "/model/challenger/promote"),
+    ],
+)
 def test_with_mlflow_away_it_is_503_and_says_so(client, method, path):
     # The unit settings name a port nothing listens on.
     reply = getattr(client, method)(path, headers=BEARER)
