@@ -91,6 +91,10 @@ class SelectParams(BaseModel):
     # this above the champion's.
     max_recall_drop: float | None = Field(None, ge=0, le=1)
     max_calibration_error_rise: float | None = Field(None, ge=0, le=1)
+    # A winner refused only for scoring below the champion, by no more than this beyond
+    # champion_tolerance, becomes the challenger: tried on live traffic beside the champion
+    # (POST /model/challenger/promote decides on what it shows). None: never.
+    challenger_margin: float | None = Field(None, ge=0, le=1)
 
     @field_validator("metric")
     @classmethod

@@ -82,6 +82,8 @@ class Selected(StageRecord):
     compared_rows: int | None = None
     compared_candidate_score: float | None = None
     compared_score: float | None = None
+    # Refused by a small margin (select.challenger_margin) and tried on live traffic instead.
+    challenger: bool = False
 
 
 class Explained(StageRecord):

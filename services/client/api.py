@@ -61,6 +61,24 @@ class GatewayClient:
         body = {"pin": pin, "reason": reason}
         return dict(self._call("POST", "/model/pin", json=body, headers=self._authorized()))
 
+    def challenger(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/model/challenger"))
+
+    def set_challenger(self, version: str, reason: str | None = None) -> dict[str, Any]:
+        body = {"version": version, "reason": reason}
+        return dict(self._call("POST", "/model/challenger", json=body, headers=self._authorized()))
+
+    def remove_challenger(self, reason: str | None = None) -> dict[str, Any]:
+        body = {"reason": reason}
+        return dict(
+            self._call("DELETE", "/model/challenger", json=body, headers=self._authorized())
+        )
+
+    def promote_challenger(self, reason: str | None = None) -> dict[str, Any]:
+        body = {"reason": reason}
+        path = "/model/challenger/promote"
+        return dict(self._call("POST", path, json=body, headers=self._authorized()))
+
     def history(self) -> dict[str, Any]:
         return dict(self._call("GET", "/model/history"))
 

@@ -159,6 +159,25 @@ def cmd_pin(client: GatewayClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_challenger(client: GatewayClient, args: argparse.Namespace) -> int:
+    if args.set:
+        answer = client.set_challenger(args.set, args.reason)
+        print(
+            f"challenger is version {answer['version']} beside champion "
+            f"{answer['champion_version']}: {answer['share']:.0%} of requests also scored by it"
+        )
+    elif args.remove:
+        answer = client.remove_challenger(args.reason)
+        print(f"version {answer['version']} is no longer tried")
+    elif args.promote:
+        answer = client.promote_challenger(args.reason)
+        print(f"champion is version {answer['version']} (was {answer['from_version']})")
+        print(f"gate: {answer['decision']['reason']}")
+    else:
+        print(json.dumps(client.challenger(), indent=2))
+    return 0
+
+
 def cmd_history(client: GatewayClient, args: argparse.Namespace) -> int:
     rows = []
     for event in client.history()["events"][: args.limit]:
@@ -207,7 +226,21 @@ def parser() -> argparse.ArgumentParser:
     pin = commands.add_parser("pin", help="stop automatic promotions (--lift resumes them)")
     pin.add_argument("--lift", action="store_true", help="lift the pin")
     pin.add_argument("--reason")
-    history = commands.add_parser("history", help="promotions, rollbacks and pins, newest first")
+    challenger = commands.add_parser(
+        "challenger",
+        help="the version tried beside the champion, and how it compares; or --set N, "
+        "--remove, --promote",
+    )
+    action = challenger.add_mutually_exclusive_group()
+    action.add_argument("--set", metavar="N", help="try registered version N on live traffic")
+    action.add_argument("--remove", action="store_true", help="stop trying it")
+    action.add_argument(
+        "--promote", action="store_true", help="make it champion, through the gate's conditions"
+    )
+    challenger.add_argument("--reason")
+    history = commands.add_parser(
+        "history", help="promotions, rollbacks, pins and challengers, newest first"
+    )
     history.add_argument("--limit", type=int, default=20)
     upload_data = commands.add_parser(
         "upload-data", help="log a raw listings file to MLflow; prints its runs:/ name"
@@ -226,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": cmd_model,
         "rollback": cmd_rollback,
         "pin": cmd_pin,
+        "challenger": cmd_challenger,
         "history": cmd_history,
         "upload-data": cmd_upload_data,
     }

@@ -36,6 +36,11 @@ def _promoted_at(cache: ChampionCache) -> str | None:
     return served.info.get("promoted_at") if served is not None else None
 
 
+def _version(cache: ChampionCache | None) -> str | None:
+    served = cache.current if cache is not None else None
+    return served.version if served is not None else None
+
+
 def create_app(
     settings: Settings | None = None,
     source: DescribedSource | None = None,
@@ -76,6 +81,7 @@ def create_app(
             settings.challenger_share,
             lambda: challenger.current if challenger is not None else None,
         )
+
     metrics = Metrics(
         redis,
         promoted_at=lambda: _promoted_at(cache),
@@ -83,7 +89,11 @@ def create_app(
             settings.prediction_log_stream: settings.prediction_log_max_listings,
             settings.feedback_stream: settings.feedback_max_prices,
         },
+        challenger_tallies=(settings.challenger_tally_prefix, lambda: _version(challenger)),
     )
+    if challenger is not None:
+        challenger.on_swap = lambda model: metrics.challenger_version.set(float(model.version))
+        challenger.on_dropped = lambda: metrics.challenger_version.set(0)
 
     def swapped(model: LoadedModel) -> None:
         metrics.model_version.set(float(model.version))

@@ -95,6 +95,7 @@ class ChampionCache:
         self._threads: list[threading.Thread] = []
         self.on_swap: Callable[[LoadedModel], None] = lambda model: None
         self.on_compiled: Callable[[LoadedModel], None] = lambda model: None
+        self.on_dropped: Callable[[], None] = lambda: None
 
     def refresh(self) -> bool:
         """Load the alias's version if it is not the one served; True when a swap happened."""
@@ -107,6 +108,7 @@ class ChampionCache:
                         "%s version %s dropped: its alias is unset", self.role, self.current.version
                     )
                     self.current = None
+                    self.on_dropped()
                     return True
                 if version is None or (self.current and self.current.version == version):
                     self._complete_description()

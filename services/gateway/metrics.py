@@ -16,14 +16,25 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 
-from shared.monitor_state import latest_drift_report, live_scores, stream_status
+from services.gateway.shadow import LATENCY_BOUNDS_MS, latency_field, tally_fields
+from shared.monitor_state import (
+    challenger_trial,
+    latest_drift_report,
+    live_scores,
+    stream_status,
+)
 from shared.queues import WORKER_QUEUES, queue
 from shared.runs import RunStore
 
@@ -153,6 +164,82 @@ class LiveScoreGauges(MonitorGauges):
         )
 
 
+class ChallengerGauges(Collector):
+    """The challenger's shadow tallies (services.gateway.shadow), read from Redis when scraped:
+    every process counts into the same hash, so any process reports all of them; and the
+    monitor's scores of champion and challenger on the same realised prices."""
+
+    def __init__(self, redis: Redis, prefix: str, version: Callable[[], str | None]) -> None:
+        self.redis, self.prefix, self.version = redis, prefix, version
+
+    def collect(self) -> Iterator[Metric]:
+        version = self.version()
+        if version is None:
+            return
+        try:
+            tally = tally_fields(self.redis, self.prefix, version)
+            trial = challenger_trial(self.redis)
+        except RedisError as error:
+            log.warning("challenger metrics unavailable: %s", error)
+            return
+        yield from challenger_families(version, tally)
+        if trial is not None and trial.get("version") == version:
+            yield from trial_families(trial)
+
+
+def challenger_families(version: str, tally: dict[str, str]) -> Iterator[Metric]:
+    """The shadow tallies as counters and the challenger's latency as a histogram."""
+    count = {name: int(value) for name, value in tally.items() if name != "since"}
+    for name, what in (
+        ("requests", "Prediction requests the challenger also scored"),
+        ("listings", "Listings the challenger also scored"),
+        ("agreed", "Listings the challenger put in the champion's category"),
+    ):
+        family = CounterMetricFamily(f"gateway_challenger_{name}", what, labels=["version"])
+        family.add_metric([version], count.get(name, 0))
+        yield family
+    disagreed = CounterMetricFamily(
+        "gateway_challenger_disagreed",
+        "Listings the challenger put elsewhere, by the champion's category and its own",
+        labels=["version", "champion_category", "challenger_category"],
+    )
+    for name, value in count.items():
+        if name.startswith("disagreed:"):
+            _, theirs, mine = name.split(":")
+            disagreed.add_metric([version, theirs, mine], value)
+    yield disagreed
+    buckets, cumulative = [], 0
+    for bound in [*LATENCY_BOUNDS_MS, float("inf")]:
+        cumulative += count.get(latency_field(bound), 0)
+        buckets.append(("+Inf" if bound == float("inf") else f"{bound / 1000:g}", cumulative))
+    latency = HistogramMetricFamily(
+        "gateway_challenger_seconds",
+        "Seconds the challenger took to score a request (features and model, one thread)",
+        labels=["version"],
+    )
+    latency.add_metric([version], buckets, count.get("us", 0) / 1_000_000)
+    yield latency
+
+
+def trial_families(trial: dict[str, Any]) -> Iterator[Metric]:
+    """Champion and challenger scored by the monitor on the same realised prices."""
+    yield GaugeMetricFamily(
+        "monitor_challenger_judged",
+        "Listings judged by realised prices that champion and challenger were both scored on",
+        trial["judged"],
+    )
+    scores = GaugeMetricFamily(
+        "monitor_challenger_live_score",
+        "Each model's score on the same realised prices (accuracy; every metric the gate "
+        "reads once each category has a price)",
+        labels=["model", "version", "metric"],
+    )
+    for model, version in (("champion", "champion_version"), ("challenger", "version")):
+        for metric, value in trial.get(model, {}).items():
+            scores.add_metric([model, str(trial[version]), metric], value)
+    yield scores
+
+
 class StreamGauges(Collector):
     """The drained streams (the prediction log, realised prices): what waits in each against
     its cap, and the entries their drains set aside as unwritable."""
@@ -262,7 +349,9 @@ class Metrics:
         redis: Redis,
         promoted_at: Callable[[], str | None] = lambda: None,
         stream_caps: dict[str, int] | None = None,
+        challenger_tallies: tuple[str, Callable[[], str | None]] | None = None,
     ) -> None:
+        """challenger_tallies: the tallies' Redis prefix, and the challenger served, if any."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "gateway_requests_total",
@@ -295,6 +384,13 @@ class Metrics:
             multiprocess_mode="livemin",
             registry=self.registry,
         )
+        self.challenger_version = Gauge(
+            "gateway_challenger_version",
+            "Challenger version tried beside the champion (across processes: the oldest any "
+            "live one holds; 0 while any holds none)",
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
         self.compiled_trees = Gauge(
             "gateway_compiled_trees",
             "1 once the champion's compiled trees predict (across processes: 0 while any live "
@@ -309,6 +405,8 @@ class Metrics:
             LiveScoreGauges(redis),
             StreamGauges(redis, stream_caps or {}),
         ]
+        if challenger_tallies is not None:
+            self.collectors.append(ChallengerGauges(redis, *challenger_tallies))
         for collector in self.collectors:
             self.registry.register(collector)
 

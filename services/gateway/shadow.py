@@ -22,6 +22,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from services.gateway.champion import LoadedModel
+from shared.challenger import tally_key
 from shared.modeling import predict_matrix
 from shared.schema import PRICE_CATEGORIES
 
@@ -33,11 +34,6 @@ FLUSH_SECONDS = 1.0
 LATENCY_BOUNDS_MS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2500)
 # Tallied fields a process keeps while Redis is away, at most, before it drops them (logged).
 MAX_UNSENT_FIELDS = 10_000
-
-
-def tally_key(prefix: str, version: str) -> str:
-    """The Redis hash holding a challenger version's tallies."""
-    return f"{prefix}:v{version}"
 
 
 def latency_field(ms: float) -> str:
@@ -183,15 +179,11 @@ class Shadow:
                 self._unsent = {}
 
 
-def start_tally(redis: Redis, prefix: str, version: str, since: str) -> None:
-    """A new tally for a version set as challenger: the old one's counts are not its."""
-    key = tally_key(prefix, version)
-    with redis.pipeline() as pipe:
-        pipe.delete(key)
-        pipe.hset(key, "since", since)
-        pipe.execute()
+def tally_fields(redis: Redis, prefix: str, version: str) -> dict[str, str]:
+    """A challenger version's tally hash as it is in Redis."""
+    fields: dict[bytes, bytes] = redis.hgetall(tally_key(prefix, version))  # type: ignore[assignment]
+    return {key.decode(): value.decode() for key, value in fields.items()}
 
 
 def read_tally(redis: Redis, prefix: str, version: str) -> dict[str, Any]:
-    fields: dict[bytes, bytes] = redis.hgetall(tally_key(prefix, version))  # type: ignore[assignment]
-    return summary({key.decode(): value.decode() for key, value in fields.items()})
+    return summary(tally_fields(redis, prefix, version))

@@ -13,6 +13,7 @@ from mlflow.entities.model_registry import ModelVersion
 from redis.lock import Lock
 
 from services.workers.context import StageContext
+from shared.challenger import near_miss, replaceable_by_a_run, set_challenger
 from shared.locks import fence, promotion_lock
 from shared.model_files import UntrustedModelError
 from shared.modeling import probabilities, score_predictions
@@ -206,15 +207,44 @@ def _gate(
         },
     )
     log.info("v%s: %s (%s)", version.version, outcome, reason)
+    challenger = _near_miss_as_challenger(context, version, decision, scores)
     return {
         "version": str(version.version),
         "promoted": outcome == "promoted",
         "decision": outcome,
         "reason": reason,
+        "challenger": challenger,
         "failed_conditions": sorted(decision.failed),
         "conditions": [asdict(check) for check in decision.checks],
         **compared,
     }
+
+
+def _near_miss_as_challenger(
+    context: StageContext,
+    version: ModelVersion,
+    decision: GateDecision,
+    scores: ChampionScores | None,
+) -> bool:
+    """Set a version the gate refused by a small margin as the challenger (not over one set by
+    hand); whether it was."""
+    select = context.params.select
+    compared = scores.comparison if scores is not None else None
+    short = near_miss(decision, compared, select.champion_tolerance, select.challenger_margin)
+    registry = context.registry
+    if short is None or compared is None:
+        return False
+    current = registry.challenger()
+    if not replaceable_by_a_run(registry.history(), str(current.version) if current else None):
+        log.info("v%s: a near miss, but the challenger was set by hand", version.version)
+        return False
+    reason = (
+        f"{select.metric} {short:.4f} short of v{compared.version} beyond the tolerance, within "
+        f"select.challenger_margin {select.challenger_margin}: tried on live traffic"
+    )
+    by = {"run_id": version.tags.get("pipeline_run_id", "")}
+    set_challenger(registry, context.redis, context.settings, str(version.version), reason, by)
+    return True
 
 
 def _pinned(pin: Mapping[str, Any]) -> str:

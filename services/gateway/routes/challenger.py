@@ -24,8 +24,9 @@ from services.gateway.routes.lifecycle import (
     version_error,
 )
 from services.gateway.routes.requests import require_token
-from services.gateway.shadow import read_tally, start_tally
+from services.gateway.shadow import read_tally
 from services.gateway.state import Gateway, gateway
+from shared.challenger import set_challenger
 from shared.contracts import ChallengerRequest, ReasonRequest
 from shared.lifecycle import Event, now
 from shared.locks import fence
@@ -39,7 +40,7 @@ blueprint = Blueprint("challenger", __name__)
 
 
 @blueprint.post("/model/challenger")
-def set_challenger() -> tuple[dict[str, Any], int]:
+def try_challenger() -> tuple[dict[str, Any], int]:
     state = gateway()
     require_token(state.settings, "POST /model/challenger")
     body = parsed_body(ChallengerRequest, required=True)
@@ -57,12 +58,9 @@ def set_challenger() -> tuple[dict[str, Any], int]:
                 "to start its tallies again)",
             )
         check_servable(registry, body.version)
-        event = Event(now(), "challenger_set", body.version, current, body.reason or "", asked_by())
-        # The tally first: requests scored once the alias moves count into a fresh one.
-        start_tally(state.redis, state.settings.challenger_tally_prefix, body.version, event.at)
-        registry.set_challenger(body.version)
-        registry.record(event)
-    publish_promotion(state.redis, state.settings, body.version)  # wakes every process
+        event = set_challenger(
+            registry, state.redis, state.settings, body.version, body.reason or "", asked_by()
+        )
     return {
         **event.as_json(),
         "champion_version": champion,

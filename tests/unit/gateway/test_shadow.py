@@ -140,3 +140,27 @@ def test_tallies_redis_did_not_take_are_kept_for_the_next_send(settings, source,
             pass
     state.shadow.send()  # the unit settings' Redis port has nothing listening
     assert _unsent(state)["price-category:challenger:v9"]["requests"] == 3
+
+
+def test_metrics_give_the_tallies_as_counters_and_the_latency_as_a_histogram():
+    from services.gateway.metrics import challenger_families
+
+    total = shadow.compare(["Low", "Mid"], ["Low", "High"], 0.15)
+    total.update(shadow.compare(["Lux"], ["Lux"], 3.0))
+    families = {f.name: f for f in challenger_families("9", {"since": "x", **total})}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families.values()
+        for s in family.samples
+    }
+    assert samples[("gateway_challenger_requests_total", (("version", "9"),))] == 2
+    assert samples[("gateway_challenger_agreed_total", (("version", "9"),))] == 2
+    key = (("challenger_category", "High"), ("champion_category", "Mid"), ("version", "9"))
+    assert samples[("gateway_challenger_disagreed_total", key)] == 1
+    bucket = "gateway_challenger_seconds_bucket"
+    assert samples[(bucket, (("le", "0.0002"), ("version", "9")))] == 1
+    assert samples[(bucket, (("le", "0.005"), ("version", "9")))] == 2
+    assert samples[(bucket, (("le", "+Inf"), ("version", "9")))] == 2
+    assert samples[("gateway_challenger_seconds_sum", (("version", "9"),))] == pytest.approx(
+        0.00315
+    )
