@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import measure, report, targets
+from bench import challenger_cost, measure, report, targets
 from bench.layers import Layers, measure_batch_layers, measure_layers
 from bench.swap import measure_swaps
 from bench.wrk import LoadResult
@@ -30,6 +30,8 @@ GATEWAYS = {
     "gateway-1thread": (1, {"PRICE_CATEGORY_BATCH_THREADS": "1"}),
     "gateway-2proc": (2, {}),
     "gateway-nolog": (1, {"PRICE_CATEGORY_PREDICTION_LOG": "false"}),
+    # The only one holding a challenger (bench.challenger_cost): it follows an alias of its own.
+    "gateway-challenger": (1, {"PRICE_CATEGORY_CHALLENGER_ALIAS": challenger_cost.ALIAS}),
 }
 BATCH = 10_000
 Goal = tuple[str, str, bool]
@@ -60,12 +62,14 @@ def single_listing(bench: targets.Bench, seconds: int, runs: int) -> dict:
     for clients in (4, 8):
         measured = measure.interleaved_loads(pair, CHALLENGE_EXAMPLE, clients, seconds, runs)
         loads |= {(name, clients): load for name, load in measured.items()}
-    # What the prediction log costs an answer: the same gateway with it on and off, in turn.
-    logging_pair = {
+    # What the prediction log and a challenger cost an answer: the same gateway with the log
+    # on and off, and with a challenger, in turn.
+    in_turn = {
         "gateway-log": bench.urls["gateway"],
         "gateway-nolog": bench.urls["gateway-nolog"],
+        "gateway-challenger": bench.urls["gateway-challenger"],
     }
-    measured = measure.interleaved_loads(logging_pair, CHALLENGE_EXAMPLE, 1, seconds, runs)
+    measured = measure.interleaved_loads(in_turn, CHALLENGE_EXAMPLE, 1, seconds, runs)
     loads |= {(name, 1): load for name, load in measured.items()}
     return loads
 
@@ -77,8 +81,10 @@ def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
     try:
         targets.start_backing_services(bench)
         pipeline = targets.train_champion(bench)
+        challenger = targets.register_challenger(bench, challenger_cost.ALIAS)
         for name, (workers, settings) in GATEWAYS.items():
             targets.start_gateway(bench, name, workers, settings)
+        targets.wait_for_challenger(bench, "gateway-challenger", challenger)
         targets.start_front(bench, "gateway-2proc+front", behind="gateway-2proc")
         targets.start_mlflow_serve(bench)
         targets.start_notebook_app(bench)
@@ -103,7 +109,11 @@ def measure_serving(folder: Path, seconds: int, runs: int) -> ServingResults:
                 mlflow_tracking_uri=bench.env["MLFLOW_TRACKING_URI"],
             ),
             bench.model_uri,
-            {name: (targets.gateway_log(bench, name), n) for name, (n, _) in GATEWAYS.items()},
+            {
+                name: (targets.gateway_log(bench, name), n)
+                for name, (n, _) in GATEWAYS.items()
+                if name != "gateway-challenger"
+            },
             runs,
         )
     finally:
@@ -181,6 +191,7 @@ def goals(results: ServingResults) -> list[Goal]:
             f"{logged.p50_ms:.2f} - {unlogged.p50_ms:.2f} = {log_cost:+.2f} ms",
             log_cost <= 0.1,
         ),
+        *challenger_cost.goals(loads[("gateway-challenger", 1)], logged),
         (
             "every gateway process serves a new champion <= 2 s after the promotion message "
             "(2 processes)",

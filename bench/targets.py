@@ -60,6 +60,31 @@ def train_champion(bench: Bench) -> object:
     return pipeline
 
 
+def register_challenger(bench: Bench, alias: str) -> str:
+    """The champion's model registered again and pointed at by alias: a gateway whose
+    challenger_alias it is holds it as challenger (the same work per listing as a challenger
+    of the champion's kind); other gateways hold none."""
+    registry = Registry(Settings(mlflow_tracking_uri=bench.env["MLFLOW_TRACKING_URI"]))
+    version = str(registry.register(bench.model_uri, {"bench": "challenger"}).version)
+    registry.client.set_registered_model_alias(registry.name, alias, version)
+    return version
+
+
+def wait_for_challenger(bench: Bench, name: str, version: str) -> None:
+    """Until the gateway holds the challenger and predicts with its compiled trees."""
+    metrics = bench.urls[name].replace("/predict", "/metrics")
+
+    def held() -> bool:
+        with urllib.request.urlopen(metrics, timeout=5) as reply:
+            text = reply.read().decode()
+        return (
+            f"\ngateway_challenger_version {float(version)}\n" in text
+            and "\ngateway_challenger_compiled_trees 1.0\n" in text
+        )
+
+    processes.wait_until(held, 180, f"{name} holding challenger v{version}, compiled")
+
+
 def start_backing_services(bench: Bench) -> None:
     password = secrets.token_urlsafe(18)
     redis, redis_port = processes.start_redis(bench.folder / "redis", password)

@@ -41,6 +41,22 @@ def _version(cache: ChampionCache | None) -> str | None:
     return served.version if served is not None else None
 
 
+def _report_challenger(challenger: ChampionCache, metrics: Metrics) -> None:
+    """The challenger each process holds, and whether its compiled trees predict, as gauges."""
+
+    def swapped(model: LoadedModel) -> None:
+        metrics.challenger_version.set(float(model.version))
+        metrics.challenger_compiled_trees.set(0)
+
+    def dropped() -> None:
+        metrics.challenger_version.set(0)
+        metrics.challenger_compiled_trees.set(0)
+
+    challenger.on_swap = swapped
+    challenger.on_dropped = dropped
+    challenger.on_compiled = lambda model: metrics.challenger_compiled_trees.set(1)
+
+
 def create_app(
     settings: Settings | None = None,
     source: DescribedSource | None = None,
@@ -92,8 +108,7 @@ def create_app(
         challenger_tallies=(settings.challenger_tally_prefix, lambda: _version(challenger)),
     )
     if challenger is not None:
-        challenger.on_swap = lambda model: metrics.challenger_version.set(float(model.version))
-        challenger.on_dropped = lambda: metrics.challenger_version.set(0)
+        _report_challenger(challenger, metrics)
 
     def swapped(model: LoadedModel) -> None:
         metrics.model_version.set(float(model.version))
