@@ -14,7 +14,7 @@ import requests
 from services.stack import processes
 from shared.contracts import Listing
 from shared.registry import Registry
-from tests.integration.conftest import GATEWAY_TOKEN, Stack
+from tests.integration.conftest import FAST_GRID, GATEWAY_TOKEN, Stack, gate_in_process
 from tests.integration.test_lifecycle import pickled_version, registered_again
 
 pytestmark = pytest.mark.integration
@@ -227,3 +227,46 @@ def test_a_version_this_code_would_not_serve_is_refused_as_challenger(
     assert (champion.status_code, champion.json()["error"]) == (409, "already_champion")
     assert (promote.status_code, promote.json()["error"]) == (404, "no_challenger")
     assert Registry(stack.settings).challenger() is None
+
+
+# Gate settings under which the fast grid's forest, below its LightGBM champion, fails only
+# the champion's score, by less than the margin.
+NEAR_MISS_GATE = {
+    "challenger_margin": 0.5,
+    "max_drop": 1.0,
+    "min_score": 0.5,
+    "max_recall_drop": None,
+    "max_calibration_error_rise": None,
+}
+
+
+def test_a_winner_that_just_lost_the_gate_is_tried_unless_one_was_set_by_hand(
+    stack: Stack, gateway: str, served_champion: str, fast_run: dict
+):
+    registry = Registry(stack.settings)
+    assert registry.version(served_champion).tags["candidate"] == "lgbm_all"
+    stack.write_grid(FAST_GRID, select=NEAR_MISS_GATE)
+    try:
+        near = gate_in_process(stack, fast_run, "notebook_rf")
+        by_hand = registered_again(stack, served_champion)
+        set_ = requests.post(
+            f"{gateway}/model/challenger", json={"version": by_hand}, headers=AUTH, timeout=60
+        )
+        again = gate_in_process(stack, fast_run, "notebook_rf")
+        challenger_after = str(registry.challenger().version)
+    finally:
+        stack.write_grid(FAST_GRID)
+        requests.delete(f"{gateway}/model/challenger", headers=AUTH, timeout=60)
+
+    assert (near["decision"], near["failed_conditions"]) == ("not_promoted", ["champion_now"])
+    assert near["challenger"] is True
+    events = requests.get(f"{gateway}/model/history", timeout=30).json()["events"]
+    tried = next(
+        e for e in events if e["action"] == "challenger_set" and e["version"] == near["version"]
+    )
+    assert tried["by"]["run_id"] and "select.challenger_margin" in tried["reason"]
+    assert set_.status_code == 200, set_.text
+    assert set_.json()["from_version"] == near["version"]  # the run's, replaced by hand
+    # A later near miss leaves the one set by hand.
+    assert again["challenger"] is False and challenger_after == by_hand
+    assert str(registry.champion().version) == served_champion

@@ -88,7 +88,9 @@ def test_a_rollback_under_load_fails_no_prediction_and_every_process_follows(
         ("rolled_back", other, served_champion),
     ]
     promotion = next(e for e in events if e["action"] == "promoted")
-    assert promotion["version"] == last_promoted and promotion["by"]["run_id"]
+    # Who asked: the run whose gate promoted it, or the token of a challenger promoted by hand.
+    assert promotion["version"] == last_promoted
+    assert promotion["by"].get("run_id") or promotion["by"]["token"] == "retrain"
     if last_promoted != served_champion:  # an earlier test moved the alias by hand: put it back
         requests.post(
             f"{gateway}/model/rollback", json={"version": served_champion}, headers=AUTH, timeout=60

@@ -4,7 +4,7 @@ JSON error whose named fields are non-empty paths.
 
 Launched runs stay queued (the prep worker is stopped first), so fuzzing /retrain with the
 token exercises validation and queueing without starting a thousand trainings; they are
-forgotten afterwards.
+forgotten afterwards, and so is any challenger the fuzzing set.
 """
 
 import contextlib
@@ -20,6 +20,7 @@ from schemathesis import GenerationMode
 
 from shared.pipeline import QUEUES
 from shared.queues import connect, queue
+from shared.registry import Registry
 from shared.runs import RUN_INDEX, as_text
 from tests.integration.conftest import GATEWAY_TOKEN, Stack
 from tests.reliability.faults import replace_worker
@@ -42,6 +43,8 @@ def retrains_stay_queued(isolated_stack: Stack) -> Iterator[None]:
     for run_id in redis.zrangebyscore(RUN_INDEX, started, "+inf"):
         redis.delete(f"run:{as_text(run_id)}")
         redis.zrem(RUN_INDEX, run_id)
+    # A challenger the fuzzing set would be scored on every later test's share of requests.
+    Registry(stack.settings).set_challenger(None)
     replace_worker(stack, "prep")
 
 
