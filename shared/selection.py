@@ -85,6 +85,8 @@ class Comparison:
     # conditions.
     candidate_metrics: Mapping[str, float] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    # Which listings, as the reasons name them (a challenger is compared on live ones).
+    listings: str = "test listings neither trained on"
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,7 @@ def decide_promotion(
 def _compared_checks(rules: GateRules, compared: Comparison) -> list[tuple[Check, str]]:
     """The conditions checked against the compared version on the same listings, each with
     why it failed (read only if it did)."""
-    where = (
-        f"v{compared.version}'s {{:.4f}} on the {compared.rows} test listings neither trained on"
-    )
+    where = f"v{compared.version}'s {{:.4f}} on the {compared.rows} {compared.listings}"
     tolerance = rules.champion_tolerance
     below = f"more than {tolerance:.4f} (select.champion_tolerance) below" if tolerance else "below"
     value, theirs = compared.candidate_score, compared.score

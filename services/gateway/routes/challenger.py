@@ -223,6 +223,7 @@ def _live_comparison(trial: dict[str, Any], rules: GateRules, champion: str) -> 
         theirs[rules.metric],
         candidate_metrics=mine,
         metrics=theirs,
+        listings="listings judged by realised prices",
     )
 
 
