@@ -192,9 +192,14 @@ class ChampionCache:
         while not self._stop.is_set():
             self.refresh()
             self.first_attempt.set()
-            wait = self.poll_seconds if self.current else UNSERVED_POLL_SECONDS
-            self._wake.wait(min(self.poll_seconds, wait))
+            self._wake.wait(self.next_poll_seconds())
             self._wake.clear()
+
+    def next_poll_seconds(self) -> float:
+        """How long until the alias is looked at again: soon while no champion is served (an
+        outage to end at once); a missing challenger is the usual state, not an outage."""
+        unserved = self.current is None and not self.drop_when_unset
+        return min(self.poll_seconds, UNSERVED_POLL_SECONDS) if unserved else self.poll_seconds
 
     def _listen(self, redis: Redis, channel: str) -> None:
         """Wake the poller on every promotion message; resubscribe when Redis comes back."""

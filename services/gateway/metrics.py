@@ -213,8 +213,9 @@ def challenger_families(version: str, tally: dict[str, str]) -> Iterator[Metric]
         cumulative += count.get(latency_field(bound), 0)
         buckets.append(("+Inf" if bound == float("inf") else f"{bound / 1000:g}", cumulative))
     latency = HistogramMetricFamily(
-        "gateway_challenger_seconds",
-        "Seconds the challenger took to score a request (features and model, one thread)",
+        "gateway_challenger_pass_seconds",
+        "Seconds a pass of the challenger over the waiting listings took (features and model, "
+        "one thread)",
         labels=["version"],
     )
     latency.add_metric([version], buckets, count.get("us", 0) / 1_000_000)

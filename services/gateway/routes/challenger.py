@@ -13,17 +13,17 @@ from typing import Any
 
 from flask import Blueprint
 
+from services.gateway.champion import LoadedModel
 from services.gateway.errors import ApiError
 from services.gateway.routes.lifecycle import (
     asked_by,
     champion_version,
     check_servable,
-    parsed_body,
+    guarded,
     promotion_lock_or_409,
     registry_or_503,
     version_error,
 )
-from services.gateway.routes.requests import require_token
 from services.gateway.shadow import read_tally
 from services.gateway.state import Gateway, gateway
 from shared.challenger import set_challenger
@@ -41,10 +41,7 @@ blueprint = Blueprint("challenger", __name__)
 
 @blueprint.post("/model/challenger")
 def try_challenger() -> tuple[dict[str, Any], int]:
-    state = gateway()
-    require_token(state.settings, "POST /model/challenger")
-    body = parsed_body(ChallengerRequest, required=True)
-    registry = registry_or_503(state)
+    state, body, registry = guarded("POST /model/challenger", ChallengerRequest, required=True)
     with promotion_lock_or_409(state):
         champion = champion_version(registry)
         if body.version == champion:
@@ -70,10 +67,7 @@ def try_challenger() -> tuple[dict[str, Any], int]:
 
 @blueprint.delete("/model/challenger")
 def remove_challenger() -> tuple[dict[str, Any], int]:
-    state = gateway()
-    require_token(state.settings, "DELETE /model/challenger")
-    body = parsed_body(ReasonRequest, required=False)
-    registry = registry_or_503(state)
+    state, body, registry = guarded("DELETE /model/challenger", ReasonRequest, required=False)
     with promotion_lock_or_409(state):
         version = _required_challenger(registry)
         registry.set_challenger(None)
@@ -95,16 +89,18 @@ def show_challenger() -> tuple[dict[str, Any], int]:
         "share": state.settings.challenger_share,
         "loaded_here": loaded is not None and loaded.version == version,
         "shadow": read_tally(state.redis, state.settings.challenger_tally_prefix, version),
+        # Each version's own measure, taken by its training run: one listing, one thread.
+        "single_row_ms": {
+            "champion": _single_row_ms(state.cache.current),
+            "challenger": _single_row_ms(loaded) if loaded and loaded.version == version else None,
+        },
         "live": _trial(state, version),
     }, 200
 
 
 @blueprint.post("/model/challenger/promote")
 def promote_challenger() -> tuple[dict[str, Any], int]:
-    state = gateway()
-    require_token(state.settings, "POST /model/challenger/promote")
-    body = parsed_body(ReasonRequest, required=False)
-    registry = registry_or_503(state)
+    state, body, registry = guarded("POST /model/challenger/promote", ReasonRequest, required=False)
     rules = load_params(state.settings.pipeline_config).select.gate()
     with promotion_lock_or_409(state) as lock:
         version = _required_challenger(registry)
@@ -148,6 +144,11 @@ def promote_challenger() -> tuple[dict[str, Any], int]:
         registry.record(event)
     publish_promotion(state.redis, state.settings, version)
     return {**event.as_json(), "decision": verdict}, 200
+
+
+def _single_row_ms(model: LoadedModel | None) -> float | None:
+    metrics = model.info.get("metrics", {}) if model is not None else {}
+    return metrics.get("predict_ms_single_row")
 
 
 def _challenger_version(registry: Registry) -> str | None:

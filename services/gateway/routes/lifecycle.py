@@ -45,10 +45,7 @@ def model_history() -> tuple[dict[str, Any], int]:
 
 @blueprint.post("/model/rollback")
 def rollback() -> tuple[dict[str, Any], int]:
-    state = gateway()
-    require_token(state.settings, "POST /model/rollback")
-    body = parsed_body(RollbackRequest, required=False)
-    registry = registry_or_503(state)
+    state, body, registry = guarded("POST /model/rollback", RollbackRequest, required=False)
     with promotion_lock_or_409(state) as lock:
         current = champion_version(registry)
         target = body.version or previous_champion(registry.history(), current)
@@ -72,10 +69,7 @@ def rollback() -> tuple[dict[str, Any], int]:
 
 @blueprint.post("/model/pin")
 def pin() -> tuple[dict[str, Any], int]:
-    state = gateway()
-    require_token(state.settings, "POST /model/pin")
-    body = parsed_body(PinRequest, required=True)
-    registry = registry_or_503(state)
+    state, body, registry = guarded("POST /model/pin", PinRequest, required=True)
     with promotion_lock_or_409(state):  # a pin and a gate's decision never interleave
         current = champion_version(registry)
         if body.pin:
@@ -96,6 +90,15 @@ def _pin(registry: Registry, version: str, reason: str | None) -> dict[str, Any]
     registry.set_pin(pin)
     registry.record(event)
     return pin
+
+
+def guarded(operation: str, model: type[Body], required: bool) -> tuple[Gateway, Body, Registry]:
+    """What a route that changes who serves starts with: the token checked, then its body
+    parsed, then the registry once MLflow answers."""
+    state = gateway()
+    require_token(state.settings, operation)
+    body = parsed_body(model, required)
+    return state, body, registry_or_503(state)
 
 
 def asked_by() -> dict[str, str]:

@@ -64,15 +64,17 @@ def predict() -> tuple[dict[str, Any], int]:
 
 
 def _try_challenger(shadow: Shadow, answers: list[dict[str, Any]], listings: list[Listing]) -> None:
-    """For the share of requests the challenger also scores: score them once the response has
-    been sent (never before: the client waits for the champion only)."""
+    """For the share of requests the challenger also scores: queue their listings, and score
+    what waits once the response has been sent (never before: the client waits for the
+    champion only)."""
     challenger = shadow.pick()
     if challenger is None or challenger.version == answers[0]["model_version"]:
         return
     categories = [answer["price_category"] for answer in answers]
-    records = [vars(listing) for listing in listings]
+    if not shadow.add(challenger, [vars(listing) for listing in listings], categories):
+        return
 
     @after_this_request
     def score_after_sending(response: Response) -> Response:
-        response.call_on_close(lambda: shadow.score(challenger, records, categories))
+        response.call_on_close(shadow.score_waiting)
         return response

@@ -59,3 +59,12 @@ def test_a_challenger_is_dropped_when_its_alias_is_removed_and_a_champion_is_not
     challenger_alias.version = "6"
     assert challenger.refresh() is True
     assert challenger.current.version == "6"
+
+
+def test_the_alias_is_looked_at_often_only_while_no_champion_is_served():
+    champion = ChampionCache(_Alias(), poll_seconds=30)
+    challenger = ChampionCache(_Alias(), poll_seconds=30, drop_when_unset=True)
+    assert champion.next_poll_seconds() == 0.5  # no champion: predictions are failing
+    assert challenger.next_poll_seconds() == 30  # no challenger: nothing is failing
+    champion.refresh()
+    assert champion.next_poll_seconds() == 30

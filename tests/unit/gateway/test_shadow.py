@@ -1,5 +1,5 @@
-"""The challenger's shadow scoring: what one request tallies, what a tally says, and that the
-route scores a request with the challenger only after answering it with the champion."""
+"""The challenger's shadow scoring: what a pass tallies, what a tally says, and that the route
+scores requests with the challenger in passes, only after answering them with the champion."""
 
 import pytest
 
@@ -12,9 +12,10 @@ from tests.unit.gateway.conftest import FakeSource
 LISTING = CHALLENGE_EXAMPLE
 
 
-def test_one_request_tallies_agreement_each_category_and_its_latency_bucket():
+def test_a_pass_tallies_agreement_each_category_and_its_time_bucket():
     counts = shadow.compare(["Low", "Mid", "Mid", "Lux"], ["Low", "High", "Mid", "Mid"], 0.7)
     assert counts == {
+        "passes": 1,
         "requests": 1,
         "listings": 4,
         "le:1": 1,
@@ -45,17 +46,19 @@ def test_a_tally_says_the_agreement_the_disagreement_per_category_and_the_latenc
     }
     assert said["by_champion_category"]["Low"]["disagreement"] == 0
     assert said["by_champion_category"]["High"]["listings"] == 1
-    latency = said["latency_ms"]
-    assert latency["mean"] == pytest.approx((0.7 + 98 * 0.15 + 30) / 100, abs=1e-3)
-    assert latency["p50_at_most"] == 0.2  # 98 of 100 under 0.2 ms
-    assert latency["p99_at_most"] == 1  # the 99th is the 0.7 ms request
+    scoring = said["scoring_ms"]
+    assert scoring["passes"] == 100
+    assert scoring["pass_mean"] == pytest.approx((0.7 + 98 * 0.15 + 30) / 100, abs=1e-3)
+    assert scoring["per_listing"] == pytest.approx((0.7 + 98 * 0.15 + 30) / 103, abs=1e-3)
+    assert scoring["pass_p50_at_most"] == 0.2  # 98 of 100 under 0.2 ms
+    assert scoring["pass_p99_at_most"] == 1  # the 99th is the 0.7 ms pass
     assert said["since"] == "2026-12-07T00:00:00+00:00"
 
 
 def test_an_empty_tally_says_nothing_rather_than_zero():
     said = shadow.summary({"since": "x"})
     assert said["agreement"] is None
-    assert said["latency_ms"] == {"mean": None, "p50_at_most": None, "p99_at_most": None}
+    assert said["scoring_ms"]["passes"] == 0 and said["scoring_ms"]["per_listing"] is None
 
 
 class _Challenger(FakeSource):
@@ -73,13 +76,14 @@ class _Challenger(FakeSource):
         return loaded
 
 
-def _gateway(settings, source, challenger, share: float):
+def _gateway(settings, source, challenger, share: float, pass_listings: int = 1):
     settings = settings.model_copy(update={"challenger_share": share})
     app = create_app(settings, source=source, watch_champion=False, challenger_source=challenger)
     state = app.extensions["gateway"]
     state.cache.refresh()
     state.challenger.refresh()
     state.shadow.draw = lambda: 0.5  # a request is picked when its draw is below the share
+    state.shadow.pass_listings = pass_listings
     return app, state
 
 
@@ -129,7 +133,7 @@ def test_a_failing_challenger_never_fails_the_answer(settings, source, small_pip
         assert reply.status_code == 200
         assert reply.get_json()["model_version"] == "7"
     assert _unsent(state) == {}
-    assert "challenger v9 could not score a request" in caplog.text
+    assert "challenger v9 could not score 1 listings" in caplog.text
 
 
 def test_tallies_redis_did_not_take_are_kept_for_the_next_send(settings, source, small_pipeline):
@@ -157,10 +161,38 @@ def test_metrics_give_the_tallies_as_counters_and_the_latency_as_a_histogram():
     assert samples[("gateway_challenger_agreed_total", (("version", "9"),))] == 2
     key = (("challenger_category", "High"), ("champion_category", "Mid"), ("version", "9"))
     assert samples[("gateway_challenger_disagreed_total", key)] == 1
-    bucket = "gateway_challenger_seconds_bucket"
+    bucket = "gateway_challenger_pass_seconds_bucket"
     assert samples[(bucket, (("le", "0.0002"), ("version", "9")))] == 1
     assert samples[(bucket, (("le", "0.005"), ("version", "9")))] == 2
     assert samples[(bucket, (("le", "+Inf"), ("version", "9")))] == 2
-    assert samples[("gateway_challenger_seconds_sum", (("version", "9"),))] == pytest.approx(
+    assert samples[("gateway_challenger_pass_seconds_sum", (("version", "9"),))] == pytest.approx(
         0.00315
     )
+
+
+def test_picked_requests_wait_for_a_pass_of_their_own_size_then_are_scored_in_one(
+    settings, source, small_pipeline
+):
+    app, state = _gateway(settings, source, _Challenger(small_pipeline), share=1.0, pass_listings=5)
+    client = app.test_client()
+    for _ in range(2):  # 1 + 2 listings: 3 waiting, under the pass's 5
+        with client.post("/predict", json=LISTING), client.post("/predict", json=[LISTING] * 2):
+            pass
+        if _ == 0:
+            assert _unsent(state) == {}
+    # The request that brought the 5th and 6th listing scored all six once answered.
+    tallied = _unsent(state)["price-category:challenger:v9"]
+    assert (tallied["passes"], tallied["requests"], tallied["listings"]) == (1, 4, 6)
+
+
+def test_listings_left_waiting_are_scored_by_the_sending_thread(
+    settings, source, small_pipeline, monkeypatch
+):
+    app, state = _gateway(settings, source, _Challenger(small_pipeline), share=1.0, pass_listings=5)
+    with app.test_client().post("/predict", json=LISTING):
+        pass
+    assert not state.shadow._left_waiting()  # not yet: a picked request may still come
+    monkeypatch.setattr(shadow, "PASS_WAIT_SECONDS", 0.0)
+    assert state.shadow._left_waiting()
+    state.shadow.score_waiting()
+    assert _unsent(state)["price-category:challenger:v9"]["listings"] == 1
