@@ -147,6 +147,11 @@ def version_error(status: int, error: str, message: str) -> ApiError:
     return ApiError(status, error, message, fields=[{"path": "version", "message": message}])
 
 
+# Versions this process loaded and proved: a registered version's model never changes, and
+# MLflow never gives its number to another, so each is downloaded and loaded once at most.
+_PROVEN: set[tuple[str, str, str]] = set()
+
+
 def check_servable(registry: Registry, version: str) -> None:
     """404 for a version that does not exist; 422 for one this gateway would not serve."""
     try:
@@ -157,8 +162,12 @@ def check_servable(registry: Registry, version: str) -> None:
                 404, "version_not_found", f"no version {version} is registered"
             ) from None
         raise
+    proven = (registry.settings.mlflow_tracking_uri, registry.name, version)
+    if proven in _PROVEN:
+        return
     try:
         prove(registry.load_version(version))
+        _PROVEN.add(proven)
     except Exception as error:  # noqa: BLE001 - whatever the reason, it is not served
         raise version_error(
             422,
