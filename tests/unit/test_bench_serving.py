@@ -41,6 +41,7 @@ def _results(swap_seconds: float) -> ServingResults:
         ("gateway-2proc+front", 4): load(3.1, 6.3, 1170),
         ("gateway-log", 1): load(1.25, 1.5, 790),
         ("gateway-nolog", 1): load(1.1, 1.4, 850),
+        ("gateway-challenger", 1): load(1.28, 1.7, 780),
     }
     layers = Layers(load(0.3, 0.4, 3000), load(0.6, 0.7, 1600), load(0.9, 1.0, 1100))
     batch = {"gateway, every core": 70_000, "gateway, 1 thread": 50_000}
@@ -62,6 +63,10 @@ def test_goals_name_both_numbers_and_say_no_when_missed():
     assert batch == ("50,000 / 45,000 listings/s = 1.11x", False)
     logged = next(v for k, v in by_goal.items() if "prediction log" in k)
     assert logged == ("1.25 - 1.10 = +0.15 ms", False)
+    challenger_p50 = next(v for k, v in by_goal.items() if "challenger adds <= 0.05 ms" in k)
+    assert challenger_p50 == ("1.280 - 1.250 = +0.030 ms", True)
+    challenger_p99 = next(v for k, v in by_goal.items() if "challenger adds <= 10%" in k)
+    assert challenger_p99 == ("1.70 / 1.50 ms = 1.13x", False)
     swap = next(v for k, v in by_goal.items() if "new champion" in k)
     assert swap == ("2.50 s", False)
     faster = next(row[1:] for row in goals(_results(1.9)) if "new champion" in row[0])
