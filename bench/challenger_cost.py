@@ -5,7 +5,7 @@ this runs it alone.
 
 `python -m bench.challenger_cost [--seconds S] [--runs N]` prints the table and the goals
 (p50 within 0.05 ms and p99 within 10% of the gateway without one). The challenger is the
-champion's model registered again: the same work per listing as a challenger of its kind.
+champion's model registered again (not compiled, as a gateway holds a challenger).
 """
 
 import sys

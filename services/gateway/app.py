@@ -42,19 +42,10 @@ def _version(cache: ChampionCache | None) -> str | None:
 
 
 def _report_challenger(challenger: ChampionCache, metrics: Metrics) -> None:
-    """The challenger each process holds, and whether its compiled trees predict, as gauges."""
+    """The challenger each process holds, as a gauge."""
 
-    def swapped(model: LoadedModel) -> None:
-        metrics.challenger_version.set(float(model.version))
-        metrics.challenger_compiled_trees.set(0)
-
-    def dropped() -> None:
-        metrics.challenger_version.set(0)
-        metrics.challenger_compiled_trees.set(0)
-
-    challenger.on_swap = swapped
-    challenger.on_dropped = dropped
-    challenger.on_compiled = lambda model: metrics.challenger_compiled_trees.set(1)
+    challenger.on_swap = lambda model: metrics.challenger_version.set(float(model.version))
+    challenger.on_dropped = lambda: metrics.challenger_version.set(0)
 
 
 def create_app(
@@ -84,12 +75,12 @@ def create_app(
     cache = ChampionCache(source, settings.alias_poll_seconds, compile_trees)
     challenger, shadow = None, None
     if challenger_source is not None:
+        # Its trees are not compiled: it scores a share of the traffic in passes, after the
+        # answers, and compiling (seconds of Python holding the interpreter's lock in every
+        # process) would cost the champion's answers more than it saves. Its time as champion
+        # is its training run's measure (GET /model/challenger: single_row_ms).
         challenger = ChampionCache(
-            challenger_source,
-            settings.alias_poll_seconds,
-            compile_trees,  # so that its latency is the one it would have as champion
-            drop_when_unset=True,
-            role="challenger",
+            challenger_source, settings.alias_poll_seconds, drop_when_unset=True, role="challenger"
         )
         shadow = Shadow(
             redis,

@@ -392,13 +392,6 @@ class Metrics:
             multiprocess_mode="livemin",
             registry=self.registry,
         )
-        self.challenger_compiled_trees = Gauge(
-            "gateway_challenger_compiled_trees",
-            "1 once the challenger's compiled trees predict (across processes: 0 while any "
-            "live one holds none or predicts with LightGBM's)",
-            multiprocess_mode="livemin",
-            registry=self.registry,
-        )
         self.compiled_trees = Gauge(
             "gateway_compiled_trees",
             "1 once the champion's compiled trees predict (across processes: 0 while any live "

@@ -139,6 +139,16 @@ def test_a_challenger_scores_its_share_and_never_changes_an_answer(
     ]
 
 
+@pytest.fixture
+def prices_forgotten_after(stack: Stack) -> Iterator[None]:
+    """The realised prices a test sends are deleted from the monitor's store afterwards: later
+    tests score the prices they send themselves, in the same window."""
+    before = set(stack.settings.feedback_dir.rglob("*.parquet"))
+    yield
+    for added in set(stack.settings.feedback_dir.rglob("*.parquet")) - before:
+        added.unlink()
+
+
 def _send_realised_prices(gateway: str, listings: list[dict], prices: list[float]) -> None:
     """Predict the listings and send their real prices; wait until they are joined."""
     reply = requests.post(f"{gateway}/predict", json=listings, timeout=60)
@@ -159,7 +169,7 @@ def _send_realised_prices(gateway: str, listings: list[dict], prices: list[float
 
 
 def test_realised_prices_score_both_side_by_side_and_the_gate_promotes_on_them(
-    stack: Stack, gateway: str, served_champion: str, challenger: str
+    stack: Stack, gateway: str, served_champion: str, challenger: str, prices_forgotten_after: None
 ):
     reply = requests.post(
         f"{gateway}/model/challenger", json={"version": challenger}, headers=AUTH, timeout=60
