@@ -4,7 +4,7 @@ JSON error whose named fields are non-empty paths.
 
 Launched runs stay queued (the prep worker is stopped first), so fuzzing /retrain with the
 token exercises validation and queueing without starting a thousand trainings; they are
-forgotten afterwards, and so is any challenger the fuzzing set.
+forgotten afterwards; the champion the fuzzing found is put back, with no pin and no challenger.
 """
 
 import contextlib
@@ -37,14 +37,20 @@ def retrains_stay_queued(isolated_stack: Stack) -> Iterator[None]:
     redis = connect(stack.settings.redis_url)
     stack.workers["prep"].stop()
     started = time.time()
+    registry = Registry(stack.settings)
+    champion = registry.champion()
     yield
     for name in QUEUES:
         queue(redis, name).empty()
     for run_id in redis.zrangebyscore(RUN_INDEX, started, "+inf"):
         redis.delete(f"run:{as_text(run_id)}")
         redis.zrem(RUN_INDEX, run_id)
-    # A challenger the fuzzing set would be scored on every later test's share of requests.
-    Registry(stack.settings).set_challenger(None)
+    # Rollbacks, pins, challengers and their promotions moved who serves at random: the
+    # champion is put back, the pin lifted and the challenger removed, as later tests expect.
+    if champion is not None:
+        registry.promote(str(champion.version))
+    registry.set_pin(None)
+    registry.set_challenger(None)
     replace_worker(stack, "prep")
 
 
