@@ -1,17 +1,20 @@
 """The prediction log: every answered listing appended to a Redis Stream, off the answer's path.
 
-A request encodes its answers as the stream entry they become (its listings as one JSON array,
-packed as the append script's one argument: a few microseconds) and hands it to a bounded
-in-process buffer; one background thread per gateway process writes the buffer to the stream,
-one entry per request (a 10,000-listing batch is one encoding call, not 10,000 commands). The
-stream is capped in listings (shared.capped_stream): what does not fit is dropped and counted,
-never trimmed from what the monitor has not drained. The thread lingers a moment after being
-woken so that one round trip carries the requests of that moment.
+A request hands its answers to a bounded in-process buffer, and once its response is sent
+encodes them as the stream entry they become (its listings as one JSON array, packed as the
+append script's one argument: a few microseconds for one listing, 26 ms for 10,000, which the
+client no longer waits for). One background thread per gateway process writes the buffer to the
+stream, one entry per request (a 10,000-listing batch is one encoding call, not 10,000
+commands). The stream is capped in listings (shared.capped_stream): what does not fit is
+dropped and counted, never trimmed from what the monitor has not drained. The thread lingers a
+moment after being woken so that one round trip carries the requests of that moment.
 
-The encoding is the request's, not the thread's, on purpose: the thread's Python work holds the
-interpreter's lock, and a request arriving meanwhile waits for it. Encoding 70 requests' entries
-at once (one linger's worth at 1,400 requests/s) held it for about a millisecond, 20 times a
-second: the log tripled the p99 of single predictions. Now the thread only sends bytes.
+The encoding is the request's process's, not the thread's, on purpose: the thread's Python work
+holds the interpreter's lock, and a request arriving meanwhile waits for it. Encoding 70
+requests' entries at once (one linger's worth at 1,400 requests/s) held it for about a
+millisecond, 20 times a second: the log tripled the p99 of single predictions. Now the thread
+only sends bytes, unless it reaches a request before that request's own encoding does (then it
+encodes that one itself: a request whose close never came still gets logged).
 
 Redis away or frozen never costs a prediction, nor a logged one while the buffer has room: the
 writer keeps the requests it could not send and sends them again (the same append, so a reply
@@ -29,7 +32,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 from redis import Redis
@@ -120,11 +123,36 @@ class _Unsent:
     for them."""
 
     append_id: str
-    entries: list[Item]
+    entries: list["Recorded"]
 
     @property
     def listings(self) -> int:
         return sum(entry.count for entry in self.entries)
+
+    def items(self) -> list[Item]:
+        return [entry.encode() for entry in self.entries]
+
+
+class Recorded:
+    """A request's answers in the buffer. The request encodes them once its response is sent;
+    the writer, if it takes them first (rare), does. Either may: both make the same bytes."""
+
+    __slots__ = ("_answered", "_item", "count")
+
+    def __init__(self, answered: Answered) -> None:
+        self._answered: Answered | None = answered
+        self._item: Item | None = None
+        self.count = len(answered.listings)
+
+    def encode(self) -> Item:
+        answered = self._answered
+        if answered is None:  # encoded already: _item is set before _answered is cleared
+            return cast(Item, self._item)
+        item = answered.entry()
+        item.packed  # noqa: B018 - the bytes the writer sends, made here, not by the writer
+        self._item = item
+        self._answered = None  # the listings are not held twice
+        return item
 
 
 class PredictionLog:
@@ -139,7 +167,7 @@ class PredictionLog:
         self.stream = stream
         self.capacity = capacity  # listings buffered at most, those being sent included
         self.on_dropped = on_dropped
-        self._pending: deque[Item] = deque()
+        self._pending: deque[Recorded] = deque()
         self._buffered = 0
         self._unsent: _Unsent | None = None  # sent, and Redis has not answered yet
         self._lock = threading.Lock()
@@ -149,11 +177,11 @@ class PredictionLog:
         self._marked_at = float("-inf")
         self._drops_to_count = 0  # dropped, not yet added to the stream's own count
 
-    def record(self, answered: Answered) -> None:
-        """Queue a request's answers for the stream; drops them (counted) when the buffer is
-        full. Starts the writer on first use."""
-        entry = answered.entry()
-        entry.packed  # noqa: B018 - encoded now, in the request's time, not the writer's (above)
+    def record(self, answered: Answered) -> "Recorded":
+        """Queue a request's answers for the stream (call the result's `encode` once the
+        response is sent); drops them (counted) when the buffer is full. Starts the writer on
+        first use."""
+        entry = Recorded(answered)
         count = entry.count
         with self._lock:
             accepted = self._buffered + count <= self.capacity
@@ -169,6 +197,7 @@ class PredictionLog:
             self._wake.set()
         else:
             self._dropped(count)
+        return entry
 
     def flush(self) -> bool:
         """Send everything buffered now; False when Redis could not be reached (what was not
@@ -178,7 +207,7 @@ class PredictionLog:
             self._unsent = unsent
             listings = unsent.listings
             try:
-                written = self.stream.append(unsent.append_id, unsent.entries)
+                written = self.stream.append(unsent.append_id, unsent.items())
             except (RedisConnectionError, RedisTimeoutError) as error:
                 self._warn(error, listings, "kept to send again")
                 return False
@@ -221,7 +250,7 @@ class PredictionLog:
     def _take(self, limit: int) -> _Unsent | None:
         """Requests' entries buffered, oldest first, up to about limit listings (at least
         one)."""
-        taken: list[Item] = []
+        taken: list[Recorded] = []
         with self._lock:
             count = 0
             while self._pending and (not taken or count + self._pending[0].count <= limit):

@@ -2,6 +2,7 @@
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -48,7 +49,7 @@ def predict() -> tuple[dict[str, Any], int]:
     for category, count in Counter(a["price_category"] for a in answers).items():
         state.metrics.predictions.labels(category).inc(count)
     if state.prediction_log is not None:
-        state.prediction_log.record(
+        recorded = state.prediction_log.record(
             Answered(
                 prediction_id=prediction_id,
                 request_id=g.request_id,
@@ -60,7 +61,18 @@ def predict() -> tuple[dict[str, Any], int]:
                 latency_ms=(time.perf_counter() - g.started) * 1000,
             )
         )
+        _after_sending(recorded.encode)  # 26 ms for 10,000 listings the client need not wait
     return body, 200
+
+
+def _after_sending(work: Callable[[], object]) -> None:
+    """Do work once the response has been sent (gunicorn closes it after writing it), in this
+    worker, before it takes its next request."""
+
+    @after_this_request
+    def then(response: Response) -> Response:
+        response.call_on_close(work)
+        return response
 
 
 def _try_challenger(shadow: Shadow, answers: list[dict[str, Any]], listings: list[Listing]) -> None:
@@ -71,10 +83,5 @@ def _try_challenger(shadow: Shadow, answers: list[dict[str, Any]], listings: lis
     if challenger is None or challenger.version == answers[0]["model_version"]:
         return
     categories = [answer["price_category"] for answer in answers]
-    if not shadow.add(challenger, [vars(listing) for listing in listings], categories):
-        return
-
-    @after_this_request
-    def score_after_sending(response: Response) -> Response:
-        response.call_on_close(shadow.score_waiting)
-        return response
+    if shadow.add(challenger, [vars(listing) for listing in listings], categories):
+        _after_sending(shadow.score_waiting)
