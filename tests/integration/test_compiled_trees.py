@@ -37,14 +37,21 @@ def test_compiled_trees_answer_exactly_as_lightgbm(kind: str):
 
 def test_trees_treelite_4_1_refused_compile_and_answer_exactly(tmp_path):
     """One iteration of a default-grid lgbm_all trained on the shipped data, whose categorical
-    splits treelite 4.1.2 (tl2cgen's own version) refused ("Node key cannot be negative")."""
+    splits treelite 4.1.2 (tl2cgen's own version) refused ("Node key cannot be negative"),
+    with missing values, in a big batch and row by row."""
     booster = lightgbm.Booster(model_file=GOLDEN / "lgbm_all_iteration_74.txt")
     x = np.column_stack(
         [np.random.default_rng(0).integers(0, 25, 1_000)] * 3
         + [np.random.default_rng(i).uniform(-5, 50, 1_000) for i in range(17)]
     )
+    x[::7, 5] = np.nan  # missing values, as a left-out optional field may give
+    x[::11, 0] = np.nan
     compiled = compiled_trees.CompiledBooster(booster, tmp_path)
     assert np.array_equal(compiled.predict(x), booster.predict(x))
+    # A few rows go through the library's own function, one by one: the same answers.
+    for rows in (x[:1], x[7:8], x[: compiled_trees.ROW_BY_ROW]):
+        assert np.array_equal(compiled.predict(rows), booster.predict(rows))
+    assert compiled_trees.ROW_BY_ROW > 1
 
 
 def test_compiled_trees_that_answer_otherwise_are_not_used(
