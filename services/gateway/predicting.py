@@ -1,10 +1,11 @@
 """Answering prediction requests with a loaded champion: the gateway's own work, no HTTP.
 
-The route calls answer_request; so does the benchmark's in-process floor, which therefore
-measures exactly what a request costs below Flask.
+The route calls validated_listings and answer_listings; the benchmark's in-process floor calls
+answer_request, both in one, which therefore measures exactly what a request costs below Flask.
 """
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from services.gateway.admission import NoSlotFree, WorkSlots
 from services.gateway.champion import LoadedModel
 from services.gateway.errors import ApiError, validation_error
+from services.gateway.json_provider import parse_json
 from shared.contracts import Listing
 from shared.explaining import ExplanationUnavailableError, explain, top_contributions
 from shared.modeling import predict_matrix
@@ -22,6 +24,7 @@ from shared.schema import PRICE_CATEGORIES
 from shared.settings import Settings
 
 _listings = TypeAdapter(list[Listing])
+_AN_ARRAY = re.compile(rb"[ \t\r\n]*\[")  # JSON's own whitespace, then an array
 # A batch this big is worth every core for its fraction of a second, even if another gateway
 # process wants one meanwhile; smaller requests stay single-threaded (one process per core).
 PARALLEL_BATCH_ROWS = 2_000
@@ -93,9 +96,9 @@ def _add_explanations(
         answer["explanation"] = contributions
 
 
-def is_big_batch(payload: Any) -> bool:
-    """Whether a parsed predict body is a batch that predicts on every core."""
-    return isinstance(payload, list) and len(payload) >= PARALLEL_BATCH_ROWS
+def is_big_batch(listings: list[Listing]) -> bool:
+    """Whether a request's listings are a batch that predicts on every core."""
+    return len(listings) >= PARALLEL_BATCH_ROWS
 
 
 @contextmanager
@@ -159,23 +162,62 @@ def _validate(
         raise validation_error(error) from None
 
 
+def validated_listings(
+    raw: bytes, settings: Settings, explain: bool = False
+) -> tuple[list[Listing], bool]:
+    """A predict body's listings, validated against the contract, and whether it was a batch.
+
+    An array, the big case, is validated straight from its bytes by pydantic's own JSON parser:
+    10,000 listings in 33 ms instead of 20 to parse them and 33 to validate them. Anything that
+    path refuses (and a batch to explain, capped far lower) goes through the standard parser
+    and the checks of _validate, which say precisely what is wrong: the same answers as
+    before (tests/unit/gateway/test_properties.py holds both paths equal); a refusal costs
+    twice."""
+    max_explained = settings.max_explain_batch if _explain_top(settings, explain) else None
+    if max_explained is None and _AN_ARRAY.match(raw):
+        try:
+            listings = _listings.validate_json(raw)
+        except ValidationError:
+            pass  # said precisely below
+        else:
+            if 0 < len(listings) <= settings.max_batch:
+                return listings, True
+    return _validate(parse_json(raw), settings.max_batch, max_explained)
+
+
+def answer_listings(
+    listings: list[Listing],
+    batch: bool,
+    settings: Settings,
+    champion: Callable[[], LoadedModel],
+    explain: bool = False,
+    batch_threads: int | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The answer to validated listings and its answers, one per listing, predicted by the
+    champion (read once, after validation, so a swap mid-request cannot mix two models and a
+    bad body is a 422 even with no champion). batch_threads overrides the settings' for a big
+    batch."""
+    model = champion()
+    threads = batch_threads or settings.batch_threads
+    answers = predict_listings(model, listings, _explain_top(settings, explain), threads)
+    if batch:
+        return {"model_version": model.version, "predictions": answers}, answers
+    return answers[0], answers
+
+
 def answer_request(
-    payload: Any,
+    raw: bytes,
     settings: Settings,
     champion: Callable[[], LoadedModel],
     explain: bool = False,
     batch_threads: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[Listing]]:
-    """The answer to a parsed predict body, its answers one per listing, and the validated
-    listings: validated against the contract, then predicted by the champion (read once,
-    after validation, so a swap mid-request cannot mix two models and a bad body is a 422
-    even with no champion). batch_threads overrides the settings' for a big batch."""
-    explain_top = settings.explain_top_features if explain else None
-    max_explained = settings.max_explain_batch if explain_top else None
-    listings, batch = _validate(payload, settings.max_batch, max_explained)
-    model = champion()
-    threads = batch_threads or settings.batch_threads
-    answers = predict_listings(model, listings, explain_top, threads)
-    if batch:
-        return {"model_version": model.version, "predictions": answers}, answers, listings
-    return answers[0], answers, listings
+    """A predict body's answer, its answers and its validated listings: the route's work below
+    HTTP in one call (the benchmark's in-process floor)."""
+    listings, batch = validated_listings(raw, settings, explain)
+    body, answers = answer_listings(listings, batch, settings, champion, explain, batch_threads)
+    return body, answers, listings
+
+
+def _explain_top(settings: Settings, explain: bool) -> int | None:
+    return settings.explain_top_features if explain else None

@@ -8,9 +8,14 @@ from typing import Any
 
 from flask import Blueprint, Response, after_this_request, g
 
-from services.gateway.predicting import answer_request, explanation_slot, is_big_batch
+from services.gateway.predicting import (
+    answer_listings,
+    explanation_slot,
+    is_big_batch,
+    validated_listings,
+)
 from services.gateway.prediction_log import Answered
-from services.gateway.routes.requests import json_body, query_flag
+from services.gateway.routes.requests import json_bytes, query_flag
 from services.gateway.shadow import Shadow
 from services.gateway.state import gateway
 from shared.contracts import Listing
@@ -30,13 +35,13 @@ def predict() -> tuple[dict[str, Any], int]:
         # only while it holds one, else on its own process's core.
         if explain:
             expensive.enter_context(explanation_slot(state.work_slots))
-        payload = json_body()
-        big = not explain and is_big_batch(payload)
+        listings, batch = validated_listings(json_bytes(), state.settings, explain)
+        big = not explain and is_big_batch(listings)
         threads = None
         if big and not expensive.enter_context(state.work_slots.held_if_free()):
             threads = 1
-        body, answers, listings = answer_request(
-            payload, state.settings, state.champion, explain=explain, batch_threads=threads
+        body, answers = answer_listings(
+            listings, batch, state.settings, state.champion, explain, batch_threads=threads
         )
     at = time.time()
     # Each answer's own id, for POST /feedback to name it; a client's X-Request-ID is theirs

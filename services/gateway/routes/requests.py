@@ -1,12 +1,12 @@
 """Reading request bodies and query flags, with the JSON errors the contract promises."""
 
 import hmac
-import json
 from typing import Any
 
 from flask import request
 
 from services.gateway.errors import ApiError
+from services.gateway.json_provider import parse_json
 from shared.settings import Settings
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
@@ -14,19 +14,28 @@ _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
 def json_body(required: bool = True) -> Any:
     """The parsed JSON body: 415 when it is not JSON, 400 when it does not parse."""
-    raw = request.get_data(cache=False)
-    _refuse_a_chunked_body_over_the_cap(len(raw))
+    raw = _read_body()
     if not raw.strip() and not required:
         return None
+    return parse_json(_json_only(raw))
+
+
+def json_bytes() -> bytes:
+    """The JSON body as sent, unparsed: 415 when it is not JSON."""
+    return _json_only(_read_body())
+
+
+def _read_body() -> bytes:
+    raw = request.get_data(cache=False)
+    _refuse_a_chunked_body_over_the_cap(len(raw))
+    return raw
+
+
+def _json_only(raw: bytes) -> bytes:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send JSON with Content-Type: application/json")  # fmt: skip
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
-    except RecursionError:  # '[' * 1000: the parser's recursion, not the server, gives up
-        raise ApiError(400, "malformed_json", "the body's JSON is nested too deeply") from None
+    return raw
 
 
 def _refuse_a_chunked_body_over_the_cap(read: int) -> None:

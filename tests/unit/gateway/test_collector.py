@@ -19,13 +19,13 @@ def test_a_prediction_is_made_with_the_collector_paused_and_it_is_on_after(
     client, monkeypatch, collector_on
 ):
     seen = []
-    answer = predict_route.answer_request
+    answer = predict_route.answer_listings
 
     def recording(*args, **kwargs):
         seen.append(gc.isenabled())
         return answer(*args, **kwargs)
 
-    monkeypatch.setattr(predict_route, "answer_request", recording)
+    monkeypatch.setattr(predict_route, "answer_listings", recording)
     assert client.post("/predict", json=[CHALLENGE_EXAMPLE] * 2).status_code == 200
     assert seen == [False]
     assert gc.isenabled()

@@ -1,12 +1,14 @@
 """Property-based tests of the prediction contract: any valid listing is answered, and any
 body at all gets a JSON answer, never a 5xx; a rejected field is named."""
 
+import json
 from typing import get_args
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
-from shared.contracts import CHALLENGE_EXAMPLE, Neighbourhood, RoomType
+from shared.contracts import CHALLENGE_EXAMPLE, Listing, Neighbourhood, RoomType
 from shared.schema import LATITUDE_RANGE, LONGITUDE_RANGE, PRICE_CATEGORIES
 
 # One app per test function, reused across examples: predictions do not change its state.
@@ -73,3 +75,33 @@ def test_any_json_body_gets_a_json_answer_never_a_5xx(client, body):
     if reply.status_code >= 400:
         assert answer["error"] and answer["message"]
         assert all(entry["path"] for entry in answer.get("fields", []))
+
+
+@PROPERTY
+@given(
+    listings=st.lists(valid_listings, min_size=1, max_size=3),
+    field=st.sampled_from(sorted(CHALLENGE_EXAMPLE)),
+    value=json_values,
+)
+def test_a_batch_validated_from_its_bytes_is_what_parsing_then_validating_gives(
+    listings, field, value
+):
+    """The gateway validates an array straight from its bytes (services.gateway.predicting):
+    whatever that accepts, the standard parser and then the contract accept as the same
+    fields, of the same types, to the last bit (what it refuses takes the standard way)."""
+    adapter = TypeAdapter(list[Listing])
+    for body in (listings, [*listings[:-1], {**listings[-1], field: value}]):
+        raw = json.dumps(body).encode()
+        try:
+            expected = _fields(adapter.validate_python(json.loads(raw)))
+        except ValidationError:
+            expected = None
+        try:
+            from_bytes = _fields(adapter.validate_json(raw))
+        except ValidationError:
+            continue
+        assert from_bytes == expected
+
+
+def _fields(listings: list[Listing]) -> list[list[tuple[str, type, object]]]:
+    return [[(k, type(v), v) for k, v in vars(listing).items()] for listing in listings]
