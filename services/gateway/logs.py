@@ -49,21 +49,25 @@ def install_request_ids(app: Flask, on_response: Callable[[str, str, int, float]
     @app.after_request
     def finish(response: Response) -> Response:
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        request_id = g.get("request_id", "")
+        response.headers["X-Request-ID"] = request_id
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        on_response(endpoint, request.method, response.status_code, seconds)
-        access_log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
-            extra={
-                "fields": {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
+        method, path, status = request.method, request.path, response.status_code
+
+        def account() -> None:
+            on_response(endpoint, method, status, seconds)
+            access_log.info(
+                "%s %s %s", method, path, status,
+                extra={"fields": {
+                    "request_id": request_id,  # the request's context is gone by now
+                    "method": method,
+                    "path": path,
+                    "status": status,
                     "duration_ms": round(seconds * 1000, 3),
-                }
-            },
-        )
+                }},
+            )  # fmt: skip
+
+        # Once the response is sent (gunicorn closes it after writing it): a JSON log line and
+        # the metrics cost a single prediction 0.1-0.2 ms the client need not wait for.
+        response.call_on_close(account)
         return response
