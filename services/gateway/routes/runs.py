@@ -1,14 +1,9 @@
 """POST /retrain starts a pipeline run; GET /runs and /runs/<id> report on them."""
 
 import json
-import re
-from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, request, url_for
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 
 from services.gateway.errors import ApiError, validation_error
@@ -17,114 +12,29 @@ from services.gateway.server_paths import without_server_paths
 from services.gateway.state import Gateway, gateway
 from shared.contracts import RetrainRequest
 from shared.launch import LAUNCH_LOCK, launch_run
-from shared.raw_data import (
-    artifact_exists,
-    artifact_of,
-    s3_client,
-    s3_object_exists,
-    s3_object_of,
-)
+from shared.raw_data import DataPathError, StoreUnavailable, requested_source
 from shared.runs import as_text
 
 blueprint = Blueprint("runs", __name__)
 IDEMPOTENCY_TTL = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 200
-# What a data_path may hold: its text reaches RQ jobs, and their pages in rq-dashboard, which
-# would render markup.
-SAFE_PATH = re.compile(r"[\w./-]+", re.ASCII)
-
-
-def _bad_data_path(message: str, why: str) -> ApiError:
-    return ApiError(400, "bad_data_path", message, fields=[{"path": "data_path", "message": why}])
-
-
-def _artifact_data_path(state: Gateway, asked: str) -> str:
-    """A dump named as an MLflow artifact: it must be a file of that run."""
-    artifact = artifact_of(asked)
-    if artifact is None:
-        raise _bad_data_path(
-            "an MLflow artifact is named runs:/<32-character run id>/<path of plain names>",
-            "not a runs:/<run id>/<path> name",
-        )
-    try:
-        exists = artifact_exists(MlflowClient(state.settings.mlflow_tracking_uri), *artifact)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            exists = False
-        else:
-            raise ApiError(
-                503, "mlflow_unavailable", "MLflow did not answer: data_path cannot be checked"
-            ) from None
-    if not exists:
-        raise _bad_data_path(f"no such artifact: {asked}", "artifact not found")
-    return asked
-
-
-def _s3_data_path(state: Gateway, asked: str) -> str:
-    """A dump named as an S3 object, where the deployment reads them: it must be there."""
-    if not state.settings.s3_dumps:
-        raise _bad_data_path(
-            "s3:// dumps are not enabled here (PRICE_CATEGORY_S3_DUMPS)", "s3:// not enabled"
-        )
-    found = s3_object_of(asked)
-    if found is None:
-        raise _bad_data_path(
-            "an S3 object is named s3://<bucket>/<key of plain names>",
-            "not an s3://<bucket>/<key> name",
-        )
-    unavailable = ApiError(
-        503, "s3_unavailable", "the S3 store did not answer: data_path cannot be checked"
-    )
-    try:
-        exists = s3_object_exists(s3_client(), *found)
-    except ClientError as error:  # the store answered: a refusal (403) or its own failure
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
-        if status >= 500:
-            raise unavailable from None
-        code = error.response.get("Error", {}).get("Code", str(status))
-        raise _bad_data_path(
-            f"the S3 store refused {asked}: {code}", "object not readable"
-        ) from None
-    except BotoCoreError:  # not answering, or no credentials configured
-        raise unavailable from None
-    if not exists:
-        raise _bad_data_path(f"no such object: {asked}", "object not found")
-    return asked
 
 
 def _data_path(state: Gateway, asked: str | None) -> str:
-    """The raw file to train on: relative to the project, under data/raw/, an artifact of an
-    MLflow run (runs:/<run id>/<path>), or an S3 object (s3://<bucket>/<key>, where enabled);
-    the last two are readable from any node."""
-    settings = state.settings
-    if asked is not None and asked.startswith("runs:/"):
-        return _artifact_data_path(state, asked)
-    if asked is not None and asked.startswith("s3://"):
-        return _s3_data_path(state, asked)
-    if asked is not None and not SAFE_PATH.fullmatch(asked):
-        raise _bad_data_path(
-            "data_path may hold only letters, digits, '.', '_', '-' and '/'",
-            "characters outside [A-Za-z0-9._/-]",
-        )
-    relative = Path(asked) if asked else settings.default_data_path
-    raw_dir = settings.resolve(settings.raw_data_dir).resolve()
+    """The dump to train on, as the run records it: a file under data/raw/ (relative to the
+    project), an artifact of an MLflow run (runs:/<run id>/<path>) or an S3 object
+    (s3://<bucket>/<key>, where enabled); 400 naming the field when it is not there or its
+    name is wrong, 503 when its store does not answer."""
     try:
-        resolved = settings.resolve(relative).resolve()
-        exists = resolved.is_file()
-    except (ValueError, OSError) as error:  # a NUL byte, a name too long for the file system
-        # The reason alone: an OSError's text names the absolute path.
-        why = error.strerror if isinstance(error, OSError) else str(error)
-        raise _bad_data_path(
-            f"data_path is not a usable path: {why}", "not a usable path"
+        return requested_source(state.settings, asked).name
+    except DataPathError as error:
+        raise ApiError(
+            400, "bad_data_path", str(error), fields=[{"path": "data_path", "message": error.why}]
         ) from None
-    if not resolved.is_relative_to(raw_dir):
-        raise _bad_data_path(
-            f"data_path must be a file under {settings.raw_data_dir}/",
-            "outside the raw data folder",
-        )
-    if not exists:
-        raise _bad_data_path(f"no such file: {relative}", "file not found")
-    return str(resolved.relative_to(settings.project_dir.resolve()))
+    except StoreUnavailable as error:
+        raise ApiError(
+            503, f"{error.store}_unavailable", f"{error}: data_path cannot be checked"
+        ) from None
 
 
 def _accepted(run_id: str, data_path: str) -> tuple[dict[str, Any], int, dict[str, str]]:
