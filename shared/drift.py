@@ -42,27 +42,29 @@ OTHER = "(other)"
 BINS = 10
 
 
+# The monitor's parameters. Their values live in config/monitor.yaml only, every key required
+# (a missing one is a ConfigError naming it): one place to read, explain and change them.
 class Thresholds(BaseModel):
-    feature_psi: float = Field(0.25, gt=0)
-    category_mix_psi: float = Field(0.25, gt=0)
-    unseen_share: float = Field(0.05, gt=0, le=1)
+    feature_psi: float = Field(gt=0)
+    category_mix_psi: float = Field(gt=0)
+    unseen_share: float = Field(gt=0, le=1)
 
 
 class DriftParams(BaseModel):
-    window_hours: float = Field(24, gt=0)
-    min_listings: int = Field(100, ge=1)
-    thresholds: Thresholds = Thresholds()
-    retrain: bool = False
-    retrain_every_hours: float = Field(24, gt=0)
+    window_hours: float = Field(gt=0)
+    min_listings: int = Field(ge=1)
+    thresholds: Thresholds
+    retrain: bool
+    retrain_every_hours: float = Field(gt=0)
 
 
 class FeedbackParams(BaseModel):
-    window_days: float = Field(7, gt=0)
+    window_days: float = Field(gt=0)
 
 
 class MonitorParams(BaseModel):
-    drift: DriftParams = DriftParams()
-    feedback: FeedbackParams = FeedbackParams()
+    drift: DriftParams
+    feedback: FeedbackParams
 
 
 def load_monitor_params(path: Path) -> MonitorParams:

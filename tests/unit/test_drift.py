@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from shared.drift import (
     NUMERIC_FIELDS,
     VALUE_FIELDS,
-    Thresholds,
     compare,
     load_monitor_params,
     psi,
@@ -21,6 +21,7 @@ from shared.schema import OPTIONAL_FLAGS, PRICE_CATEGORIES
 from shared.settings import PROJECT_DIR
 
 RNG = np.random.default_rng(0)
+SHIPPED = load_monitor_params(PROJECT_DIR / "config" / "monitor.yaml")
 BOROUGHS = ["Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island"]
 PROPERTY_TYPES = ["Entire rental unit", "Private room in home", "Entire condo"]
 
@@ -85,7 +86,7 @@ def _window(frame: pd.DataFrame) -> pd.DataFrame:
 def test_listings_like_the_training_data_are_no_drift(reference):
     rng = np.random.default_rng(1)
     window = _window(_listings(2_000, rng))
-    report = compare(reference, window, _labels(2_000, rng), Thresholds())
+    report = compare(reference, window, _labels(2_000, rng), SHIPPED.drift.thresholds)
     assert not report["drifted"], report["reasons"]
     assert report["max_feature_psi"] < 0.05
     assert report["unseen_share"] == 0 and report["unseen_values"] == {}
@@ -95,7 +96,7 @@ def test_every_listing_moved_to_the_bronx_with_12_guests_is_drift(reference):
     rng = np.random.default_rng(2)
     window = _window(_listings(500, rng).assign(neighbourhood="Bronx", accommodates=12))
     predicted = pd.Series(["Lux"] * 500)
-    report = compare(reference, window, predicted, Thresholds())
+    report = compare(reference, window, predicted, SHIPPED.drift.thresholds)
     assert report["drifted"]
     assert report["features"]["neighbourhood"]["psi"] > 1
     assert report["features"]["accommodates"]["psi"] > 1
@@ -112,7 +113,7 @@ def test_values_never_seen_are_counted_and_fields_left_out_are_not_drift(referen
     window.loc[:99, "property_type"] = "Treehouse"  # 10%: over the 5% threshold
     window.loc[:, "kitchen"] = None  # requests may leave optional flags out
     window.loc[500:, "property_type"] = None
-    report = compare(reference, window, _labels(1_000, rng), Thresholds())
+    report = compare(reference, window, _labels(1_000, rng), SHIPPED.drift.thresholds)
     assert report["unseen_values"] == {"property_type": {"Treehouse": 100}}
     assert report["unseen_share"] == pytest.approx(0.1)
     assert report["features"]["kitchen"] == {"psi": None, "compared": 0}
@@ -123,7 +124,7 @@ def test_values_never_seen_are_counted_and_fields_left_out_are_not_drift(referen
 def test_the_drift_plot_draws_a_report(reference):
     rng = np.random.default_rng(4)
     window = _window(_listings(300, rng).assign(accommodates=12))
-    report = compare(reference, window, _labels(300, rng), Thresholds())
+    report = compare(reference, window, _labels(300, rng), SHIPPED.drift.thresholds)
     figure = drift_figure({**report, "champion_version": "3", "window_hours": 24})
     assert figure.axes[0].get_xlabel().startswith("population stability index")
     assert figure.texts[0].get_text().startswith("DRIFT: 300 listings answered by version 3")
@@ -135,4 +136,10 @@ def test_the_shipped_monitor_config_loads_and_a_bad_one_names_its_problem(tmp_pa
     bad = tmp_path / "monitor.yaml"
     bad.write_text("drift: {thresholds: {feature_psi: -1}}\n")
     with pytest.raises(ConfigError, match="feature_psi"):
+        load_monitor_params(bad)
+    # Every value is the file's: a key left out is named, not silently given a default.
+    document = yaml.safe_load((PROJECT_DIR / "config" / "monitor.yaml").read_text())
+    del document["drift"]["min_listings"]
+    bad.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match="min_listings"):
         load_monitor_params(bad)
