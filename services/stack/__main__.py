@@ -9,6 +9,7 @@ up only on one that keeps dying at once); stops every process it started on Ctrl
 nothing else.
 """
 
+import faulthandler
 import json
 import logging
 import os
@@ -264,6 +265,9 @@ def main() -> int:
     state.chmod(0o700)  # secrets, logs and Redis' data: this user's alone
     children: list[processes.Supervised] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # `kill -USR1 <pid>` writes where every thread of this process is to its output: what a
+    # stop that hangs is waiting for.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         check_prerequisites()
         env = start_serving(state, children)
@@ -282,6 +286,7 @@ def main() -> int:
             took = time.monotonic() - stopping
             if took > SLOW_STOP_SECONDS:  # e.g. a worker finishing its job: say who waits
                 log.info("stopping %s took %.1f s", child.name, took)
+        log.info("every process this command started has stopped")
 
 
 if __name__ == "__main__":

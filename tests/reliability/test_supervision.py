@@ -87,6 +87,11 @@ class LocalStack:
         self.runner.send_signal(signal.SIGINT)  # Ctrl-C
         try:
             self.runner.wait(60)
+        except subprocess.TimeoutExpired:
+            self.runner.send_signal(signal.SIGUSR1)  # the runner writes its threads' stacks
+            time.sleep(1)
+            output = self.output()[-6000:]
+            raise AssertionError(f"make run did not stop within 60 s:\n{output}") from None
         finally:
             processes.stop(self.runner)
             self.log.close()
