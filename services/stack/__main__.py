@@ -265,6 +265,10 @@ def main() -> int:
     state.chmod(0o700)  # secrets, logs and Redis' data: this user's alone
     children: list[processes.Supervised] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C (SIGINT) stops everything however this was started: a command started in the
+    # background by a shell without job control inherits SIGINT ignored, and Python then
+    # leaves it ignored (the supervision test's runner, under a backgrounded CI, did).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # `kill -USR1 <pid>` writes where every thread of this process is to its output: what a
     # stop that hangs is waiting for.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
